@@ -1,0 +1,1 @@
+"""Warping baselines (FOMM, TPSMM, face-vid2vid) behind the benchmark's Method interface."""

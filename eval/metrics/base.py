@@ -1,0 +1,100 @@
+"""What a metric is: a small object with ``update``/``compute``/``reset``, a direction, a backend.
+
+The runner feeds every metric of a pair from one pass over its frames: a :class:`FrameBatch`
+holds a batch of generated frames and what they are compared with. Per-pair metrics are
+reset for each pair; set-level metrics (FID) accumulate over a whole method x dataset x protocol.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+SAME_IDENTITY = "same-identity"
+CROSS_IDENTITY = "cross-identity"
+PROTOCOLS = (SAME_IDENTITY, CROSS_IDENTITY)
+
+
+@dataclass
+class FrameBatch:
+    """One batch of a pair. Images are float (B, 3, H, W) in [0, 1], decoded from uint8.
+
+    ``ground_truth`` is the driving frame itself for same-identity pairs and ``None`` for
+    cross-identity pairs. ``source`` is (3, H, W). ``context`` carries shared per-frame
+    analyses (landmarks, 3DMM fits, embeddings) keyed by backend, filled by the runner.
+    """
+
+    generated: torch.Tensor
+    driving: torch.Tensor
+    source: torch.Tensor
+    ground_truth: torch.Tensor | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MetricValue:
+    """A computed value with the number of frames it averages, or a skip with its reason."""
+
+    value: float
+    frames: int
+    status: str = "ok"
+    reason: str = ""
+
+    @classmethod
+    def skipped(cls, reason: str) -> MetricValue:
+        return cls(value=math.nan, frames=0, status="skipped", reason=reason)
+
+
+class Metric(ABC):
+    name: str = ""
+    higher_is_better: bool = False
+    protocols: tuple[str, ...] = PROTOCOLS
+    scope: str = "pair"
+    """``"pair"``: one value per pair; ``"set"``: one value per method x dataset x protocol."""
+
+    @property
+    def backend(self) -> str:
+        """What produced the number (network and weights), recorded on every row."""
+        return "exact"
+
+    def available(self) -> str:
+        """Empty when the metric can run; else why not and how to fix it."""
+        return ""
+
+    @abstractmethod
+    def update(self, batch: FrameBatch) -> None: ...
+
+    @abstractmethod
+    def compute(self) -> MetricValue: ...
+
+    @abstractmethod
+    def reset(self) -> None: ...
+
+
+class FrameMeanMetric(Metric):
+    """Mean over frames of a per-frame value; subclasses implement :meth:`per_frame`."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    @abstractmethod
+    def per_frame(self, batch: FrameBatch) -> torch.Tensor:
+        """Per-frame values (B,) as float64."""
+
+    def update(self, batch: FrameBatch) -> None:
+        values = self.per_frame(batch).double()
+        self._sum += float(values.sum())
+        self._count += values.numel()
+
+    def compute(self) -> MetricValue:
+        if self._count == 0:
+            return MetricValue.skipped("no frames")
+        return MetricValue(self._sum / self._count, self._count)
+
+    def reset(self) -> None:
+        self._sum = 0.0
+        self._count = 0
