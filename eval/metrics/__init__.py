@@ -1,0 +1,71 @@
+"""Metric registry: ``build_metrics(names, options)`` -> ready metric objects.
+
+Every metric is a small object (``update``/``compute``/``reset``) with ``name``,
+``higher_is_better``, ``protocols``, ``scope`` (``"pair"`` or ``"set"``), ``backend`` and
+``available()`` (empty string when it can run, else the reason and the fix). Modules are
+imported lazily, so asking for ``psnr`` does not import ``lpips``. Definitions: docs/metrics.md.
+
+``options`` maps a metric name to keyword arguments for its constructor, e.g.
+``{"lpips": {"net": "vgg"}, "csim": {"backend": "arcface"}}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from eval.metrics.base import (
+    CROSS_IDENTITY,
+    PROTOCOLS,
+    SAME_IDENTITY,
+    FrameBatch,
+    FrameMeanMetric,
+    Metric,
+    MetricValue,
+)
+
+REGISTRY: dict[str, str] = {
+    "psnr": "eval.metrics.image:PSNR",
+    "ssim": "eval.metrics.image:SSIM",
+    "l1": "eval.metrics.image:L1",
+}
+"""Metric name -> ``"module:Class"``; the class takes the name's options as keyword arguments."""
+
+DEFAULT_METRICS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def metric_class(name: str) -> type[Metric]:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(REGISTRY)}")
+    module, _, attribute = REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def build_metrics(
+    names: Iterable[str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Metric]:
+    """Instantiate the named metrics (all registered ones when ``names`` is None), in order."""
+    options = options or {}
+    unknown = set(options) - set(REGISTRY)
+    if unknown:
+        raise KeyError(
+            f"options for unknown metrics {sorted(unknown)}; known: {', '.join(REGISTRY)}"
+        )
+    names = list(DEFAULT_METRICS if names is None else names)
+    return [metric_class(name)(**dict(options.get(name, {}))) for name in names]
+
+
+__all__ = [
+    "CROSS_IDENTITY",
+    "DEFAULT_METRICS",
+    "PROTOCOLS",
+    "REGISTRY",
+    "SAME_IDENTITY",
+    "FrameBatch",
+    "FrameMeanMetric",
+    "Metric",
+    "MetricValue",
+    "build_metrics",
+    "metric_class",
+]

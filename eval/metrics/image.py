@@ -1,0 +1,123 @@
+"""Pixel metrics against the ground truth: PSNR, SSIM, L1 (same-identity pairs only).
+
+Inputs are float (B, 3, H, W) in [0, 1] (data range 1). Every value is computed per frame and
+averaged over the frames of a pair (:class:`FrameMeanMetric`).
+
+- PSNR: ``10 log10(1 / MSE)`` per frame; identical frames give ``inf``, kept as is (not capped),
+  so a pair with an identical frame has mean ``inf`` (see ``eval.aggregate`` for how it
+  propagates).
+- SSIM: Wang et al. 2004 with an 11-tap Gaussian window (sigma 1.5), K1 0.01, K2 0.03,
+  population covariance, per channel then averaged; the mean is over the "valid" region (5 px
+  border dropped). Equals ``skimage.metrics.structural_similarity(x, y, channel_axis=-1,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)``.
+- L1: mean absolute error over pixels and channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
+
+
+def _pair(batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    if batch.ground_truth is None:
+        raise ValueError("this metric needs ground-truth frames (same-identity pairs only)")
+    generated, truth = batch.generated, batch.ground_truth
+    if generated.shape != truth.shape:
+        raise ValueError(f"generated {tuple(generated.shape)} vs ground truth {tuple(truth.shape)}")
+    return generated.double(), truth.double()
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image PSNR (B,) in dB of (B, C, H, W) images; ``inf`` where they are identical."""
+    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(data_range**2 / mse)  # mse == 0 -> inf
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image mean absolute error (B,)."""
+    return (x.double() - y.double()).abs().flatten(1).mean(1)
+
+
+def gaussian_kernel1d(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
+    """scipy.ndimage's Gaussian taps: radius ``int(truncate * sigma + 0.5)``, normalised."""
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (x / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Per-image SSIM (B,) of (B, C, H, W) images, mean over channels and the valid region.
+
+    Separable Gaussian filtering without padding gives exactly the region scikit-image keeps
+    after cropping ``(win_size - 1) // 2`` pixels on each side.
+    """
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(
+            f"ssim needs two (B, C, H, W) tensors of one shape, got {x.shape}, {y.shape}"
+        )
+    taps = gaussian_kernel1d(sigma).to(dtype=dtype, device=x.device)
+    size = taps.numel()
+    if min(x.shape[-2:]) < size:
+        raise ValueError(
+            f"ssim needs images of at least {size}x{size} px, got {tuple(x.shape[-2:])}"
+        )
+    b, c, h, w = x.shape
+    x = x.to(dtype).reshape(b * c, 1, h, w)
+    y = y.to(dtype).reshape(b * c, 1, h, w)
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B*C, 5, H, W)
+    horizontal = taps.view(1, 1, 1, size).expand(5, 1, 1, size)
+    vertical = taps.view(1, 1, size, 1).expand(5, 1, size, 1)
+    filtered = F.conv2d(F.conv2d(stack, horizontal, groups=5), vertical, groups=5)
+    ux, uy, uxx, uyy, uxy = filtered.unbind(1)
+    vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.reshape(b, c, -1).mean(-1).mean(-1).double()
+
+
+class PSNR(FrameMeanMetric):
+    """Peak signal-to-noise ratio in dB against the ground truth, data range 1; ``inf`` kept."""
+
+    name = "psnr"
+    higher_is_better = True
+    protocols = (SAME_IDENTITY,)
+
+    def per_frame(self, batch: FrameBatch) -> torch.Tensor:
+        return psnr(*_pair(batch))
+
+
+class SSIM(FrameMeanMetric):
+    """Structural similarity against the ground truth (Gaussian 11/1.5, population covariance)."""
+
+    name = "ssim"
+    higher_is_better = True
+    protocols = (SAME_IDENTITY,)
+
+    def per_frame(self, batch: FrameBatch) -> torch.Tensor:
+        return ssim(*_pair(batch))
+
+
+class L1(FrameMeanMetric):
+    """Mean absolute error on [0, 1] RGB against the ground truth."""
+
+    name = "l1"
+    higher_is_better = False
+    protocols = (SAME_IDENTITY,)
+
+    def per_frame(self, batch: FrameBatch) -> torch.Tensor:
+        return l1(*_pair(batch))
+
+
+__all__ = ["L1", "PSNR", "SSIM", "gaussian_kernel1d", "l1", "psnr", "ssim"]
