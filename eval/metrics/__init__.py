@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "psnr": "eval.metrics.image:PSNR",
     "ssim": "eval.metrics.image:SSIM",
     "l1": "eval.metrics.image:L1",
+    "lpips": "eval.metrics.lpips_metric:LPIPS",
 }
 """Metric name -> ``"module:Class"``; the class takes the name's options as keyword arguments."""
 
