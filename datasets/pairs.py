@@ -1,0 +1,121 @@
+"""Pair protocols and pair-list files, so every method is scored on exactly the same pairs.
+
+same-identity: source = a clip's first frame, driving = the clip's other frames, ground truth =
+the driving frames. cross-identity: source = a still of one identity (or a clip's first frame),
+driving = the frames of a clip of another identity, chosen with a seeded generator.
+
+A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``. Pairs whose source
+has no face stay in the list with ``skip`` set, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datasets.clip import Clip
+
+SAME_IDENTITY = "same-identity"
+CROSS_IDENTITY = "cross-identity"
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    protocol: str
+    source_clip: str
+    source_frame: int
+    driving_clip: str
+    driving_frames: list[int]
+    ground_truth: bool
+    source_face: bool
+    driving_faces: list[bool]
+    skip: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
+    pairs = []
+    for clip in sorted(clips, key=lambda c: c.clip_id):
+        if clip.info.kind != "video" or len(clip) < 2:
+            continue
+        faces = [record.face for record in clip.faces()]
+        pairs.append(
+            Pair(
+                pair_id=clip.clip_id,
+                protocol=SAME_IDENTITY,
+                source_clip=clip.clip_id,
+                source_frame=0,
+                driving_clip=clip.clip_id,
+                driving_frames=list(range(1, len(clip))),
+                ground_truth=True,
+                source_face=faces[0],
+                driving_faces=faces[1:],
+                skip="" if faces[0] else "source frame has no face",
+            )
+        )
+    return pairs
+
+
+def cross_identity_pairs(
+    sources: list[Clip], drivers: list[Clip], per_source: int, seed: int
+) -> list[Pair]:
+    """For each source, ``per_source`` driving clips of other identities, drawn with ``seed``.
+
+    Only driving clips whose first frame has a face are drawn, so that relative-motion methods
+    have a reference.
+    """
+    rng = np.random.default_rng(seed)
+    drivers = sorted(
+        (c for c in drivers if c.info.kind == "video" and len(c) >= 2 and c.faces()[0].face),
+        key=lambda c: c.clip_id,
+    )
+    pairs = []
+    for source in sorted(sources, key=lambda c: c.clip_id):
+        others = [c for c in drivers if c.info.identity != source.info.identity]
+        if not others:
+            continue
+        chosen = rng.choice(len(others), size=min(per_source, len(others)), replace=False)
+        source_face = source.faces()[0].face
+        for index in sorted(int(i) for i in chosen):
+            driver = others[index]
+            faces = [record.face for record in driver.faces()]
+            pairs.append(
+                Pair(
+                    pair_id=f"{source.clip_id}__{driver.clip_id}",
+                    protocol=CROSS_IDENTITY,
+                    source_clip=source.clip_id,
+                    source_frame=0,
+                    driving_clip=driver.clip_id,
+                    driving_frames=list(range(len(driver))),
+                    ground_truth=False,
+                    source_face=source_face,
+                    driving_faces=faces,
+                    skip="" if source_face else "source image has no face",
+                )
+            )
+    return pairs
+
+
+def write_pairs(path: str | os.PathLike, pairs: list[Pair]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(asdict(p), sort_keys=True) + "\n" for p in sorted(pairs, key=_key)]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+
+
+def read_pairs(path: str | os.PathLike) -> list[Pair]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pair list not found")
+    return [Pair(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _key(pair: Pair) -> str:
+    return pair.pair_id

@@ -1,0 +1,26 @@
+"""A prepared dataset on disk: ``clips/`` and ``pairs/<protocol>.jsonl``."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from datasets.clip import Clip
+from datasets.pairs import Pair, read_pairs
+
+
+class PreparedDataset:
+    def __init__(self, root: str | os.PathLike, name: str) -> None:
+        self.root = Path(root)
+        self.name = name
+
+    @cache  # noqa: B019 - one dataset object per run; clips are immutable once prepared
+    def clip(self, clip_id: str) -> Clip:
+        return Clip(self.root / "clips" / clip_id)
+
+    def pairs_file(self, protocol: str) -> Path:
+        return self.root / "pairs" / f"{protocol}.jsonl"
+
+    def pairs(self, protocol: str) -> list[Pair]:
+        return read_pairs(self.pairs_file(protocol))

