@@ -1,0 +1,366 @@
+"""Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022), vox-256 layout.
+
+Checkpoint keys: ``kp_detector`` (ResNet-18 regressing K*5 points), ``dense_motion_network``
+(K thin-plate-spline warps + identity, blended by contribution maps, with multi-resolution
+occlusion masks), ``inpainting_network`` and ``avd_network`` (only for the ``avd`` mode).
+
+Inference is the official demo's ``relative`` mode: driving keypoints relative to the first
+driving frame, scaled by sqrt(hull area of the source keypoints / hull area of the first
+driving frame's). The official TPSMM code passes ``align_corners=True`` to every
+``grid_sample`` and bilinear ``interpolate`` (unlike FOMM, which uses the default False); we do
+the same so that official weights behave as published.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.modules import (
+    AntiAliasDownsample,
+    DownBlock2d,
+    Hourglass,
+    ResBlock2d,
+    SameBlock2d,
+    UpBlock2d,
+    coordinate_grid,
+    keypoint_gaussians,
+    warp,
+)
+from baselines.resnet import ResNet18
+from baselines.warping import WarpingMethod
+from benchcore.method import register
+
+POINTS_PER_TPS = 5
+
+
+@dataclass(frozen=True)
+class TPSMMConfig:
+    size: int = 256
+    num_tps: int = 10
+    channels: int = 3
+    kp_width: int = 64
+    kp_variance: float = 0.01
+    inp_expansion: int = 64
+    inp_max: int = 512
+    inp_down: int = 3
+    dm_expansion: int = 64
+    dm_max: int = 1024
+    dm_blocks: int = 5
+    dm_scale: float = 0.25
+    avd_hidden: tuple[int, int, int] = (256, 512, 1024)
+    avd_bottleneck: int = 128
+    align_corners: bool = True
+
+
+CONFIGS = {
+    "vox256": TPSMMConfig(),
+    "tiny": TPSMMConfig(size=64, kp_width=8, inp_expansion=8, inp_max=64, dm_expansion=8,
+                        dm_max=64, dm_blocks=3, avd_hidden=(32, 64, 128), avd_bottleneck=16),
+}
+
+
+def config(name: str, **overrides) -> TPSMMConfig:
+    return replace(CONFIGS[name], **overrides)
+
+
+class KPDetector(nn.Module):
+    """Image -> ``{"fg_kp": (B, 5K, 2)}`` in (-1, 1) (sigmoid of a ResNet-18 regression)."""
+
+    def __init__(self, cfg: TPSMMConfig) -> None:
+        super().__init__()
+        self.fg_encoder = ResNet18(cfg.num_tps * POINTS_PER_TPS * 2, cfg.kp_width, cfg.channels)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        points = torch.sigmoid(self.fg_encoder(image)) * 2 - 1
+        return {"fg_kp": points.view(image.shape[0], -1, 2)}
+
+
+class BGMotionPredictor(nn.Module):
+    """(source, driving) -> 3x3 affine background motion; identity at initialisation.
+
+    Used only in training (the official demo passes no background motion); it is not among the
+    released checkpoint's modules listed in the reference manifest.
+    """
+
+    def __init__(self, cfg: TPSMMConfig) -> None:
+        super().__init__()
+        self.bg_encoder = ResNet18(6, cfg.kp_width, 2 * cfg.channels)
+        nn.init.zeros_(self.bg_encoder.fc.weight)
+        with torch.no_grad():
+            self.bg_encoder.fc.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0]))
+
+    def forward(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
+        affine = self.bg_encoder(torch.cat([source, driving], dim=1)).view(-1, 2, 3)
+        last = affine.new_tensor([0.0, 0.0, 1.0]).expand(affine.shape[0], 1, 3)
+        return torch.cat([affine, last], dim=1)
+
+
+def _radial(squared_distance: torch.Tensor) -> torch.Tensor:
+    """TPS kernel U(r) = r^2 log r^2, from r^2 (the 1e-9 keeps log finite at r = 0)."""
+    return squared_distance * torch.log(squared_distance + 1e-9)
+
+
+def fit_tps(control: torch.Tensor, target: torch.Tensor,
+            regularisation: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thin-plate splines mapping ``control`` (B, G, N, 2) onto ``target`` (B, G, N, 2).
+
+    Solves [[U + rI, P], [P^T, rI]] [w; a] = [target; 0] with P = [control, 1]; the small ridge
+    r on the whole system is the official one. Returns the affine part (B, G, 3, 2) (rows: x,
+    y, constant) and the radial weights (B, G, N, 2).
+    """
+    batch, groups, count, _ = control.shape
+    kernel = _radial((control[:, :, :, None] - control[:, :, None]).pow(2).sum(-1))
+    homogeneous = torch.cat([control, control.new_ones(batch, groups, count, 1)], dim=-1)
+    top = torch.cat([kernel, homogeneous], dim=-1)
+    bottom = torch.cat([homogeneous.transpose(-1, -2), control.new_zeros(batch, groups, 3, 3)],
+                       dim=-1)
+    system = torch.cat([top, bottom], dim=-2)
+    system = system + regularisation * torch.eye(count + 3, dtype=system.dtype,
+                                                 device=system.device)
+    rhs = torch.cat([target, target.new_zeros(batch, groups, 3, 2)], dim=-2)
+    params = torch.linalg.solve(system, rhs)
+    return params[:, :, count:], params[:, :, :count]
+
+
+def apply_tps(points: torch.Tensor, control: torch.Tensor, affine: torch.Tensor,
+              weights: torch.Tensor) -> torch.Tensor:
+    """Evaluate the splines of :func:`fit_tps` at points (P, 2) -> (B, G, P, 2)."""
+    linear = points @ affine[:, :, :2] + affine[:, :, 2:]
+    radial = _radial((points[None, None, :, None] - control[:, :, None]).pow(2).sum(-1))
+    return linear + radial @ weights
+
+
+def hull_scale(kp_source: torch.Tensor, kp_initial: torch.Tensor) -> float:
+    """sqrt(convex-hull area of the source keypoints / that of the first driving frame's),
+    from the first item of each (B, N, 2) batch, as the official demo.
+
+    Degenerate (collinear) keypoints have no hull: then the scale is 1, with a warning."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        source = ConvexHull(kp_source[0].detach().cpu().double().numpy()).volume
+        driving = ConvexHull(kp_initial[0].detach().cpu().double().numpy()).volume
+    except QhullError:
+        warnings.warn("keypoints are degenerate (no convex hull): movement scale 1",
+                      RuntimeWarning, stacklevel=2)
+        return 1.0
+    return float(np.sqrt(source) / np.sqrt(driving))
+
+
+def relative_kp(kp_source: torch.Tensor, kp_driving: torch.Tensor,
+                kp_initial: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """kp_s + scale * (kp_d - kp_d0); ``scale`` defaults to :func:`hull_scale`."""
+    if scale is None:
+        scale = hull_scale(kp_source, kp_initial)
+    return kp_source + scale * (kp_driving - kp_initial)
+
+
+class DenseMotionNetwork(nn.Module):
+    def __init__(self, cfg: TPSMMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        count = cfg.num_tps + 1
+        cin = cfg.channels * count + cfg.num_tps * POINTS_PER_TPS + 1
+        self.hourglass = Hourglass(cfg.dm_expansion, cin, cfg.dm_blocks, cfg.dm_max, "instance")
+        widths = self.hourglass.out_channels
+        self.maps = nn.Conv2d(widths[-1], count, 7, padding=3)
+        # Occlusion masks at inp_down + 1 resolutions: the finest hourglass levels, then
+        # upsampling blocks back to the full image resolution.
+        self.up_count = round(math.log2(1 / cfg.dm_scale))
+        self.mask_count = cfg.inp_down + 1
+        self.up = nn.ModuleList(
+            UpBlock2d(widths[-1] // 2**i, widths[-1] // 2 ** (i + 1), norm="instance")
+            for i in range(self.up_count)
+        )
+        occlusion_in = [widths[-1 - i] for i in reversed(range(self.mask_count - self.up_count))]
+        occlusion_in += [widths[-1] // 2 ** (i + 1) for i in range(self.up_count)]
+        self.occlusion = nn.ModuleList(nn.Conv2d(c, 1, 7, padding=3) for c in occlusion_in)
+        if cfg.dm_scale != 1:
+            self.down = AntiAliasDownsample(cfg.channels, cfg.dm_scale)
+
+    def transformations(self, size: tuple[int, int], kp_driving: torch.Tensor,
+                        kp_source: torch.Tensor, bg_param: torch.Tensor | None) -> torch.Tensor:
+        """(B, K+1, H, W, 2) sampling grids: background (identity or affine), then K TPS."""
+        batch = kp_driving.shape[0]
+        control = kp_driving.view(batch, -1, POINTS_PER_TPS, 2)
+        target = kp_source.view(batch, -1, POINTS_PER_TPS, 2)
+        affine, weights = fit_tps(control, target)
+        grid = coordinate_grid(*size, like=kp_driving)
+        tps = apply_tps(grid.view(-1, 2), control, affine, weights).view(batch, -1, *size, 2)
+        background = grid[None, None].expand(batch, 1, *size, 2)
+        if bg_param is not None:
+            homogeneous = torch.cat([background, torch.ones_like(background[..., :1])], dim=-1)
+            moved = torch.einsum("bij,bkhwj->bkhwi", bg_param, homogeneous)
+            background = moved[..., :2] / moved[..., 2:3]
+        return torch.cat([background, tps], dim=1)
+
+    def forward(self, source: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor,
+                bg_param: torch.Tensor | None = None,
+                dropout_p: float = 0.0) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        if self.cfg.dm_scale != 1:
+            source = self.down(source)
+        batch, channels, height, width = source.shape
+        count = self.cfg.num_tps + 1
+        variance = self.cfg.kp_variance
+        heat = (keypoint_gaussians(kp_driving, (height, width), variance)
+                - keypoint_gaussians(kp_source, (height, width), variance))
+        heat = torch.cat([heat.new_zeros(batch, 1, height, width), heat], dim=1)
+        grids = self.transformations((height, width), kp_driving, kp_source, bg_param)
+        repeated = source[:, None].expand(batch, count, channels, height, width)
+        deformed = warp(repeated.reshape(-1, channels, height, width),
+                        grids.reshape(-1, height, width, 2), self.cfg.align_corners)
+        deformed = deformed.view(batch, count, channels, height, width)
+        # All heatmaps first, then the K+1 deformed sources, as the official channel order.
+        levels = self.hourglass(torch.cat([heat, deformed.view(batch, -1, height, width)], 1))
+        logits = self.maps(levels[-1])
+        contribution = (_dropout_softmax(logits, dropout_p) if dropout_p > 0
+                        else F.softmax(logits, dim=1))
+        deformation = (grids * contribution[..., None]).sum(dim=1)
+        first = self.mask_count - self.up_count
+        masks = [torch.sigmoid(conv(level))
+                 for conv, level in zip(self.occlusion[:first], levels[-first:], strict=True)]
+        feature = levels[-1]
+        for block, conv in zip(self.up, self.occlusion[first:], strict=True):
+            feature = block(feature)
+            masks.append(torch.sigmoid(conv(feature)))
+        return {"deformed_source": deformed, "contribution_maps": contribution,
+                "deformation": deformation, "occlusion_map": masks}
+
+
+def _dropout_softmax(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-time TPS dropout (paper Eq. 7-8): zero whole TPS contribution maps (never the
+    background) with probability p, then renormalise. (The official code also divides the
+    logits by 1-p, but after exponentiating, so it has no effect; we leave it out.)"""
+    keep = (torch.rand(logits.shape[:2], device=logits.device) >= p).to(logits.dtype)
+    keep[:, 0] = 1
+    weights = (logits - logits.amax(dim=1, keepdim=True)).exp() * keep[..., None, None]
+    return weights / (weights.sum(dim=1, keepdim=True) + 1e-6)
+
+
+class InpaintingNetwork(nn.Module):
+    def __init__(self, cfg: TPSMMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        exp, cap, depth = cfg.inp_expansion, cfg.inp_max, cfg.inp_down
+
+        def width(level: int) -> int:
+            return min(cap, exp * 2**level)
+
+        self.first = SameBlock2d(cfg.channels, exp, kernel=7, norm="instance")
+        self.down_blocks = nn.ModuleList(
+            DownBlock2d(width(i), width(i + 1), norm="instance") for i in range(depth))
+        up_in = [(1 if i == 0 else 2) * width(depth - i) for i in range(depth)]
+        self.up_blocks = nn.ModuleList(
+            UpBlock2d(up_in[i], width(depth - i - 1), norm="instance") for i in range(depth))
+        self.resblock = nn.ModuleList(
+            ResBlock2d(up_in[i // 2], norm="instance") for i in range(2 * depth))
+        self.final = nn.Conv2d(exp, cfg.channels, 7, padding=3)
+
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder features, finest (full resolution) first."""
+        features = [self.first(image)]
+        for block in self.down_blocks:
+            features.append(block(features[-1]))
+        return features
+
+    def forward(self, source: torch.Tensor, motion: dict,
+                features: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor | list]:
+        """``features``: :meth:`encode` of the source, to reuse across frames."""
+        ac = self.cfg.align_corners
+        if features is None:
+            features = self.encode(source)
+        masks, flow = motion["occlusion_map"], motion["deformation"]
+        warped_maps = []  # for the warp loss: gradients reach the flow only
+        out = None
+        for i, feature in enumerate(reversed(features)):
+            moved = warp(feature, flow, ac) * masks[i]
+            if self.training:
+                warped_maps.append(warp(feature.detach(), flow, ac) * masks[i].detach())
+            if out is None:
+                out = moved
+            elif i < len(features) - 1:
+                out = torch.cat([out, moved], dim=1)
+            if i < len(features) - 1:
+                out = self.resblock[2 * i + 1](self.resblock[2 * i](out))
+                out = self.up_blocks[i](out)
+        last = masks[-1]
+        out = out * (1 - last) + moved
+        deformed = warp(source, flow, ac)
+        prediction = torch.sigmoid(self.final(out)) * (1 - last) + deformed * last
+        return {**motion, "prediction": prediction, "deformed": deformed,
+                "warped_encoder_maps": warped_maps}
+
+    def encode_driving(self, driving: torch.Tensor,
+                       masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Occluded encoder features of the driving frame, coarsest first (the warp loss's
+        targets; no gradient)."""
+        with torch.no_grad():
+            features = self.encode(driving)
+        return [f * m.detach() for f, m in zip(reversed(features), masks, strict=True)]
+
+
+class AVDNetwork(nn.Module):
+    """Animation via disentanglement: pose code of the driving keypoints + identity code of the
+    source keypoints -> new keypoints."""
+
+    def __init__(self, cfg: TPSMMConfig) -> None:
+        super().__init__()
+        self.size = cfg.num_tps * POINTS_PER_TPS * 2
+        self.id_encoder = self._mlp([self.size, *cfg.avd_hidden, cfg.avd_bottleneck], True)
+        self.pose_encoder = self._mlp([self.size, *cfg.avd_hidden, cfg.avd_bottleneck], True)
+        self.decoder = self._mlp([2 * cfg.avd_bottleneck, *reversed(cfg.avd_hidden), self.size],
+                                 False)
+
+    @staticmethod
+    def _mlp(widths: list[int], inplace: bool) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(cin, cout))
+            if i < len(widths) - 2:
+                layers += [nn.BatchNorm1d(cout), nn.ReLU(inplace=inplace)]
+        return nn.Sequential(*layers)
+
+    def forward(self, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
+        batch = kp_driving.shape[0]
+        pose = self.pose_encoder(kp_driving.reshape(batch, -1))
+        ident = self.id_encoder(kp_source.reshape(batch, -1).expand(batch, -1))
+        return self.decoder(torch.cat([pose, ident], dim=1)).view(batch, -1, 2)
+
+
+@register
+class TPSMM(WarpingMethod):
+    """TPSMM behind the benchmark interface (official checkpoint ``vox.pth.tar``)."""
+
+    name = "tpsmm"
+    configs = CONFIGS
+    modes = ("relative", "absolute", "avd")
+
+    def build(self, cfg: TPSMMConfig) -> dict[str, nn.Module]:
+        return {"inpainting_network": InpaintingNetwork(cfg), "kp_detector": KPDetector(cfg),
+                "dense_motion_network": DenseMotionNetwork(cfg), "avd_network": AVDNetwork(cfg)}
+
+    def prepare(self, source: torch.Tensor, driving_first: torch.Tensor) -> None:
+        self.kp_source = self.nets["kp_detector"](source)["fg_kp"]
+        self.kp_initial = self.nets["kp_detector"](driving_first)["fg_kp"]
+        self.scale = hull_scale(self.kp_source, self.kp_initial)
+        self.source_features = self.nets["inpainting_network"].encode(source)
+
+    def generate(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
+        kp_driving = self.nets["kp_detector"](driving)["fg_kp"]
+        if self.mode == "relative":
+            kp_driving = relative_kp(self.kp_source, kp_driving, self.kp_initial, self.scale)
+        elif self.mode == "avd":
+            kp_driving = self.nets["avd_network"](self.kp_source, kp_driving)
+        batch = driving.shape[0]
+        kp_source = self.kp_source.expand(batch, -1, -1)
+        source = source.expand(batch, -1, -1, -1)
+        features = [f.expand(batch, -1, -1, -1) for f in self.source_features]
+        motion = self.nets["dense_motion_network"](source, kp_driving, kp_source)
+        return self.nets["inpainting_network"](source, motion, features)["prediction"]
