@@ -1,0 +1,156 @@
+"""Cameras from 3DMM head pose: the head pose *is* the camera.
+
+Conventions (all right-handed, OpenGL-like, the same as eos / glm):
+
+* Canonical head space: the volume lives in [-1, 1]^3, x to the image right of a frontal face
+  (the subject's left), y up, z out of the face towards a frontal camera.
+* Camera space: x right, y up, the camera **looks along -z**. A canonical point X maps to
+  camera coordinates ``x_c = scale * R @ X + T`` with ``T = (tx, ty, tz - cam_distance)``.
+* ``R = Rz(roll) @ Ry(yaw) @ Rx(pitch)`` (column vectors, angles in degrees): pitch is applied
+  first, roll last; the same composition as glm's ``eulerAngleZ * eulerAngleY * eulerAngleX``
+  that eos's ``get_yaw_pitch_roll`` inverts. With the closed forms of :func:`rotation_x` etc.:
+  positive yaw turns the nose towards the image right (+x), positive pitch tilts the nose
+  down (-y), positive roll turns the top of the head towards the image left (counter-clockwise
+  as seen in the image).
+* Pixels: row i, column j of an H x W image; pixel centres at (j + 0.5, i + 0.5). Image rows go
+  down, camera y goes up. Pinhole focal length ``f_px = focal * W`` (``focal`` in units of the
+  image width), principal point at the image centre.
+* Ray parameter t is the camera-space *depth* (distance along -z), because the camera-space
+  direction of every ray has z = -1: ``X(t) = origin + t * direction`` in canonical space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def _as_tensor(value: float | Tensor, reference: Tensor | None = None) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.to(torch.get_default_dtype()) if not value.is_floating_point() else value
+    device = reference.device if reference is not None else None
+    return torch.tensor(float(value), device=device)
+
+
+def rotation_x(degrees: Tensor) -> Tensor:
+    """(...,) angles in degrees -> (..., 3, 3) ``[[1,0,0],[0,c,-s],[0,s,c]]`` (pitch)."""
+    a = torch.deg2rad(degrees)
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([o, z, z, z, c, -s, z, s, c], -1).unflatten(-1, (3, 3))
+
+
+def rotation_y(degrees: Tensor) -> Tensor:
+    """(...,) angles in degrees -> (..., 3, 3) ``[[c,0,s],[0,1,0],[-s,0,c]]`` (yaw)."""
+    a = torch.deg2rad(degrees)
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).unflatten(-1, (3, 3))
+
+
+def rotation_z(degrees: Tensor) -> Tensor:
+    """(...,) angles in degrees -> (..., 3, 3) ``[[c,-s,0],[s,c,0],[0,0,1]]`` (roll)."""
+    a = torch.deg2rad(degrees)
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).unflatten(-1, (3, 3))
+
+
+def rotation_from_ypr(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
+    """Head rotation from Euler angles in degrees, each (B,): ``Rz(roll) Ry(yaw) Rx(pitch)``.
+
+    Returns (B, 3, 3), mapping canonical head coordinates to camera orientation.
+    """
+    return rotation_z(roll) @ rotation_y(yaw) @ rotation_x(pitch)
+
+
+@dataclass
+class Camera:
+    """A batch of B head-pose cameras.
+
+    rotation (B, 3, 3), translation (B, 3) and scale (B,) define ``x_c = s R X + T`` with
+    ``T = translation + (0, 0, -distance)``; ``focal`` is in units of the image width.
+    """
+
+    rotation: Tensor
+    translation: Tensor
+    scale: Tensor
+    focal: float = 2.0
+    distance: float = 4.0
+
+    @property
+    def batch_size(self) -> int:
+        return self.rotation.shape[0]
+
+    def to(self, device: torch.device | str) -> Camera:
+        return Camera(self.rotation.to(device), self.translation.to(device),
+                      self.scale.to(device), self.focal, self.distance)
+
+    def full_translation(self) -> Tensor:
+        """(B, 3): T = translation + (0, 0, -distance)."""
+        offset = torch.zeros_like(self.translation)
+        offset[:, 2] = -self.distance
+        return self.translation + offset
+
+    def center(self) -> Tensor:
+        """(B, 3) camera centre in canonical space: ``-R^T T / s``."""
+        T = self.full_translation()
+        return -(self.rotation.transpose(1, 2) @ T[:, :, None])[:, :, 0] / self.scale[:, None]
+
+    def project(self, points: Tensor, height: int, width: int) -> Tensor:
+        """Canonical points (B, N, 3) -> pixel coordinates (B, N, 2) as (column, row), centres at
+        +0.5 (the inverse of :meth:`rays`)."""
+        xc = self.scale[:, None, None] * points @ self.rotation.transpose(1, 2)
+        xc = xc + self.full_translation()[:, None, :]
+        f_px = self.focal * width
+        depth = -xc[..., 2]
+        col = xc[..., 0] / depth * f_px + width / 2
+        row = -xc[..., 1] / depth * f_px + height / 2
+        return torch.stack([col, row], -1)
+
+    def rays(self, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """Rays through pixel centres, row-major: origins (B, H*W, 3), directions (B, H*W, 3).
+
+        Directions are *not* unit length: ``X(t) = o + t d`` puts X at camera depth t.
+        """
+        device, dtype = self.rotation.device, self.rotation.dtype
+        f_px = self.focal * width
+        rows = (torch.arange(height, device=device, dtype=dtype) + 0.5 - height / 2) / f_px
+        cols = (torch.arange(width, device=device, dtype=dtype) + 0.5 - width / 2) / f_px
+        v, u = torch.meshgrid(-rows, cols, indexing="ij")
+        dirs_cam = torch.stack([u, v, -torch.ones_like(u)], -1).reshape(-1, 3)  # (H*W, 3)
+        # canonical direction = R^T d_c / s  (row vectors: d_c @ R / s)
+        dirs = dirs_cam[None] @ self.rotation / self.scale[:, None, None]
+        origins = self.center()[:, None, :].expand_as(dirs)
+        return origins, dirs
+
+    def near_far(self, radius: float) -> tuple[Tensor, Tensor]:
+        """Depth range (B, 1, 1) each: head-centre depth -/+ radius * scale, near clamped > 0."""
+        depth = -self.full_translation()[:, 2]
+        near = (depth - radius * self.scale).clamp_min(1e-3)
+        far = depth + radius * self.scale
+        return near[:, None, None], far[:, None, None]
+
+
+def camera_from_pose(
+    yaw: float | Tensor,
+    pitch: float | Tensor,
+    roll: float | Tensor,
+    translation: Tensor | None = None,
+    scale: float | Tensor = 1.0,
+    focal: float = 2.0,
+    distance: float = 4.0,
+) -> Camera:
+    """Camera for a head pose; angles in degrees, scalars or (B,). translation (B, 3) or (3,)
+    is in canonical units (1 = half the head box), added in camera space."""
+    yaw_t = torch.atleast_1d(_as_tensor(yaw))
+    pitch_t = torch.atleast_1d(_as_tensor(pitch, yaw_t))
+    roll_t = torch.atleast_1d(_as_tensor(roll, yaw_t))
+    yaw_t, pitch_t, roll_t = torch.broadcast_tensors(yaw_t, pitch_t, roll_t)
+    batch = yaw_t.shape[0]
+    rotation = rotation_from_ypr(yaw_t, pitch_t, roll_t)
+    if translation is None:
+        translation = torch.zeros(batch, 3, device=rotation.device, dtype=rotation.dtype)
+    translation = torch.as_tensor(translation, dtype=rotation.dtype).reshape(-1, 3)
+    translation = translation.expand(batch, 3).clone()
+    scale_t = torch.atleast_1d(_as_tensor(scale, yaw_t)).to(rotation.dtype).expand(batch).clone()
+    return Camera(rotation, translation, scale_t, focal=focal, distance=distance)

@@ -1,0 +1,110 @@
+"""LED: lightweight expression-aware deformation, a backward offset into canonical space.
+
+For a point x sampled on a driving-camera ray (already in canonical head coordinates, because
+the head pose is the camera), LED predicts ``offset(x)`` such that ``x + offset(x)`` is where
+the source's canonical tri-planes hold that point's appearance.
+
+Inputs per point: positional encoding of x, and features of the source and driving SECC maps
+sampled at x's projection onto the SECC image plane. The SECC is rendered in the canonical
+frontal pose, so that projection is orthographic along z: SECC grid coordinates (u, v) = (x, -y)
+(grid_sample convention, u to the right, v down, align_corners=False).
+
+Structure, chosen so that *equal SECCs give exactly zero offset, at init and after training*,
+while any difference gives a non-zero, differentiable offset with gradients to every layer:
+
+    e_s, e_d = E(secc_s)(u, v), E(secc_d)(u, v)              shared conv encoder, sampled
+    c        = MLP_ctx([PE(x), e_s])                          context, with biases
+    m        = W_delta (e_d - e_s)                            linear, no bias: 0 when e_d = e_s
+    h        = c * m                                          FiLM-like modulation
+    offset   = max_offset * tanh(W_2 silu(W_1 silu(h)))       bias-free, silu(0) = tanh(0) = 0
+
+A zero-initialised last layer would also give zero offsets at init, but for *all* inputs, and
+its gradient at step 0 would reach only that last layer (every earlier layer's gradient is
+multiplied by the zero weights); the model would also be free to learn a non-zero deformation
+for an unchanged expression. The gating above makes "no expression change -> no motion" a
+structural property, and keeps a small random (std ``out_std``) last layer so every LED
+parameter gets a gradient from the first step whenever source and driving SECC differ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
+    """NeRF encoding ``[x, sin(2^k pi x), cos(2^k pi x)]_{k<L}``: (..., D) -> (..., D (1 + 2L))."""
+    if n_freqs == 0:
+        return x
+    freqs = (2.0 ** torch.arange(n_freqs, device=x.device, dtype=x.dtype)) * math.pi
+    angles = (x[..., None, :] * freqs[:, None]).flatten(-2)  # (..., L*D)
+    return torch.cat([x, torch.sin(angles), torch.cos(angles)], -1)
+
+
+def secc_coords(points: Tensor) -> Tensor:
+    """Orthographic projection onto the frontal SECC image: (B, N, 3) -> grid (B, N, 2) = (x, -y).
+    """
+    return torch.stack([points[..., 0], -points[..., 1]], -1)
+
+
+def sample_image(features: Tensor, coords: Tensor) -> Tensor:
+    """features (B, C, H, W), grid coords (B, N, 2) in [-1, 1] -> (B, N, C); bilinear,
+    align_corners=False, border padding (a point beyond the SECC frame reads the frame edge)."""
+    out = F.grid_sample(features, coords[:, None].to(features.dtype), mode="bilinear",
+                        padding_mode="border", align_corners=False)
+    return out[:, :, 0].transpose(1, 2)
+
+
+class SECCEncoder(nn.Module):
+    """Small shared conv encoder: SECC (B, 3, S, S) in [0, 1] -> (B, C, S / 2^d, S / 2^d).
+
+    Gives each sampled feature a receptive field of several SECC pixels, so that a point whose
+    projection lies just outside a moving region (an opening mouth) still sees the motion.
+    """
+
+    def __init__(self, channels: int, downsample: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, 1, 1), nn.SiLU()]
+        for _ in range(downsample):
+            layers += [nn.Conv2d(channels, channels, 3, 2, 1), nn.SiLU()]
+        layers += [nn.Conv2d(channels, channels, 3, 1, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, secc: Tensor) -> Tensor:
+        return self.net(secc * 2 - 1)
+
+
+class LEDField(nn.Module):
+    """Backward offsets from (PE(x), source SECC features, driving SECC features).
+
+    forward(points (B, N, 3), secc_src_feat (B, C, h, w), secc_drv_feat (B, C, h, w))
+    -> offsets (B, N, 3), exactly zero where the two sampled SECC features are equal.
+    """
+
+    def __init__(self, secc_channels: int, pe_freqs: int, width: int, max_offset: float,
+                 out_std: float) -> None:
+        super().__init__()
+        self.pe_freqs = pe_freqs
+        self.max_offset = max_offset
+        pe_dim = 3 * (1 + 2 * pe_freqs)
+        self.context = nn.Sequential(
+            nn.Linear(pe_dim + secc_channels, width), nn.SiLU(),
+            nn.Linear(width, width), nn.SiLU(),
+            nn.Linear(width, width),
+        )
+        self.delta = nn.Linear(secc_channels, width, bias=False)
+        self.hidden = nn.Linear(width, width, bias=False)
+        self.out = nn.Linear(width, 3, bias=False)
+        nn.init.normal_(self.out.weight, std=out_std)
+
+    def forward(self, points: Tensor, secc_src_feat: Tensor, secc_drv_feat: Tensor) -> Tensor:
+        coords = secc_coords(points)
+        e_s = sample_image(secc_src_feat, coords)
+        e_d = sample_image(secc_drv_feat, coords)
+        c = self.context(torch.cat([positional_encoding(points, self.pe_freqs), e_s], -1))
+        h = c * self.delta(e_d - e_s)
+        h = self.hidden(F.silu(h))
+        return self.max_offset * torch.tanh(self.out(F.silu(h)))
