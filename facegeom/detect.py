@@ -61,8 +61,6 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 (H, W, 3) image, largest first."""
-        import dlib
-
         rects, scores, _ = self._detector.run(image, self.upsample, 0.0)
         faces = []
         for rect, score in zip(rects, scores, strict=True):

@@ -1,4 +1,4 @@
-"""3D morphable face models behind one interface: Surrey Face Model (via eos) and Deep3DFaceRecon BFM.
+"""3D morphable face models behind one interface: Surrey Face Model (eos) and Deep3DFaceRecon BFM.
 
 A shape is ``mean + id_basis @ alpha + exp_basis @ beta`` reshaped to (V, 3). Units are the
 model's own: the Surrey Face Model is in millimetres (about 150 mm ear to ear), the Deep3DFaceRecon
@@ -10,12 +10,12 @@ the BFM ``.mat`` is loaded from a path the user gives (it is not redistributable
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from benchcore import assets
 
