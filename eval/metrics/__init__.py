@@ -30,6 +30,7 @@ REGISTRY: dict[str, str] = {
     "ssim": "eval.metrics.image:SSIM",
     "l1": "eval.metrics.image:L1",
     "lpips": "eval.metrics.lpips_metric:LPIPS",
+    "fid": "eval.metrics.fid:FID",
 }
 """Metric name -> ``"module:Class"``; the class takes the name's options as keyword arguments."""
 

@@ -43,6 +43,10 @@ class MetricValue:
     frames: int
     status: str = "ok"
     reason: str = ""
+    excluded: int = 0
+    """Frames left out of the mean (e.g. no face on either side); never averaged as 0 or NaN."""
+    detail: str = ""
+    """Extra facts about the number (e.g. FID's real-set size), for reports; may be empty."""
 
     @classmethod
     def skipped(cls, reason: str) -> MetricValue:

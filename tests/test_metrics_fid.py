@@ -1,0 +1,150 @@
+"""FID: running sums equal numpy mean/cov, the distance equals pytorch-fid's, and the feature
+extractor is pytorch-fid's network with its preprocessing (seeded random weights)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from eval.metrics import build_metrics
+from eval.metrics.base import FrameBatch
+from eval.metrics.fid import FID, FeatureStats, frechet_distance
+
+HUB_NAME = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def _stats(features: np.ndarray) -> FeatureStats:
+    stats = FeatureStats(features.shape[1])
+    for chunk in np.array_split(features, 7):  # streaming, uneven batches
+        stats.add(chunk)
+    return stats
+
+
+def test_running_sums_equal_numpy_mean_cov_and_distance() -> None:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(1.0, 2.0, size=(300, 32)) @ rng.normal(size=(32, 32))
+    b = rng.normal(0.5, 1.0, size=(250, 32)) + 3.0
+    sa, sb = _stats(a), _stats(b)
+    assert np.allclose(sa.mean(), a.mean(0), atol=1e-12)
+    assert np.allclose(sa.cov(), np.cov(a, rowvar=False), atol=1e-9, rtol=1e-9)
+    expected = calculate_frechet_distance(
+        a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+    )
+    assert frechet_distance(sa, sb) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(sa, _stats(a)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_state_merge_and_npz_roundtrip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    gen, real = rng.normal(size=(40, 2048)), rng.normal(size=(30, 2048))
+    whole = FID()
+    whole.generated.add(gen)
+    whole.real.add(real)
+    parts = []
+    for g, r in ((gen[:25], real[:10]), (gen[25:], real[10:])):  # e.g. two pairs or two ranks
+        part = FID()
+        part.generated.add(g)
+        part.real.add(r)
+        parts.append(part)
+    parts[1].save_state(tmp_path / "part1.npz")
+    merged = FID()
+    merged.merge(parts[0].state())
+    merged.load_state(tmp_path / "part1.npz")
+    for key, value in whole.state().items():
+        assert np.allclose(merged.state()[key], value, rtol=1e-12, atol=1e-9), key
+    assert merged.generated.count == 40 and merged.real.count == 30
+
+
+def test_fid_skipped_without_asset_or_real_frames(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("THB_ASSETS_DIR", str(tmp_path / "offline"))
+    monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path / "cache"))
+    (metric,) = build_metrics(["fid"])
+    assert metric.scope == "set" and not metric.higher_is_better
+    assert "fid_inception" in metric.available() and "fix:" in metric.available()
+    metric.generated.add(np.zeros((3, 2048)))
+    result = metric.compute()
+    assert result.status == "skipped" and "fid_real" in result.reason
+
+
+def _random_fid_weights(folder: Path) -> Path:
+    """Seeded random weights of pytorch-fid's FID Inception, under the hub file name."""
+    from pytorch_fid import inception
+
+    def own_state(url: str, *args, **kwargs):
+        return sys._getframe(1).f_locals["inception"].state_dict()  # the net being built
+
+    torch.manual_seed(0)
+    with mock.patch.object(inception, "load_state_dict_from_url", own_state):
+        net = inception.fid_inception_v3()
+    state = net.state_dict()
+    for key, value in state.items():  # make BatchNorm statistics non-trivial too
+        if key.endswith("running_mean"):
+            value.normal_(0, 0.1)
+        elif key.endswith("running_var"):
+            value.uniform_(0.5, 1.5)
+    path = folder / "hub" / "checkpoints" / HUB_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def test_extractor_is_pytorch_fids_network(tmp_path: Path, monkeypatch) -> None:
+    from pytorch_fid.fid_score import calculate_activation_statistics, get_activations
+    from pytorch_fid.inception import InceptionV3
+
+    weights = _random_fid_weights(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    rng = np.random.default_rng(2)
+    files = {}
+    for side, n in (("gen", 4), ("real", 3)):
+        files[side] = []
+        for i in range(n):
+            image = rng.integers(0, 256, size=(72, 96, 3), dtype=np.uint8)  # non-square, resized
+            files[side].append(tmp_path / f"{side}{i}.png")
+            Image.fromarray(image).save(files[side][-1])
+    reference = InceptionV3([3]).eval()  # pytorch-fid loads the hub file: same weights
+
+    metric = FID(weights=weights, batch_size=3)
+    assert metric.available() == ""
+    frames = {
+        side: torch.stack(
+            [torch.from_numpy(np.asarray(Image.open(f))).permute(2, 0, 1) for f in paths]
+        ).float()
+        / 255
+        for side, paths in files.items()
+    }
+    ours = metric.features(frames["gen"]).numpy()
+    theirs = get_activations(
+        [str(f) for f in files["gen"]], reference, batch_size=2, device="cpu", num_workers=0
+    )
+    assert np.abs(theirs).max() > 0
+    assert np.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+    metric.update(
+        FrameBatch(
+            generated=frames["gen"][:2],
+            driving=frames["real"],
+            source=frames["real"][0],
+            context={"fid_real": True},
+        )
+    )
+    metric.update(
+        FrameBatch(generated=frames["gen"][2:], driving=frames["real"], source=frames["real"][0])
+    )
+    assert metric.generated.count == 4 and metric.real.count == 3  # real frames counted once
+    mu, sigma = calculate_activation_statistics(
+        [str(f) for f in files["gen"]], reference, batch_size=2, num_workers=0
+    )
+    assert np.allclose(metric.generated.mean(), mu, rtol=1e-5, atol=1e-6)
+    assert np.allclose(metric.generated.cov(), sigma, rtol=1e-4, atol=1e-6)
+    result = metric.compute()
+    assert result.status == "ok" and result.frames == 4 and np.isfinite(result.value)
+    assert "pytorch-fid-0.3.0" in metric.backend and HUB_NAME in metric.backend
