@@ -1,0 +1,444 @@
+"""HiDe-NeRF model pieces: cameras, volume rendering, LED, gradients, free-view symmetry, shapes.
+
+Run: ``OMP_NUM_THREADS=1 /work/venv/bin/python -m pytest tests/test_hidenerf.py`` (CPU, seconds).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hidenerf.cameras import (
+    camera_from_pose,
+    rotation_from_ypr,
+    rotation_x,
+    rotation_y,
+    rotation_z,
+)
+from hidenerf.config import HiDeNeRFConfig, get_config, paper, tiny
+from hidenerf.deformation import positional_encoding
+from hidenerf.model import HiDeNeRF
+from hidenerf.rendering import composite, render_rays, sample_pdf, stratified_samples
+from hidenerf.triplane import sample_triplane
+
+torch.set_num_threads(1)
+
+
+def smooth_secc(size: int, mouth_open: float = 0.0) -> torch.Tensor:
+    """A synthetic SECC-like map (3, S, S): normalised coordinates of an ellipsoid face whose
+    lower half is stretched down by ``mouth_open`` (an expression change)."""
+    v, u = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size),
+                          indexing="ij")
+    v = torch.where(v > 0.2, 0.2 + (v - 0.2) / (1 + mouth_open), v)
+    r2 = (u / 0.8) ** 2 + (v / 0.95) ** 2
+    inside = (r2 < 1).float()
+    z = torch.sqrt((1 - r2).clamp_min(0))
+    code = torch.stack([(u + 1) / 2, (1 - v) / 2, z], 0)
+    return code * inside
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> HiDeNeRF:
+    return HiDeNeRF(tiny()).eval()
+
+
+# -- cameras ------------------------------------------------------------------------------------
+
+
+def test_elementary_rotations_closed_forms():
+    a = torch.tensor(30.0)
+    c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
+    torch.testing.assert_close(rotation_x(a), torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]]))
+    torch.testing.assert_close(rotation_y(a), torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]]))
+    torch.testing.assert_close(rotation_z(a), torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1]]))
+
+
+def test_rotation_composition_order_is_roll_yaw_pitch():
+    # yaw 90 after pitch 90: R = Ry(90) Rx(90) = [[0,1,0],[0,0,-1],[-1,0,0]]
+    r = rotation_from_ypr(torch.tensor([90.0]), torch.tensor([90.0]), torch.tensor([0.0]))[0]
+    torch.testing.assert_close(r, torch.tensor([[0.0, 1, 0], [0, 0, -1], [-1, 0, 0]]),
+                               atol=1e-6, rtol=0)
+    # the other order, Rx(90) Ry(90) = [[0,0,1],[1,0,0],[0,1,0]], must differ
+    assert not torch.allclose(r, torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), atol=1e-3)
+    # roll 90 after yaw 90: Rz(90) Ry(90) = [[0,-1,0],[0,0,1],[-1,0,0]]
+    r = rotation_from_ypr(torch.tensor([90.0]), torch.tensor([0.0]), torch.tensor([90.0]))[0]
+    torch.testing.assert_close(r, torch.tensor([[0.0, -1, 0], [0, 0, 1], [-1, 0, 0]]),
+                               atol=1e-6, rtol=0)
+    # general angles: orthonormal, det 1, equals the explicit product
+    y, p, ro = torch.tensor([17.0]), torch.tensor([-23.0]), torch.tensor([8.0])
+    r = rotation_from_ypr(y, p, ro)
+    torch.testing.assert_close(r, rotation_z(ro) @ rotation_y(y) @ rotation_x(p))
+    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3)[None], atol=1e-6, rtol=0)
+    assert torch.linalg.det(r).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_pose_signs_in_the_image():
+    nose, top = torch.tensor([[[0.0, 0, 1]]]), torch.tensor([[[0.0, 1, 0]]])
+    centre = 32.0
+    def px(yaw, pitch, roll, point):
+        return camera_from_pose(yaw, pitch, roll).project(point, 64, 64)[0, 0]
+    assert px(20, 0, 0, nose)[0] > centre + 1  # yaw > 0: nose to the image right
+    assert px(-20, 0, 0, nose)[0] < centre - 1
+    assert px(0, 20, 0, nose)[1] > centre + 1  # pitch > 0: nose down (rows grow downwards)
+    assert px(0, 0, 20, top)[0] < centre - 1  # roll > 0: top of the head to the image left
+
+
+def test_rays_frontal_camera_and_projection_roundtrip():
+    cam = camera_from_pose(0.0, 0.0, 0.0, focal=2.0, distance=4.0)
+    origins, dirs = cam.rays(8, 8)
+    torch.testing.assert_close(origins[0, 0], torch.tensor([0.0, 0, 4]))
+    # pixel (row 0, col 7): u = (7.5 - 4) / 16, v = -(0.5 - 4) / 16, looking along -z
+    torch.testing.assert_close(dirs[0, 7], torch.tensor([3.5 / 16, 3.5 / 16, -1.0]))
+    # at the origin's depth the image spans exactly x, y in [-1, 1] (focal 2, distance 4)
+    corner = origins[0, 0] + 4.0 * dirs[0, 0]
+    torch.testing.assert_close(corner, torch.tensor([-0.875, 0.875, 0.0]))
+    # any pose: points along rays project back to the pixel centres; t is camera depth
+    cam = camera_from_pose(torch.tensor([25.0, -10.0]), torch.tensor([5.0, 12.0]),
+                           torch.tensor([-7.0, 3.0]), translation=torch.tensor([0.1, -0.2, 0.3]),
+                           scale=torch.tensor([1.1, 0.9]))
+    origins, dirs = cam.rays(6, 6)
+    pts = origins + 3.7 * dirs
+    rows, cols = torch.meshgrid(torch.arange(6) + 0.5, torch.arange(6) + 0.5, indexing="ij")
+    expected = torch.stack([cols, rows], -1).reshape(1, -1, 2).expand(2, -1, -1)
+    torch.testing.assert_close(cam.project(pts, 6, 6), expected, atol=1e-4, rtol=0)
+    xc = cam.scale[:, None, None] * pts @ cam.rotation.transpose(1, 2)
+    depth = -(xc + cam.full_translation()[:, None])[..., 2]
+    torch.testing.assert_close(depth, torch.full_like(depth, 3.7), atol=1e-5, rtol=0)
+
+
+# -- volume rendering ---------------------------------------------------------------------------
+
+
+def _constant_field(sigma: float, colour: float):
+    def field(points):
+        shape = points.shape[:-1]
+        return (torch.full(shape, sigma), torch.full((*shape, 2), colour), None)
+    return field
+
+
+@pytest.mark.parametrize("n_fine", [0, 8])
+def test_constant_density_matches_closed_form(n_fine):
+    near, far, sigma = 2.0, 5.0, 0.4
+    origins = torch.zeros(1, 3, 3)
+    dirs = torch.tensor([[[0.0, 0, -1]] * 3])
+    n, f = torch.full((1, 1, 1), near), torch.full((1, 1, 1), far)
+    bg = torch.tensor([0.25, 0.0])
+    out = render_rays(_constant_field(sigma, 0.75), origins, dirs, n, f, 16, n_fine, train=False,
+                      background=bg)
+    opacity = 1 - math.exp(-sigma * (far - near))
+    torch.testing.assert_close(out["opacity"], torch.full((1, 3), opacity), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out["feature"][..., 0], torch.full((1, 3), 0.75 * opacity
+                               + 0.25 * (1 - opacity)), atol=1e-6, rtol=0)
+    assert out["t"].shape == (1, 3, 16 + n_fine)
+    assert torch.all(out["t"][..., 1:] >= out["t"][..., :-1])
+    # train mode (jittered, random importance samples): same exact opacity
+    out = render_rays(_constant_field(sigma, 0.75), origins, dirs, n, f, 16, n_fine, train=True)
+    torch.testing.assert_close(out["opacity"], torch.full((1, 3), opacity), atol=1e-6, rtol=0)
+
+
+def test_slab_transmittance_and_depth():
+    near, far, a, b, sigma = 0.0, 4.0, 1.0, 2.0, 3.0
+    n_samples = 4000  # bin edges land on a and b
+    t = stratified_samples(torch.full((1, 1, 1), near), torch.full((1, 1, 1), far), 1,
+                           n_samples, jitter=False)
+    density = torch.where((t > a) & (t < b), sigma, 0.0)
+    out = composite(density, torch.ones(*t.shape, 1), t, torch.tensor([[[near]]]),
+                    torch.tensor([[[far]]]))
+    assert out["opacity"].item() == pytest.approx(1 - math.exp(-sigma * (b - a)), abs=1e-5)
+    # transmittance in front of the slab is 1, behind it exp(-sigma (b - a))
+    behind = t[0, 0] > b
+    assert out["weights"][0, 0, behind].abs().max().item() == 0.0
+    # expected depth of the continuous slab: a + 1/sigma - (b-a) e^{-s(b-a)} / (1 - e^{-s(b-a)})
+    e = math.exp(-sigma * (b - a))
+    depth = a + 1 / sigma - (b - a) * e / (1 - e)
+    assert out["depth"].item() == pytest.approx(depth, abs=2e-3)
+
+
+def test_stratified_and_importance_sampling():
+    n, f = torch.full((2, 1, 1), 1.0), torch.full((2, 1, 1), 3.0)
+    t = stratified_samples(n, f, 4, 8, jitter=False)
+    torch.testing.assert_close(t[0, 0], 1.0 + (torch.arange(8) + 0.5) / 4)
+    t1 = stratified_samples(n, f, 4, 8, jitter=True)
+    t2 = stratified_samples(n, f, 4, 8, jitter=True)
+    assert not torch.equal(t1, t2)
+    bins = 1.0 + torch.arange(9) / 4
+    assert torch.all((t1 >= bins[:-1]) & (t1 <= bins[1:]))
+    weights = torch.zeros(1, 8)
+    weights[0, 5] = 1.0  # all mass in [2.25, 2.5)
+    fine = sample_pdf(bins[None], weights, 16, deterministic=True)
+    assert torch.equal(fine, sample_pdf(bins[None], weights, 16, deterministic=True))
+    inside = ((fine >= 2.25) & (fine <= 2.5)).float().mean()
+    assert inside.item() >= 0.9
+
+
+# -- tri-planes ---------------------------------------------------------------------------------
+
+
+def test_triplane_sampling_conventions():
+    r = 4
+    planes = torch.zeros(1, 3, 1, r, r)
+    planes[0, 0, 0, 1, 3] = 1.0  # xy plane, row (y) 1, column (x) 3
+    centres = -1 + (2 * torch.arange(r) + 1) / r  # align_corners=False texel centres
+    point = torch.tensor([[[centres[3], centres[1], 0.3]]])
+    assert sample_triplane(planes, point).item() == pytest.approx(1.0)
+    # xz plane reads (x, z), yz reads (y, z); planes are summed
+    planes = torch.rand(1, 3, 2, r, r)
+    pts = torch.rand(1, 5, 3) * 2 - 1
+    flipped = planes.clone()
+    flipped[:, :2] = planes[:, :2].flip(-1)  # mirror x in the xy and xz planes
+    mirrored = pts * torch.tensor([-1.0, 1, 1])
+    torch.testing.assert_close(sample_triplane(flipped, mirrored), sample_triplane(planes, pts))
+
+
+def test_positional_encoding_shape():
+    x = torch.rand(2, 7, 3)
+    assert positional_encoding(x, 4).shape == (2, 7, 27)
+    assert positional_encoding(x, 0).shape == (2, 7, 3)
+
+
+# -- LED ----------------------------------------------------------------------------------------
+
+
+def test_led_exactly_zero_for_equal_secc_and_differentiable_otherwise():
+    model = HiDeNeRF(tiny(seed=3))
+    secc_a, secc_b = smooth_secc(64)[None], smooth_secc(64, mouth_open=0.5)[None]
+    points = torch.rand(1, 500, 3) * 2 - 1
+    feat_a, feat_a2 = model.encode_secc(secc_a), model.encode_secc(secc_a.clone())
+    zero = model.led(points, feat_a, feat_a2)
+    assert torch.equal(zero, torch.zeros_like(zero))
+    offsets = model.led(points, feat_a, model.encode_secc(secc_b))
+    assert offsets.abs().max().item() > 0
+    assert offsets.abs().max().item() <= model.config.led_max_offset
+    offsets.pow(2).sum().backward()
+    led_params = list(model.led.named_parameters()) + list(model.secc_encoder.named_parameters())
+    for name, param in led_params:
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_full_model_zero_offsets_for_equal_secc(tiny_model):
+    src = torch.rand(1, 3, 128, 128)
+    secc = smooth_secc(64)[None]
+    with torch.no_grad():
+        out = tiny_model(src, secc, secc.clone(), tiny_model.camera(10.0, -5.0, 3.0))
+    assert torch.equal(out["offsets"], torch.zeros_like(out["offsets"]))
+
+
+def test_gradients_reach_every_parameter_at_step_zero():
+    """No optimiser step is needed: the LED output layer is small but not zero."""
+    model = HiDeNeRF(tiny(seed=1)).train()
+    src = torch.rand(2, 3, 128, 128)
+    s_src = torch.stack([smooth_secc(64), smooth_secc(64, 0.2)])
+    s_drv = torch.stack([smooth_secc(64, 0.6), smooth_secc(64, 0.9)])
+    out = model(src, s_src, s_drv, model.camera(torch.tensor([15.0, -10.0]), 0.0, 0.0))
+    loss = (out["image"] - 0.3).abs().mean() + (out["low_res_image"] - 0.3).abs().mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+# -- free view symmetry -------------------------------------------------------------------------
+
+
+def _symmetrise_refine(model: HiDeNeRF) -> None:
+    with torch.no_grad():
+        for module in model.refine.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.copy_(0.5 * (module.weight + module.weight.flip(-1)))
+
+
+def test_free_view_yaw_plus_minus_20_of_symmetric_scene_are_mirror_images():
+    model = HiDeNeRF(tiny(seed=2)).eval()
+    _symmetrise_refine(model)
+    torch.manual_seed(0)
+    planes = []
+    for size in model.config.plane_sizes:
+        p = torch.randn(1, 3, model.config.plane_channels, size, size)
+        p[:, :2] = 0.5 * (p[:, :2] + p[:, :2].flip(-1))  # xy and xz planes even in x
+        planes.append(p * 2)
+    secc = model.encode_secc(smooth_secc(64)[None])  # equal SECCs: zero offsets
+    with torch.no_grad():
+        left = model.render(planes, secc, secc, model.camera(20.0, 0.0, 0.0))
+        right = model.render(planes, secc, secc, model.camera(-20.0, 0.0, 0.0))
+    for key in ("feature_image", "opacity", "depth", "image"):
+        torch.testing.assert_close(left[key], right[key].flip(-1), atol=2e-5, rtol=1e-5)
+    # not trivially symmetric: a 20 degree view of the scene is not its own mirror image
+    assert (left["feature_image"] - left["feature_image"].flip(-1)).abs().max() > 1e-2
+    assert left["opacity"].mean() > 0.05
+
+
+# -- shapes, configs, checkpoints ---------------------------------------------------------------
+
+
+def test_tiny_output_shapes(tiny_model):
+    src = torch.rand(2, 3, 96, 96)  # any input size: resized to image_size
+    s_src, s_drv = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 80, 80)
+    with torch.no_grad():
+        out = tiny_model(src, s_src, s_drv, tiny_model.camera(torch.tensor([0.0, 30.0]), 0, 0))
+    s = tiny_model.config.samples_per_ray
+    assert out["image"].shape == (2, 3, 128, 128)
+    assert out["low_res_image"].shape == (2, 3, 32, 32)
+    assert out["feature_image"].shape == (2, 16, 32, 32)
+    assert out["opacity"].shape == out["depth"].shape == (2, 1, 32, 32)
+    assert out["offsets"].shape == (2, 1024, s, 3)
+    assert out["weights"].shape == (2, 1024, s)
+    assert out["image"].min() >= 0 and out["image"].max() <= 1
+
+
+def test_paper_config_shapes_on_a_ray_batch():
+    model = HiDeNeRF(paper()).eval()
+    c = model.config
+    with torch.no_grad():
+        planes = model.encode_source(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256))
+        assert [tuple(p.shape) for p in planes] == [(1, 3, 32, r, r) for r in (64, 128, 256)]
+        secc_s = model.encode_secc(torch.rand(1, 3, 256, 256))
+        secc_d = model.encode_secc(torch.rand(1, 3, 256, 256))
+        cam = model.camera(10.0, 0.0, 0.0)
+        origins, dirs = cam.rays(c.render_size, c.render_size)
+        near, far = cam.near_far(c.bound_radius)
+        out = render_rays(model.field(planes, secc_s, secc_d), origins[:, :64], dirs[:, :64],
+                          near, far, c.n_coarse, c.n_fine, train=False)
+        assert out["feature"].shape == (1, 64, 32)
+        assert out["aux"].shape == (1, 64, 96, 3)
+        image = model.refine(torch.rand(1, c.feature_channels, 64, 64))
+    assert image.shape == (1, 3, 256, 256)
+
+
+@pytest.mark.slow
+def test_paper_full_forward_shapes():
+    model = HiDeNeRF(paper()).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256),
+                    torch.rand(1, 3, 256, 256), model.camera(0.0, 0.0, 0.0))
+    assert out["image"].shape == (1, 3, 256, 256)
+    assert out["low_res_image"].shape == (1, 3, 64, 64)
+
+
+def test_configs_seeded_and_validated():
+    state = torch.random.get_rng_state()
+    a, b = HiDeNeRF(tiny(seed=5)), HiDeNeRF(tiny(seed=5))
+    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(p, q), name
+    assert not torch.equal(HiDeNeRF(tiny(seed=6)).decoder.net[0].weight, a.decoder.net[0].weight)
+    assert HiDeNeRFConfig.from_dict(paper().to_dict()) == paper()
+    with pytest.raises(ValueError, match="refine_channels"):
+        HiDeNeRFConfig(refine_channels=(8,))
+    with pytest.raises(KeyError, match="known"):
+        get_config("huge")
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    from hidenerf.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    model = HiDeNeRF(tiny(seed=4))
+    save_checkpoint(tmp_path / "m.pt", model, step=7)
+    loaded, extra = load_checkpoint(tmp_path / "m.pt")
+    assert extra == {"step": 7} and loaded.config == model.config
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+# -- method wrapper and CLI with a stand-in face-geometry module ----------------------------------
+
+
+@dataclass
+class _FakeAnalysis:
+    has_face: bool
+    yaw: float
+    pitch: float
+    roll: float
+    identity: np.ndarray
+    expression: np.ndarray
+
+
+@pytest.fixture
+def fake_facegeom(monkeypatch):
+    """facegeom stand-in: the face is found when the frame's mean is > 0.1; the yaw and the
+    expression follow the frame's mean brightness."""
+    calls = []
+
+    class FaceAnalyzer:
+        def analyze(self, rgb):
+            assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
+            m = float(rgb.mean()) / 255
+            calls.append(m)
+            return _FakeAnalysis(m > 0.1, 40 * (m - 0.5), 0.0, 0.0, np.zeros(63),
+                                 np.full(6, m))
+
+    def render_secc(identity, expression, size):
+        return smooth_secc(size, mouth_open=float(expression[0]))
+
+    package = types.ModuleType("facegeom")
+    analysis = types.ModuleType("facegeom.analysis")
+    analysis.FaceAnalyzer = FaceAnalyzer
+    secc = types.ModuleType("facegeom.secc")
+    secc.render_secc = render_secc
+    monkeypatch.setitem(sys.modules, "facegeom", package)
+    monkeypatch.setitem(sys.modules, "facegeom.analysis", analysis)
+    monkeypatch.setitem(sys.modules, "facegeom.secc", secc)
+    return calls
+
+
+def test_method_registered_and_animates(fake_facegeom):
+    from benchcore.method import build
+    from hidenerf.method import HiDeNeRFMethod
+
+    method = build("hidenerf", config="tiny", yaw=20.0)
+    assert isinstance(method, HiDeNeRFMethod)
+    assert method.describe()["yaw"] == "20"
+    source = torch.full((3, 100, 100), 0.5)
+    driving = [torch.full((2, 3, 100, 100), 0.6), torch.full((1, 3, 100, 100), 0.0)]  # no face
+    outs = list(method.animate(source, driving))
+    assert [tuple(o.shape) for o in outs] == [(2, 3, 100, 100), (1, 3, 100, 100)]
+    assert all(o.min() >= 0 and o.max() <= 1 for o in outs)
+    # the faceless frame reuses the last driving pose and expression: same output as frame 1
+    torch.testing.assert_close(outs[1][0], outs[0][1], atol=1e-5, rtol=0)
+
+
+def test_cli_one_line_errors(tmp_path, capsys, fake_facegeom):
+    from benchcore.media import write_png
+    from hidenerf.__main__ import main
+
+    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "nope.png"),
+                 "--driving", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.png" in err and len(err.strip().splitlines()) == 1
+    write_png(tmp_path / "src.png", np.full((32, 32, 3), 128, np.uint8))
+    code = main(["animate", "--checkpoint", str(tmp_path / "none.pt"), "--source",
+                 str(tmp_path / "src.png"), "--driving", str(tmp_path / "src.png"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "none.pt: checkpoint not found" in err
+    assert len(err.strip().splitlines()) == 1
+    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
+                 "--driving", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "clip.mp4" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_animates_a_folder(tmp_path, capsys, fake_facegeom):
+    from benchcore.media import write_png
+    from hidenerf.__main__ import main
+
+    frames = tmp_path / "driving"
+    frames.mkdir()
+    for i in range(3):
+        write_png(frames / f"{i}.png", np.full((64, 64, 3), 100 + 20 * i, np.uint8))
+    write_png(tmp_path / "src.png", np.full((64, 64, 3), 128, np.uint8))
+    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
+                 "--driving", str(frames), "--out", str(tmp_path / "out"), "--pitch", "10"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "000000.png", "000001.png", "000002.png"]
