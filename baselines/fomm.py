@@ -10,6 +10,7 @@ scale adaptation; ``grid_sample`` / bilinear ``interpolate`` with the default
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,9 @@ from baselines.modules import (
 )
 from baselines.warping import WarpingMethod
 from benchcore.method import register
+
+if TYPE_CHECKING:
+    from baselines.train import LossKit
 
 Keypoints = dict[str, torch.Tensor]
 """``{"value": (B, K, 2) in [-1, 1], "jacobian": (B, K, 2, 2)}``."""
@@ -242,6 +246,32 @@ class FOMM(WarpingMethod):
         source = source.expand(batch, *source.shape[1:])
         return self.nets["generator"](source, kp_driving, kp_source, features)["prediction"]
 
+    def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
+                        kit: LossKit) -> dict[str, torch.Tensor]:
+        """Reconstruct ``driving`` from ``source`` with absolute keypoints (as in training), plus
+        keypoint and jacobian equivariance under a random warp of the driving frame."""
+        detector, generator = self.nets["kp_detector"], self.nets["generator"]
+        kp_source, kp_driving = detector(source), detector(driving)
+        prediction = generator(source, kp_driving, kp_source)["prediction"]
+        self.last_prediction = prediction
+        losses = {"perceptual": kit.perceptual(prediction, driving)}
+        if kit.discriminators is not None:
+            losses["gan"] = kit.generator_gan(prediction, driving)
+        weights = kit.weights
+        transform = kit.random_warp(driving.shape[0], "fomm")
+        kp_warped = detector(transform.warp_frame(driving, self.cfg.align_corners))
+        moved = transform.warp_points(kp_warped["value"])
+        losses["equivariance_value"] = (
+            weights.equivariance_value * (kp_driving["value"] - moved).abs().mean())
+        jacobian = transform.jacobian(kp_warped["value"]) @ kp_warped["jacobian"]
+        product = torch.inverse(kp_driving["jacobian"]) @ jacobian
+        eye = torch.eye(2, dtype=product.dtype, device=product.device)
+        losses["equivariance_jacobian"] = (
+            weights.equivariance_jacobian * (eye - product).abs().mean())
+        return losses
+
+
 
 def config(name: str, **overrides) -> FOMMConfig:
     return replace(CONFIGS[name], **overrides)
+

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from baselines.modules import (
 from baselines.resnet import ResNet18
 from baselines.warping import WarpingMethod
 from benchcore.method import register
+
+if TYPE_CHECKING:
+    from baselines.train import LossKit
 
 POINTS_PER_TPS = 5
 
@@ -364,3 +368,31 @@ class TPSMM(WarpingMethod):
         features = [f.expand(batch, -1, -1, -1) for f in self.source_features]
         motion = self.nets["dense_motion_network"](source, kp_driving, kp_source)
         return self.nets["inpainting_network"](source, motion, features)["prediction"]
+
+    def training_losses(self, source: torch.Tensor, driving: torch.Tensor, kit: LossKit,
+                        dropout_p: float = 0.0) -> dict[str, torch.Tensor]:
+        """Reconstruct ``driving`` from ``source`` with absolute keypoints (as in training):
+        perceptual, keypoint equivariance under a random TPS warp, and the warp loss (warped,
+        occluded source features against the driving frame's, moving only the flow)."""
+        detector = self.nets["kp_detector"]
+        inpainting = self.nets["inpainting_network"]
+        kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
+        motion = self.nets["dense_motion_network"](source, kp_driving, kp_source,
+                                                   dropout_p=dropout_p)
+        out = inpainting(source, motion)
+        prediction = out["prediction"]
+        self.last_prediction = prediction
+        losses = {"perceptual": kit.perceptual(prediction, driving)}
+        if kit.discriminators is not None:
+            losses["gan"] = kit.generator_gan(prediction, driving)
+        weights = kit.weights
+        transform = kit.random_warp(driving.shape[0], "tpsmm")
+        kp_warped = detector(transform.warp_frame(driving, self.cfg.align_corners))["fg_kp"]
+        losses["equivariance_value"] = (
+            weights.equivariance_value
+            * (kp_driving - transform.warp_points(kp_warped)).abs().mean())
+        targets = inpainting.encode_driving(driving, motion["occlusion_map"])
+        losses["warp"] = weights.warp * sum(
+            (target - warped).abs().mean()
+            for target, warped in zip(targets, out["warped_encoder_maps"], strict=True))
+        return losses
