@@ -31,6 +31,14 @@ REGISTRY: dict[str, str] = {
     "l1": "eval.metrics.image:L1",
     "lpips": "eval.metrics.lpips_metric:LPIPS",
     "fid": "eval.metrics.fid:FID",
+    "csim": "eval.metrics.identity:CSIM",
+    "aed_identity": "eval.metrics.identity:AEDIdentity",
+    "akd": "eval.metrics.landmarks:AKD",
+    "mkr": "eval.metrics.landmarks:MKR",
+    "aed_3dmm": "eval.metrics.morphable:AED3DMM",
+    "apd": "eval.metrics.morphable:APD",
+    "avd_s": "eval.metrics.morphable:AVDSource",
+    "avd_d": "eval.metrics.morphable:AVDDriving",
 }
 """Metric name -> ``"module:Class"``; the class takes the name's options as keyword arguments."""
 

@@ -1,0 +1,103 @@
+"""Plumbing shared by the face metrics (identity, landmarks, 3DMM).
+
+Face metrics never run a detector themselves. The runner puts in ``batch.context["analyses"]`` a
+callable ``analyses(role) -> list[FrameAnalysis]`` with ``role`` in :data:`ROLES` (``"source"``
+gives a one-element list), memoised per batch, so each frame is analysed once and shared by every
+face metric. A metric only reads the fields it needs (``has_face``, ``landmarks``, ``yaw``,
+``pitch``, ``roll``, ``identity``, ``expression``, ``dlib_descriptor``, ``arcface``).
+
+A frame where either side has no face is *excluded*: counted in ``MetricValue.excluded`` and left
+out of the mean, never averaged as 0 or NaN. ``MetricValue.frames`` is the number of frames used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eval.metrics.base import FrameBatch, Metric, MetricValue
+
+ROLES = ("generated", "driving", "source", "ground_truth")
+
+
+def analyses(batch: FrameBatch, role: str) -> list[Any]:
+    """The analyses of ``role``'s frames in this batch, from ``batch.context["analyses"]``."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {ROLES}")
+    provider: Callable[[str], Sequence[Any]] | None = batch.context.get("analyses")
+    if provider is None:
+        raise KeyError(
+            "face metrics need batch.context['analyses']: a callable role -> list of "
+            "facegeom FrameAnalysis (the runner fills it)"
+        )
+    return list(provider(role))
+
+
+def paired(batch: FrameBatch, reference: str) -> list[tuple[Any, Any]]:
+    """(generated, reference) analyses per generated frame; the source is broadcast."""
+    generated = analyses(batch, "generated")
+    other = analyses(batch, reference)
+    if reference == "source":
+        if len(other) != 1:
+            raise ValueError(f"expected one source analysis, got {len(other)}")
+        other = other * len(generated)
+    if len(other) != len(generated):
+        raise ValueError(f"{len(generated)} generated vs {len(other)} {reference} analyses")
+    return list(zip(generated, other, strict=True))
+
+
+def missing_assets(*names: str) -> str:
+    """Empty when every asset resolves, else the first one's reason and fix."""
+    from benchcore import assets
+
+    for name in names:
+        try:
+            assets.resolve(name)
+        except assets.AssetError as error:
+            return str(error)
+    return ""
+
+
+def missing_module(module: str, install: str) -> str:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return f"python module {module!r} not installed; fix: pip install {install}"
+    return ""
+
+
+class FaceFrameMetric(Metric):
+    """Mean over frames of ``value(generated, reference)`` where both sides have a face."""
+
+    reference: str = "ground_truth"
+    """Which role the generated frames are compared with."""
+    parts: tuple[str, ...] = ()
+    """What the face analyzer must compute for this metric (``FaceAnalyzer(parts=...)``)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def value(self, generated: Any, reference: Any) -> float:
+        """The per-frame value; both analyses have a face."""
+        raise NotImplementedError
+
+    def update(self, batch: FrameBatch) -> None:
+        for generated, reference in paired(batch, self.reference):
+            if not (generated.has_face and reference.has_face):
+                self._excluded += 1
+                continue
+            self._sum += float(self.value(generated, reference))
+            self._count += 1
+
+    def compute(self) -> MetricValue:
+        if self._count == 0:
+            result = MetricValue.skipped(
+                f"no frame with a face in both the generated and the {self.reference} frame "
+                f"({self._excluded} excluded)"
+            )
+            result.excluded = self._excluded
+            return result
+        return MetricValue(self._sum / self._count, self._count, excluded=self._excluded)
+
+    def reset(self) -> None:
+        self._sum, self._count, self._excluded = 0.0, 0, 0

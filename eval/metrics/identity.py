@@ -1,0 +1,100 @@
+"""Identity metrics from face embeddings: CSIM (vs the source) and FOMM-style ``aed_identity``.
+
+The embedding network is chosen explicitly (``backend="dlib"`` or ``"arcface"``); it is read from
+the frame analyses (``FrameAnalysis.dlib_descriptor`` / ``.arcface``), so the analyzer must be
+built with that part. A missing ArcFace model makes the metric skipped (``available()``), never a
+silent switch to dlib.
+
+- ``csim``: cosine similarity between the embeddings of each generated frame and of the source
+  image, averaged over frames; higher is better; both protocols.
+- ``aed_identity``: FOMM / Monkey-Net "AED": distance between the embeddings of each generated
+  frame and its ground-truth frame, averaged over frames; lower is better; same-identity only.
+  ``distance="l2"`` (default) is the Euclidean distance the papers name; ``distance="mean_abs"``
+  is what the public ``pose-evaluation/cmp.py`` computes (mean absolute difference over the
+  embedding's dimensions). Not the 3DMM expression distance -- that is ``aed_3dmm``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from eval.metrics.base import PROTOCOLS, SAME_IDENTITY
+from eval.metrics.face import FaceFrameMetric
+
+FIELDS = {"dlib": "dlib_descriptor", "arcface": "arcface"}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+class _EmbeddingMetric(FaceFrameMetric):
+    def __init__(self, backend: str = "dlib", model_path: str | None = None) -> None:
+        if backend not in FIELDS:
+            raise ValueError(f"identity backend must be one of {sorted(FIELDS)}, got {backend!r}")
+        self.embedding, self.model_path = backend, model_path
+        self.parts = (FIELDS[backend],)
+        super().__init__()
+
+    def _network(self) -> Any:
+        from facegeom import identity
+
+        if self.embedding == "dlib":
+            return identity.DlibDescriptor()
+        return identity.ArcFace(self.model_path)
+
+    @property
+    def backend(self) -> str:
+        return self._network().backend
+
+    def available(self) -> str:
+        return self._network().available()
+
+    def _embedding(self, analysis: Any) -> np.ndarray:
+        vector = getattr(analysis, FIELDS[self.embedding], None)
+        if vector is None:
+            raise ValueError(
+                f"{self.name}: the frame analysis has no {FIELDS[self.embedding]!r}; build the "
+                f"FaceAnalyzer with parts including {FIELDS[self.embedding]!r}"
+            )
+        return np.asarray(vector, np.float64)
+
+
+class CSIM(_EmbeddingMetric):
+    """Cosine similarity of identity embeddings, generated frame vs source image."""
+
+    name = "csim"
+    higher_is_better = True
+    protocols = PROTOCOLS
+    reference = "source"
+
+    def value(self, generated: Any, reference: Any) -> float:
+        return cosine(self._embedding(generated), self._embedding(reference))
+
+
+class AEDIdentity(_EmbeddingMetric):
+    """FOMM's AED: distance of identity embeddings, generated vs ground truth (lower better)."""
+
+    name = "aed_identity"
+    higher_is_better = False
+    protocols = (SAME_IDENTITY,)
+    reference = "ground_truth"
+
+    def __init__(
+        self, backend: str = "dlib", model_path: str | None = None, distance: str = "l2"
+    ) -> None:
+        if distance not in ("l2", "mean_abs"):
+            raise ValueError(f"aed_identity distance must be 'l2' or 'mean_abs', got {distance!r}")
+        self.distance = distance
+        super().__init__(backend, model_path)
+
+    @property
+    def backend(self) -> str:
+        return f"{super().backend},{self.distance}"
+
+    def value(self, generated: Any, reference: Any) -> float:
+        diff = self._embedding(generated) - self._embedding(reference)
+        return float(np.linalg.norm(diff) if self.distance == "l2" else np.abs(diff).mean())

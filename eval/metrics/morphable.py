@@ -1,0 +1,142 @@
+"""3DMM metrics from the shared per-frame fits (both protocols): AED-3dmm, APD, AVD-s, AVD-d.
+
+Fits come from ``facegeom`` (eos-py, Surrey Face Model 3448 + 6 expression blendshapes, fitted
+from the 68 landmarks; the lambdas are part of the backend string). A frame where either side has
+no face is excluded and counted (``MetricValue.excluded``).
+
+- ``aed_3dmm``: per frame, the mean absolute difference of the expression coefficients of the
+  generated and the driving frame (``l1_loss``, i.e. mean over coefficients, as PIRenderer /
+  OTAvatar / GAGAvatar compute it); mean over frames. Lower better. SFM blendshape weights are
+  not Deep3DFaceRecon's 64 BFM coefficients: numbers are comparable within this benchmark only.
+- ``apd``: per frame, the mean over yaw, pitch and roll of the absolute angle difference in
+  degrees (wrapped to [0, 180]), generated vs driving; mean over frames. Lower better.
+- ``avd_s``: per frame, the mean per-vertex Euclidean distance between the identity-only canonical
+  meshes (neutral expression, zero pose, model units: mm for the SFM) of the generated frame and
+  of the source image. Lower better: the output keeps the source's face shape.
+- ``avd_d``: the same against the driving frame. *Higher* is better (``higher_is_better=True``):
+  a larger distance means the output took less of the driver's face shape (identity leak).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from eval.metrics.base import PROTOCOLS
+from eval.metrics.face import FaceFrameMetric, missing_module
+
+
+def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Absolute difference of angles in degrees, wrapped to [0, 180]."""
+    d = (np.asarray(a, np.float64) - np.asarray(b, np.float64) + 180.0) % 360.0 - 180.0
+    return np.abs(d)
+
+
+def neutral_mesh(identity: np.ndarray, model: Any) -> np.ndarray:
+    """(V, 3) identity-only canonical mesh: neutral expression, zero pose, model units."""
+    return model.shape(np.asarray(identity, np.float64), None)
+
+
+def identity_mesh_distance(a: np.ndarray, b: np.ndarray, model: Any) -> float:
+    """Mean per-vertex Euclidean distance between the identity-only meshes of coefficients a, b.
+
+    The model is linear, so this is computed on the coefficient difference (equal to the
+    difference of :func:`neutral_mesh` results, without building two meshes).
+    """
+    delta = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    offsets = np.asarray(model.identity_basis, np.float64) @ delta  # (V, 3)
+    return float(np.linalg.norm(offsets, axis=-1).mean())
+
+
+class _FitMetric(FaceFrameMetric):
+    protocols = PROTOCOLS
+    parts = ("fit",)
+
+    def __init__(self, backend: str | None = None) -> None:
+        self._backend = backend
+        super().__init__()
+
+    @property
+    def backend(self) -> str:
+        """The fitter's backend string (pass the runner's ``Fitter.backend`` when it differs
+        from the default lambdas)."""
+        if self._backend is None:
+            from facegeom.fitting import Fitter
+
+            self._backend = Fitter().backend
+        return self._backend
+
+    def available(self) -> str:
+        missing = missing_module("eos", "eos-py")
+        if missing:
+            return missing
+        from facegeom.fitting import Fitter
+
+        return Fitter().available()
+
+
+class AED3DMM(_FitMetric):
+    """Mean absolute difference of 3DMM expression coefficients, generated vs driving."""
+
+    name = "aed_3dmm"
+    higher_is_better = False
+    reference = "driving"
+
+    def value(self, generated: Any, reference: Any) -> float:
+        a = np.asarray(generated.expression, np.float64)
+        b = np.asarray(reference.expression, np.float64)
+        if a.shape != b.shape:
+            raise ValueError(f"expression shapes differ: {a.shape} vs {b.shape}")
+        return float(np.abs(a - b).mean())
+
+
+class APD(_FitMetric):
+    """Mean absolute head-pose difference (degrees, mean of yaw, pitch, roll) vs driving."""
+
+    name = "apd"
+    higher_is_better = False
+    reference = "driving"
+
+    def value(self, generated: Any, reference: Any) -> float:
+        a = [generated.yaw, generated.pitch, generated.roll]
+        b = [reference.yaw, reference.pitch, reference.roll]
+        return float(angle_difference(a, b).mean())
+
+
+class _AVD(_FitMetric):
+    def __init__(self, backend: str | None = None, model: Any = None) -> None:
+        self._model = model
+        super().__init__(backend)
+
+    @property
+    def model(self) -> Any:
+        """The 3DMM the identity coefficients belong to (default: the Surrey Face Model)."""
+        if self._model is None:
+            from facegeom.morphable import load_sfm
+
+            self._model = load_sfm()
+        return self._model
+
+    @property
+    def units(self) -> str:
+        return getattr(self.model, "units", "model units")
+
+    def value(self, generated: Any, reference: Any) -> float:
+        return identity_mesh_distance(generated.identity, reference.identity, self.model)
+
+
+class AVDSource(_AVD):
+    """Identity-mesh vertex distance to the source (lower: the source's shape is kept)."""
+
+    name = "avd_s"
+    higher_is_better = False
+    reference = "source"
+
+
+class AVDDriving(_AVD):
+    """Identity-mesh vertex distance to the driving frame (higher: less of the driver's shape)."""
+
+    name = "avd_d"
+    higher_is_better = True
+    reference = "driving"

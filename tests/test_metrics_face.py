@@ -1,0 +1,237 @@
+"""Face metrics (CSIM, AED-identity, AKD, MKR, AED-3dmm, APD, AVD) on analyses we construct."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eval.metrics import build_metrics
+from eval.metrics.base import CROSS_IDENTITY, SAME_IDENTITY, FrameBatch
+from eval.metrics.identity import CSIM, AEDIdentity
+from eval.metrics.landmarks import AKD, MKR
+from eval.metrics.morphable import (
+    AED3DMM,
+    APD,
+    AVDDriving,
+    AVDSource,
+    identity_mesh_distance,
+    neutral_mesh,
+)
+
+SFM_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "sfm"
+
+
+@dataclass
+class Analysis:
+    """The fields of facegeom's FrameAnalysis that metrics read."""
+
+    has_face: bool = True
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    identity: np.ndarray = field(default_factory=lambda: np.zeros(63))
+    expression: np.ndarray = field(default_factory=lambda: np.zeros(6))
+    dlib_descriptor: np.ndarray | None = None
+    arcface: np.ndarray | None = None
+
+
+NO_FACE = Analysis(has_face=False, landmarks=None, identity=None, expression=None)
+
+
+def _batch(generated: list, **others: list) -> FrameBatch:
+    roles = {"generated": generated, **others}
+    if "ground_truth" not in roles and "driving" in roles:
+        roles["ground_truth"] = roles["driving"]
+    frames = torch.zeros(len(generated), 3, 8, 8)
+    return FrameBatch(
+        generated=frames,
+        driving=frames,
+        source=frames[0],
+        context={"analyses": lambda role: roles[role]},
+    )
+
+
+def _run(metric, batch: FrameBatch):
+    metric.update(batch)
+    return metric.compute()
+
+
+def test_csim_cosine_and_exclusions() -> None:
+    src = Analysis(dlib_descriptor=np.array([1.0, 0.0, 0.0]))
+    gen = [
+        Analysis(dlib_descriptor=np.array([1.0, 0.0, 0.0])),
+        Analysis(dlib_descriptor=np.array([1.0, 1.0, 0.0])),
+        NO_FACE,
+    ]
+    result = _run(CSIM(), _batch(gen, source=[src]))
+    assert result.value == pytest.approx((1.0 + 2**-0.5) / 2)
+    assert result.frames == 2 and result.excluded == 1
+    metric = CSIM()
+    assert metric.reference == "source" and metric.higher_is_better
+    assert metric.protocols == (SAME_IDENTITY, CROSS_IDENTITY)
+    assert metric.parts == ("dlib_descriptor",)
+
+
+def test_identity_metrics_need_the_chosen_embedding() -> None:
+    src = Analysis(dlib_descriptor=np.ones(128))
+    gen = [Analysis(dlib_descriptor=np.ones(128))]  # no arcface field filled
+    with pytest.raises(ValueError, match="'arcface'"):
+        CSIM(backend="arcface").update(_batch(gen, source=[src]))
+    with pytest.raises(ValueError, match="identity backend"):
+        CSIM(backend="facenet")
+
+
+def test_arcface_missing_is_skipped_not_replaced(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("THB_ASSETS_DIR", str(tmp_path))
+    monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path))
+    (csim,) = build_metrics(["csim"], {"csim": {"backend": "arcface"}})
+    reason = csim.available()
+    assert "arcface_r50" in reason and "fix:" in reason
+    assert "arcface" in csim.backend and "dlib" not in csim.backend
+    (default,) = build_metrics(["csim"])
+    assert default.available() == "" and "dlib" in default.backend
+
+
+def test_aed_identity_l2_and_mean_abs_symmetric() -> None:
+    a, b = np.array([0.0, 3.0, 0.0]), np.array([4.0, 0.0, 0.0])
+    for distance, expected in (("l2", 5.0), ("mean_abs", 7.0 / 3)):
+        forward = _run(
+            AEDIdentity(distance=distance),
+            _batch([Analysis(dlib_descriptor=a)], driving=[Analysis(dlib_descriptor=b)]),
+        )
+        backward = _run(
+            AEDIdentity(distance=distance),
+            _batch([Analysis(dlib_descriptor=b)], driving=[Analysis(dlib_descriptor=a)]),
+        )
+        assert forward.value == pytest.approx(expected) == backward.value
+    same = _run(
+        AEDIdentity(), _batch([Analysis(dlib_descriptor=a)], driving=[Analysis(dlib_descriptor=a)])
+    )
+    assert same.value == 0.0
+    metric = AEDIdentity()
+    assert metric.protocols == (SAME_IDENTITY,) and metric.reference == "ground_truth"
+    assert metric.backend.endswith(",l2")
+
+
+def test_akd_pixels_and_mkr_rate() -> None:
+    rng = np.random.default_rng(0)
+    truth_points = rng.uniform(0, 256, size=(68, 2))
+    truth = [
+        Analysis(landmarks=truth_points),
+        Analysis(landmarks=truth_points),
+        NO_FACE,
+        Analysis(landmarks=truth_points),
+    ]
+    generated = [
+        Analysis(landmarks=truth_points + [3.0, 4.0]),
+        NO_FACE,
+        NO_FACE,
+        Analysis(landmarks=truth_points),
+    ]
+    akd = _run(AKD(), _batch(generated, driving=truth))
+    assert akd.value == pytest.approx(2.5) and akd.frames == 2 and akd.excluded == 2
+    mkr = _run(MKR(), _batch(generated, driving=truth))
+    assert mkr.value == pytest.approx(1 / 3) and mkr.frames == 3 and mkr.excluded == 1
+    empty = _run(MKR(), _batch([NO_FACE], driving=[NO_FACE]))
+    assert empty.status == "skipped" and empty.excluded == 1
+
+
+def test_aed_3dmm_and_apd_closed_forms() -> None:
+    drv = Analysis(
+        expression=np.array([0.1, 0.2, 0.0, 0.0, 0.5, 0.0]), yaw=179.0, pitch=10.0, roll=-5.0
+    )
+    gen = Analysis(
+        expression=np.array([0.4, 0.2, 0.0, 0.3, 0.5, 0.0]), yaw=-179.0, pitch=4.0, roll=-2.0
+    )
+    aed = _run(AED3DMM(backend="test"), _batch([gen, NO_FACE], driving=[drv, drv]))
+    assert aed.value == pytest.approx(0.1) and aed.frames == 1 and aed.excluded == 1
+    apd = _run(APD(backend="test"), _batch([gen], driving=[drv]))
+    assert apd.value == pytest.approx((2.0 + 6.0 + 3.0) / 3)  # yaw wraps around +-180
+    for metric in (AED3DMM(backend="t"), APD(backend="t")):
+        assert _run(metric, _batch([drv], driving=[drv])).value == 0.0
+        assert metric.protocols == (SAME_IDENTITY, CROSS_IDENTITY)
+
+
+@dataclass
+class TinyModel:
+    identity_basis: np.ndarray
+    mean: np.ndarray
+    units: str = "mm"
+
+    def shape(self, identity, expression=None):
+        return self.mean + self.identity_basis @ identity
+
+
+def test_avd_mesh_distance_closed_form_and_directions() -> None:
+    rng = np.random.default_rng(1)
+    model = TinyModel(identity_basis=rng.normal(size=(50, 3, 4)), mean=rng.normal(size=(50, 3)))
+    a, b = rng.normal(size=4), rng.normal(size=4)
+    explicit = np.linalg.norm(neutral_mesh(a, model) - neutral_mesh(b, model), axis=-1).mean()
+    assert identity_mesh_distance(a, b, model) == pytest.approx(explicit, rel=1e-12)
+    assert identity_mesh_distance(a, b, model) == pytest.approx(identity_mesh_distance(b, a, model))
+    assert identity_mesh_distance(a, a, model) == 0.0
+
+    gen = [Analysis(identity=a), Analysis(identity=a), NO_FACE]
+    avd_s = _run(
+        AVDSource(backend="t", model=model), _batch(gen, source=[Analysis(identity=b)], driving=gen)
+    )
+    assert avd_s.value == pytest.approx(explicit) and avd_s.frames == 2 and avd_s.excluded == 1
+    avd_d = _run(
+        AVDDriving(backend="t", model=model), _batch(gen, driving=[Analysis(identity=b)] * 3)
+    )
+    assert avd_d.value == pytest.approx(explicit)
+    assert not AVDSource.higher_is_better and AVDDriving.higher_is_better
+    assert AVDSource.reference == "source" and AVDDriving.reference == "driving"
+
+
+def test_avd_on_the_surrey_face_model(monkeypatch) -> None:
+    if not (SFM_DIR / "sfm_shape_3448.bin").is_file():
+        pytest.skip(f"Surrey Face Model files not found under {SFM_DIR}")
+    pytest.importorskip("eos")
+    monkeypatch.setenv("THB_ASSETS_DIR", str(SFM_DIR))
+    (avd,) = build_metrics(["avd_s"])
+    assert avd.available() == ""
+    identity = np.zeros(63)
+    identity[0] = 1.0  # one standard deviation of the first shape component
+    d = identity_mesh_distance(identity, np.zeros(63), avd.model)
+    print(f"AVD of 1 s.d. along SFM identity component 0: {d:.2f} {avd.units}")
+    assert avd.units == "mm" and 0.5 < d < 50
+    assert "lambda_id" in avd.backend
+
+
+def test_face_metrics_need_analyses_in_context() -> None:
+    frames = torch.zeros(1, 3, 8, 8)
+    batch = FrameBatch(generated=frames, driving=frames, source=frames[0], ground_truth=frames)
+    with pytest.raises(KeyError, match="analyses"):
+        AKD().update(batch)
+
+
+def test_registry_builds_every_metric() -> None:
+    names = [
+        "psnr",
+        "ssim",
+        "l1",
+        "lpips",
+        "fid",
+        "csim",
+        "aed_identity",
+        "akd",
+        "mkr",
+        "aed_3dmm",
+        "apd",
+        "avd_s",
+        "avd_d",
+    ]
+    metrics = build_metrics(names)
+    assert [m.name for m in metrics] == names
+    for metric in metrics:
+        assert metric.scope in ("pair", "set")
+        assert isinstance(metric.available(), str)
+        assert set(metric.protocols) <= {SAME_IDENTITY, CROSS_IDENTITY}
+    by_name = {m.name: m for m in metrics}
+    assert by_name["avd_d"].higher_is_better and not by_name["avd_s"].higher_is_better
