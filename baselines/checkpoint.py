@@ -97,7 +97,12 @@ def load_official(path: str | os.PathLike, modules: dict[str, nn.Module]) -> dic
 
 
 def _tensor_layout(state: dict) -> dict[str, tuple[tuple[int, ...], str]]:
-    return {n: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in state.items()}
+    """Layout of a stored state dict; a non-tensor entry shows as a mismatch, not a crash."""
+    return {
+        str(n): (tuple(t.shape), str(t.dtype).removeprefix("torch."))
+        if isinstance(t, torch.Tensor) else ((), f"<{type(t).__name__}, not a tensor>")
+        for n, t in state.items()
+    }
 
 
 def save_official(path: str | os.PathLike, modules: dict[str, nn.Module], **extra) -> None:
