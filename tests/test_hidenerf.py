@@ -442,3 +442,37 @@ def test_cli_animates_a_folder(tmp_path, capsys, fake_facegeom):
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "000000.png", "000001.png", "000002.png"]
+
+
+def test_bench_analytic_flops_match_counted_layers():
+    """The config-derived MAC counts equal what the Linear / Conv2d layers really compute."""
+    from hidenerf.bench import frame_conv_macs, point_macs
+
+    model = HiDeNeRF(tiny()).eval()
+    c = model.config
+    counted = {"linear": 0, "conv": 0}
+
+    def linear_hook(module, inputs, output):
+        counted["linear"] += output.numel() // module.out_features * module.in_features \
+            * module.out_features
+
+    def conv_hook(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1]
+        counted["conv"] += output.numel() * module.in_channels * k // module.groups
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.register_forward_hook(linear_hook)
+        elif isinstance(module, nn.Conv2d):
+            module.register_forward_hook(conv_hook)
+    planes = [torch.rand(1, 3, c.plane_channels, r, r) for r in c.plane_sizes]
+    with torch.no_grad():
+        feat = model.encode_secc(torch.rand(1, 3, c.secc_size, c.secc_size))
+        model.render(planes, feat, model.encode_secc(smooth_secc(64)[None]),
+                     model.camera(0.0, 0.0, 0.0))
+    per_point = point_macs(c)
+    points = c.render_size**2 * c.samples_per_ray
+    linear = per_point["led_mlp"] - c.led_width + per_point["decoder_mlp"]  # minus the gate
+    assert counted["linear"] == points * linear
+    convs = frame_conv_macs(c)
+    assert counted["conv"] == 2 * convs["secc_encoder"] + convs["refine"]

@@ -1,0 +1,178 @@
+"""CPU cost of one HiDe-NeRF output frame: ``python -m hidenerf.bench [--threads N]``.
+
+For ``tiny`` at 128x128 and ``paper`` at 256x256 (batch 1, random init, eval, no_grad), each in
+a fresh subprocess, it prints:
+
+* ms per output frame, wall clock and process CPU time (the CPU time is the fairer number on
+  a shared machine; the load average is printed beside it) of what
+  :class:`hidenerf.method.HiDeNeRFMethod` does per driving frame (encode the driving SECC,
+  render rays x samples through LED + tri-planes + decoder, refine), median over timed frames;
+  the once-per-source encoding (MGA) is timed separately;
+* peak memory: the increase of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak resident set
+  size, KiB on Linux) across the per-frame renders, over the level reached after building the
+  model and encoding the source. tracemalloc is not used: it sees only Python's allocator, not
+  torch's tensor memory;
+* the analytic FLOPs from the config (1 multiply-add = 2 FLOPs): rays x samples x per-point
+  MLP FLOPs, which bounds the rendering, plus the per-frame convolutions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from hidenerf.config import HiDeNeRFConfig, get_config
+
+SIZES = {"tiny": 128, "paper": 256}
+
+
+def point_macs(c: HiDeNeRFConfig) -> dict[str, int]:
+    """Multiply-adds per ray sample, by component (bilinear taps count 4 per channel)."""
+    pe = 3 * (1 + 2 * c.led_pe_freqs)
+    w, e = c.led_width, c.led_secc_channels
+    led = (pe + e) * w + 2 * w * w + e * w + w + w * w + 3 * w  # context, delta, gate, hidden, out
+    secc_taps = 2 * 4 * e  # source and driving feature samples
+    triplane_taps = len(c.plane_sizes) * 3 * 4 * c.plane_channels
+    d_in = len(c.plane_sizes) * c.plane_channels
+    decoder = d_in * c.decoder_hidden + c.decoder_hidden * (1 + c.feature_channels)
+    composite = 2 * c.feature_channels
+    return {"led_mlp": led, "decoder_mlp": decoder, "secc_sampling": secc_taps,
+            "triplane_sampling": triplane_taps, "compositing": composite}
+
+
+def conv_macs(cin: int, cout: int, k: int, size: int) -> int:
+    return cin * cout * k * k * size * size
+
+
+def frame_conv_macs(c: HiDeNeRFConfig) -> dict[str, int]:
+    """Per-frame convolutions: the driving SECC encoder and the refine network."""
+    s, e = c.secc_size, c.led_secc_channels
+    secc = conv_macs(3, e, 3, s)
+    for _ in range(c.led_secc_downsample):
+        s //= 2
+        secc += conv_macs(e, e, 3, s)
+    secc += conv_macs(e, e, 3, s)
+    r = c.render_size
+    refine = conv_macs(c.feature_channels, c.refine_channels[0], 3, r)
+    cin = c.refine_channels[0]
+    for cout in c.refine_channels:
+        r *= 2
+        refine += conv_macs(cin, cout, 3, r) + conv_macs(cout, cout, 3, r) + conv_macs(
+            cin, cout, 1, r)
+        cin = cout
+    refine += conv_macs(cin, 3, 3, r)
+    return {"secc_encoder": secc, "refine": refine}
+
+
+def analytic(c: HiDeNeRFConfig) -> dict:
+    rays = c.render_size**2
+    samples = c.samples_per_ray
+    per_point = point_macs(c)
+    mlp = per_point["led_mlp"] + per_point["decoder_mlp"]
+    convs = frame_conv_macs(c)
+    return {
+        "rays": rays,
+        "samples_per_ray": samples,
+        "mlp_flops_per_point": 2 * mlp,
+        "all_flops_per_point": 2 * sum(per_point.values()),
+        "render_mlp_gflops": 2 * rays * samples * mlp / 1e9,
+        "render_all_gflops": 2 * rays * samples * sum(per_point.values()) / 1e9,
+        "conv_gflops": {k: 2 * v / 1e9 for k, v in convs.items()},
+        "frame_gflops": (2 * rays * samples * sum(per_point.values())
+                         + 2 * sum(convs.values())) / 1e9,
+    }
+
+
+def measure(name: str, frames: int) -> dict:
+    from hidenerf.model import HiDeNeRF
+
+    config = get_config(name)
+    size = SIZES[name]
+    model = HiDeNeRF(config).eval()
+    gen = torch.Generator().manual_seed(0)
+    source = torch.rand(1, 3, size, size, generator=gen)
+    secc_src = torch.rand(1, 3, config.secc_size, config.secc_size, generator=gen)
+    seccs = [torch.rand(1, 3, config.secc_size, config.secc_size, generator=gen)
+             for _ in range(frames + 1)]
+    with torch.no_grad():
+        start = time.perf_counter()
+        planes = model.encode_source(source, secc_src)
+        feat_src = model.encode_secc(secc_src)
+        encode_ms = 1e3 * (time.perf_counter() - start)
+        base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        times, cpu_times = [], []
+        for i, secc in enumerate(seccs):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            camera = model.camera(5.0 * i, 0.0, 0.0)
+            out = model.render(planes, feat_src, model.encode_secc(secc), camera)
+            assert out["image"].shape == (1, 3, size, size)
+            if i > 0:  # the first frame is a warm-up
+                times.append(1e3 * (time.perf_counter() - start))
+                cpu_times.append(1e3 * (time.process_time() - cpu_start))
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    params = sum(p.numel() for p in model.parameters())
+    return {"config": name, "size": size, "threads": torch.get_num_threads(),
+            "params_m": params / 1e6, "encode_source_ms": encode_ms,
+            "ms_per_frame": statistics.median(times), "frames_timed": len(times),
+            "cpu_ms_per_frame": statistics.median(cpu_times),
+            "load_average": os.getloadavg()[0],
+            "rss_before_mib": base_kib / 1024, "peak_rss_delta_mib": (peak_kib - base_kib) / 1024,
+            **analytic(config)}
+
+
+def report(r: dict) -> str:
+    convs = ", ".join(f"{k} {v:.3f}" for k, v in r["conv_gflops"].items())
+    gflops_s = r["frame_gflops"] / (r["cpu_ms_per_frame"] / 1e3)
+    return "\n".join([
+        f"{r['config']} {r['size']}x{r['size']} (batch 1, random init, {r['threads']} thread(s),"
+        f" {r['params_m']:.2f} M params)",
+        f"  ms per output frame     {r['ms_per_frame']:.1f} wall, {r['cpu_ms_per_frame']:.1f} CPU"
+        f" (median of {r['frames_timed']}; 1-min load average {r['load_average']:.1f});"
+        f" source encoding once {r['encode_source_ms']:.1f} ms",
+        f"  peak memory             +{r['peak_rss_delta_mib']:.1f} MiB ru_maxrss over"
+        f" {r['rss_before_mib']:.1f} MiB after model build + source encoding",
+        f"  rays x samples          {r['rays']} x {r['samples_per_ray']}"
+        f" = {r['rays'] * r['samples_per_ray']} points",
+        f"  MLP FLOPs per point     {r['mlp_flops_per_point']} (LED + decoder);"
+        f" with sampling/compositing {r['all_flops_per_point']}",
+        f"  rays x samples x MLP    {r['render_mlp_gflops']:.3f} GFLOP"
+        f" (all per-point work {r['render_all_gflops']:.3f} GFLOP)",
+        f"  per-frame convs         {convs} GFLOP",
+        f"  total per frame         {r['frame_gflops']:.3f} GFLOP"
+        f" -> {gflops_s:.2f} GFLOP/s per CPU second",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hidenerf.bench", description=__doc__)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--configs", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--frames", type=int, default=0, help="timed frames (0: 5 tiny, 2 paper)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.one:
+        frames = args.frames or (5 if args.one == "tiny" else 2)
+        print(json.dumps(measure(args.one, frames)))
+        return 0
+    for name in args.configs:
+        cmd = [sys.executable, "-m", "hidenerf.bench", "--one", name,
+               "--threads", str(args.threads), "--frames", str(args.frames)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode:
+            print(f"error: {name}: {done.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+            return 1
+        print(report(json.loads(done.stdout.strip().splitlines()[-1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
