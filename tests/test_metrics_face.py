@@ -74,7 +74,7 @@ def test_csim_cosine_and_exclusions() -> None:
     metric = CSIM()
     assert metric.reference == "source" and metric.higher_is_better
     assert metric.protocols == (SAME_IDENTITY, CROSS_IDENTITY)
-    assert metric.parts == ("dlib_descriptor",)
+    assert metric.parts == ("dlib",)
 
 
 def test_identity_metrics_need_the_chosen_embedding() -> None:
@@ -202,6 +202,25 @@ def test_avd_on_the_surrey_face_model(monkeypatch) -> None:
     print(f"AVD of 1 s.d. along SFM identity component 0: {d:.2f} {avd.units}")
     assert avd.units == "mm" and 0.5 < d < 50
     assert "lambda_id" in avd.backend
+
+
+def test_missing_fit_raises_and_backend_comes_from_analyses() -> None:
+    label = "det=dlib-hog(upsample=1)|lmk=dlib-x|fit=eos-1.5.0:lambda_id=3|dlib=dlib-resnet-v1"
+    unfitted = Analysis(identity=np.full(63, np.nan))
+    with pytest.raises(ValueError, match="parts including 'fit'"):
+        AVDSource(model=object()).update(_batch([unfitted], source=[unfitted]))
+    fitted = Analysis()
+    fitted.backend = label
+    metric = APD()
+    metric.update(_batch([fitted], driving=[fitted]))
+    assert metric.backend == "fit=eos-1.5.0:lambda_id=3"
+    akd = AKD()
+    akd.update(_batch([fitted], driving=[fitted]))
+    assert akd.backend == "det=dlib-hog(upsample=1)|lmk=dlib-x"
+    csim = CSIM()
+    fitted.dlib_descriptor = np.ones(3)
+    csim.update(_batch([fitted], source=[fitted]))
+    assert csim.backend == "dlib=dlib-resnet-v1" and csim.compute().value == pytest.approx(1.0)
 
 
 def test_face_metrics_need_analyses_in_context() -> None:

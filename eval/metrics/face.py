@@ -66,13 +66,50 @@ def missing_module(module: str, install: str) -> str:
     return ""
 
 
-class FaceFrameMetric(Metric):
-    """Mean over frames of ``value(generated, reference)`` where both sides have a face."""
+def backend_pieces(analysis_backend: str, keys: Sequence[str]) -> str:
+    """The ``key=value`` pieces of a ``FaceAnalyzer.backend`` string (``|``-separated)."""
+    pieces = analysis_backend.split("|")
+    return "|".join(p for p in pieces if p.split("=", 1)[0] in keys)
+
+
+class AnalysisMetric(Metric):
+    """A metric reading frame analyses; its backend is taken from the analyses it saw.
+
+    ``backend_keys`` name the pieces of ``FrameAnalysis.backend`` (``det``, ``lmk``, ``fit``,
+    ``dlib``, ``arcface``) this metric depends on; before any update (or when analyses carry no
+    backend) :meth:`default_backend` is used.
+    """
 
     reference: str = "ground_truth"
     """Which role the generated frames are compared with."""
     parts: tuple[str, ...] = ()
-    """What the face analyzer must compute for this metric (``FaceAnalyzer(parts=...)``)."""
+    """``FaceAnalyzer(parts=...)`` entries this metric needs (detection + landmarks always run)."""
+    backend_keys: tuple[str, ...] = ()
+
+    def default_backend(self) -> str:
+        return "exact"
+
+    @property
+    def backend(self) -> str:
+        seen = sorted(getattr(self, "_backends", set()))
+        if not seen:
+            return self.default_backend()
+        return " + ".join(backend_pieces(b, self.backend_keys) or b for b in seen)
+
+    def _pairs(self, batch: FrameBatch) -> list[tuple[Any, Any]]:
+        pairs = paired(batch, self.reference)
+        if not hasattr(self, "_backends"):
+            self._backends: set[str] = set()
+        for generated, reference in pairs:
+            for analysis in (generated, reference):
+                label = getattr(analysis, "backend", "")
+                if label:
+                    self._backends.add(label)
+        return pairs
+
+
+class FaceFrameMetric(AnalysisMetric):
+    """Mean over frames of ``value(generated, reference)`` where both sides have a face."""
 
     def __init__(self) -> None:
         self.reset()
@@ -82,7 +119,7 @@ class FaceFrameMetric(Metric):
         raise NotImplementedError
 
     def update(self, batch: FrameBatch) -> None:
-        for generated, reference in paired(batch, self.reference):
+        for generated, reference in self._pairs(batch):
             if not (generated.has_face and reference.has_face):
                 self._excluded += 1
                 continue

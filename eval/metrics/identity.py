@@ -36,7 +36,8 @@ class _EmbeddingMetric(FaceFrameMetric):
         if backend not in FIELDS:
             raise ValueError(f"identity backend must be one of {sorted(FIELDS)}, got {backend!r}")
         self.embedding, self.model_path = backend, model_path
-        self.parts = (FIELDS[backend],)
+        self.parts = (backend,)
+        self.backend_keys = (backend,)
         super().__init__()
 
     def _network(self) -> Any:
@@ -46,9 +47,8 @@ class _EmbeddingMetric(FaceFrameMetric):
             return identity.DlibDescriptor()
         return identity.ArcFace(self.model_path)
 
-    @property
-    def backend(self) -> str:
-        return self._network().backend
+    def default_backend(self) -> str:
+        return f"{self.embedding}={self._network().backend}"
 
     def available(self) -> str:
         return self._network().available()
@@ -58,7 +58,7 @@ class _EmbeddingMetric(FaceFrameMetric):
         if vector is None:
             raise ValueError(
                 f"{self.name}: the frame analysis has no {FIELDS[self.embedding]!r}; build the "
-                f"FaceAnalyzer with parts including {FIELDS[self.embedding]!r}"
+                f"FaceAnalyzer with parts including {self.embedding!r}"
             )
         return np.asarray(vector, np.float64)
 

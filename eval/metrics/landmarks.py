@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import SAME_IDENTITY, FrameBatch, Metric, MetricValue
-from eval.metrics.face import FaceFrameMetric, missing_assets, missing_module, paired
+from eval.metrics.base import SAME_IDENTITY, FrameBatch, MetricValue
+from eval.metrics.face import AnalysisMetric, FaceFrameMetric, missing_assets, missing_module
 
-DETECTOR_BACKEND = "dlib-hog+shape_predictor_68_face_landmarks"
+DETECTOR_BACKEND = "det=dlib-hog(upsample=1)|lmk=dlib-shape_predictor_68_face_landmarks"
+KEYS = ("det", "lmk")
 
 
 def _dlib_available() -> str:
@@ -27,12 +28,7 @@ def _dlib_available() -> str:
 
 
 def _dlib_backend() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"{DETECTOR_BACKEND}@dlib-{version('dlib-bin')}"
-    except PackageNotFoundError:
-        return DETECTOR_BACKEND
+    return DETECTOR_BACKEND
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,10 +46,10 @@ class AKD(FaceFrameMetric):
     higher_is_better = False
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
-    parts = ("landmarks",)
+    parts = ()
+    backend_keys = KEYS
 
-    @property
-    def backend(self) -> str:
+    def default_backend(self) -> str:
         return _dlib_backend()
 
     def available(self) -> str:
@@ -63,7 +59,7 @@ class AKD(FaceFrameMetric):
         return keypoint_distance(generated.landmarks, reference.landmarks)
 
 
-class MKR(Metric):
+class MKR(AnalysisMetric):
     """Share of frames with a ground-truth face where the generated frame has none."""
 
     name = "mkr"
@@ -83,7 +79,7 @@ class MKR(Metric):
         return _dlib_available()
 
     def update(self, batch: FrameBatch) -> None:
-        for generated, truth in paired(batch, self.reference):
+        for generated, truth in self._pairs(batch):
             if not truth.has_face:
                 self._excluded += 1
                 continue

