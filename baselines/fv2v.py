@@ -1,0 +1,205 @@
+"""face-vid2vid baseline (Wang et al. 2021) as the widely used unofficial implementation
+(zhanglonghao1992/One-Shot_Free-View_Neural_Talking_Head_Synthesis, ``vox-256`` config, SPADE
+generator) defines it, behind the benchmark's :class:`~benchcore.method.Method` interface.
+
+Inference follows that implementation's ``demo.py``:
+
+* canonical keypoints and the appearance volume come from the source only;
+* source and driving keypoints are kp = R(yaw, pitch, roll) @ kp_canonical + t + exp with the
+  pose read from the 66-bin classifier (see :mod:`baselines.fv2v_motion`);
+* ``mode="absolute"`` (the demo's default) drives with the driving keypoints as they are;
+  ``mode="relative"`` uses kp_source + (kp_driving - kp_driving_initial), the initial being the
+  clip's first driving frame, optionally with the convex-hull scale (``adapt_scale``);
+* ``yaw``/``pitch``/``roll`` (degrees) replace the driving pose (free view) for every frame;
+  like the demo, the initial driving keypoints of relative mode keep their estimated pose;
+* frames of any size are resized (bilinear, anti-aliased) to the model resolution, as the demo
+  resizes to 256x256 without cropping, and the output is resized back.
+
+Modules: :mod:`baselines.fv2v_nets` (networks, configs), :mod:`baselines.fv2v_blocks`,
+:mod:`baselines.fv2v_motion` (pose, keypoints), :mod:`baselines.fv2v_losses` (training).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from baselines.checkpoint import load_official
+from baselines.fv2v_losses import LossWeights, fv2v_losses
+from baselines.fv2v_motion import relative_keypoints, transform_keypoints
+from baselines.fv2v_nets import CONFIGS, FV2VConfig, build_models, get_config
+from benchcore.method import FramewiseMethod, register
+
+__all__ = ["FaceVid2Vid", "LossWeights", "benchmark_fv2v", "build_models", "fv2v_losses",
+           "load_models"]
+
+MODES = ("absolute", "relative")
+
+
+def load_models(
+    checkpoint: str | os.PathLike | None,
+    config: str | FV2VConfig = "vox256",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> dict[str, torch.nn.Module]:
+    """Build the three networks and load an official-layout checkpoint strictly (eval mode).
+
+    Without a checkpoint the weights are a seeded random initialisation (tests, benchmarks).
+    With one, the networks are allocated uninitialised (every tensor, buffers included, comes
+    from the file), which avoids initialising ~170 M parameters only to overwrite them.
+    """
+    cfg = get_config(config)
+    if checkpoint is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            models = build_models(cfg)
+    else:
+        with torch.device("meta"):
+            models = build_models(cfg)
+        models = {key: module.to_empty(device="cpu") for key, module in models.items()}
+        load_official(checkpoint, models)
+    return {key: module.to(device).eval() for key, module in models.items()}
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, *size), bilinear with anti-aliasing; identity when equal."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    return F.interpolate(frames, size=size, mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+@register
+class FaceVid2Vid(FramewiseMethod):
+    """face-vid2vid: 3D keypoints with head pose, dense 3D motion, SPADE decoder."""
+
+    name = "fv2v"
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        config: str = "vox256",
+        mode: str = "absolute",
+        yaw: float | None = None,
+        pitch: float | None = None,
+        roll: float | None = None,
+        device: str | torch.device = "cpu",
+        *,
+        allow_random_init: bool = False,
+        adapt_scale: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(device)
+        if mode not in MODES:
+            raise ValueError(f"fv2v mode must be one of {MODES}, got {mode!r}")
+        if config not in CONFIGS:
+            raise ValueError(f"unknown fv2v config {config!r}; known: {', '.join(CONFIGS)}")
+        if checkpoint is None and not allow_random_init:
+            raise ValueError(
+                "fv2v needs a checkpoint: pass checkpoint= a file in the official layout "
+                "(top-level keys generator, kp_detector, he_estimator; e.g. the unofficial "
+                "implementation's vox-256 SPADE checkpoint). Random weights are only for tests "
+                "and speed benchmarks: allow_random_init=True."
+            )
+        self.cfg = get_config(config)
+        self.mode = mode
+        self.angles = (yaw, pitch, roll)
+        self.adapt_scale = adapt_scale
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.models = load_models(checkpoint, self.cfg, self.device, seed)
+        self._state: dict[str, torch.Tensor] = {}
+
+    def describe(self) -> dict[str, str]:
+        yaw, pitch, roll = self.angles
+        free_view = "off" if self.angles == (None, None, None) else \
+            f"yaw={yaw} pitch={pitch} roll={roll}"
+        return {
+            "method": self.name,
+            "config": self.cfg.name,
+            "checkpoint": str(self.checkpoint) if self.checkpoint else "none (random init)",
+            "mode": self.mode + (" +adapt_scale" if self.adapt_scale else ""),
+            "free_view": free_view,
+            "resolution": str(self.cfg.image_size),
+        }
+
+    def _model_input(self, frames: torch.Tensor) -> torch.Tensor:
+        size = self.cfg.image_size
+        return resize_frames(frames.to(self.device, torch.float32), (size, size))
+
+    @torch.no_grad()
+    def setup(self, source: torch.Tensor, driving_first: torch.Tensor) -> None:
+        if source.dim() != 3 or source.shape[0] != 3:
+            raise ValueError(f"source must be (3, H, W), got {tuple(source.shape)}")
+        src = self._model_input(source[None])
+        kp_canonical = self.models["kp_detector"](src)
+        he_estimator = self.models["he_estimator"]
+        state = {
+            "feature": self.models["generator"].encode(src),
+            "kp_canonical": kp_canonical,
+            "kp_source": transform_keypoints(kp_canonical, he_estimator(src)),
+        }
+        if self.mode == "relative":
+            first = self._model_input(driving_first[None])
+            state["kp_initial"] = transform_keypoints(kp_canonical, he_estimator(first))
+        self._state = state
+
+    @torch.no_grad()
+    def forward_batch(self, driving: torch.Tensor) -> torch.Tensor:
+        if not self._state:
+            raise RuntimeError("call setup() (or animate()) before forward_batch()")
+        batch, _, height, width = driving.shape
+        frames = self._model_input(driving)
+        state = {k: v.expand(batch, *v.shape[1:]) for k, v in self._state.items()}
+        he = self.models["he_estimator"](frames)
+        kp_driving = transform_keypoints(state["kp_canonical"], he, *self.angles)
+        if self.mode == "relative":
+            kp_driving = relative_keypoints(state["kp_source"], kp_driving, state["kp_initial"],
+                                            self.adapt_scale)
+        out = self.models["generator"].decode(state["feature"], kp_driving, state["kp_source"])
+        return resize_frames(out["prediction"], (height, width))
+
+
+def benchmark_fv2v(
+    device: str | torch.device | None = None,
+    configs: tuple[str, ...] = ("vox256", "tiny"),
+    frames: int | None = None,
+    batch_size: int | None = None,
+    size: int = 256,
+) -> dict[str, float]:
+    """Frames per second of :meth:`FaceVid2Vid.forward_batch` on ``size`` x ``size`` inputs
+    (random weights and frames; one warm-up batch not timed). Prints one line per config.
+
+    Defaults: CUDA when available; on CPU 2 frames in batches of 1 for vox256 (~400 GMAC a
+    frame) and 16 in batches of 8 for tiny, on GPU 64 frames in batches of 8.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    results = {}
+    for name in configs:
+        heavy = device.type == "cpu" and name == "vox256"
+        count = frames or (2 if heavy else 16 if device.type == "cpu" else 64)
+        batch = batch_size or (1 if heavy else 8)
+        method = FaceVid2Vid(config=name, device=device, allow_random_init=True)
+        generator = torch.Generator().manual_seed(0)
+        source = torch.rand(3, size, size, generator=generator)
+        driving = torch.rand(batch, 3, size, size, generator=generator).to(device)
+        method.setup(source.to(device), driving[0])
+        method.forward_batch(driving)  # warm-up
+        _sync(device)
+        done, start = 0, time.perf_counter()
+        while done < count:
+            method.forward_batch(driving)
+            done += batch
+        _sync(device)
+        results[name] = done / (time.perf_counter() - start)
+        print(f"fv2v {name}: {results[name]:.2f} frames/s at {size}x{size} on {device} "
+              f"(batch {batch}, {done} frames)")
+    return results
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
