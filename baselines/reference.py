@@ -1,0 +1,31 @@
+"""Two reference methods that need no training and bound every metric.
+
+``source-copy`` returns the source image for every driving frame (no motion at all);
+``driving-copy`` returns the driving frame itself (perfect reconstruction on same-identity
+pairs, and the driver's identity on cross-identity pairs).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchcore.method import FramewiseMethod, register
+
+
+@register
+class SourceCopy(FramewiseMethod):
+    name = "source-copy"
+
+    def setup(self, source: torch.Tensor, driving_first: torch.Tensor) -> None:
+        self._source = source
+
+    def forward_batch(self, driving: torch.Tensor) -> torch.Tensor:
+        return self._source.expand_as(driving).clone()
+
+
+@register
+class DrivingCopy(FramewiseMethod):
+    name = "driving-copy"
+
+    def forward_batch(self, driving: torch.Tensor) -> torch.Tensor:
+        return driving.clone()
