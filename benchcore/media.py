@@ -6,7 +6,7 @@ Videos are decoded with PyAV one frame at a time, so memory does not grow with c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,9 @@ def iter_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
                 count += 1
                 yield frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as error:
-        raise MediaError(f"{path}: corrupt or truncated video after {count} frames ({error})") from None
+        raise MediaError(
+            f"{path}: corrupt or truncated video after {count} frames ({error})"
+        ) from None
     if count == 0:
         raise MediaError(f"{path}: video has no frames")
 
@@ -104,9 +106,22 @@ def video_fps(path: str | os.PathLike) -> float:
         raise MediaError(f"{path}: cannot read video header ({error})") from None
 
 
+def stack_batches(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Group (H, W, 3) frames into (B, H, W, 3) arrays of ``size`` frames (the last may be
+    shorter), so a clip is never held in memory whole."""
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(H, W, 3) or (B, H, W, 3) uint8 -> (3, H, W) or (B, 3, H, W) float in [0, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+    tensor = torch.tensor(np.ascontiguousarray(frames), dtype=torch.float32).div_(255.0)
     return tensor.movedim(-1, -3)
 
 

