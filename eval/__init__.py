@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the runner, scoring of existing outputs, and the asset commands."""

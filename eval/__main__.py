@@ -1,0 +1,97 @@
+"""Command line: ``python -m eval {run,score,assets}``.
+
+Errors are one line naming the file and the problem; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchcore import assets
+
+
+def _assets(args: argparse.Namespace) -> int:
+    names = args.names or sorted(assets.manifest())
+    failed = 0
+    for name in names:
+        asset = assets.get(name)
+        if args.action == "list":
+            source = asset.url or asset.pip or f"package {asset.package}"
+            print(f"{name:22s} {asset.filename:42s} {asset.size:>11,d} B  {asset.licence}\n"
+                  f"{'':22s} used by: {asset.used_by}\n{'':22s} from: {source}")
+            continue
+        if args.action == "download":
+            try:
+                print(f"{name}: ok {assets.download(name)}")
+            except assets.AssetError as error:
+                print(f"{name}: {error}")
+                failed += 1
+            continue
+        state, detail = assets.status(name)
+        print(f"{name:22s} {state:8s} {detail}")
+        failed += state != "ok"
+    return 1 if failed and args.action == "download" else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from eval.benchmark import run_benchmark
+    from eval.config import load_config
+    from reports.build import build_reports
+
+    config = load_config(args.config, output_dir=args.output_dir)
+    summaries = run_benchmark(config)
+    paths = build_reports(config.run_dir, config)
+    for label, summary in summaries.items():
+        for problem in summary.problems:
+            print(f"error in {label} {problem.protocol} {problem.pair_id}: {problem.message}")
+    print("tables: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from eval.score import score_outputs
+
+    paths = score_outputs(args.outputs, args.config, args.method, args.protocol,
+                          output_dir=args.output_dir)
+    print("tables: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the benchmark described by a config file")
+    run.add_argument("--config", default="configs/default.toml")
+    run.add_argument("--output-dir", help="override the config's output_dir")
+    run.set_defaults(func=_run)
+
+    score = sub.add_parser("score", help="score outputs that already exist on disk")
+    score.add_argument("--outputs", required=True,
+                       help="a frame folder <pair_id>/ or a video <pair_id>.mp4 per pair")
+    score.add_argument("--method", required=True, help="name to report the outputs under")
+    score.add_argument("--protocol", required=True, choices=["same-identity", "cross-identity"])
+    score.add_argument("--config", default="configs/default.toml",
+                       help="config giving the dataset, metrics and output folder")
+    score.add_argument("--output-dir", help="override the config's output_dir")
+    score.set_defaults(func=_score)
+
+    asset = sub.add_parser("assets", help="list, check or download external files")
+    asset.add_argument("action", choices=["list", "check", "download"])
+    asset.add_argument("names", nargs="*", help="asset names (default: all)")
+    asset.set_defaults(func=_assets)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Aggregation of result rows: one summary per method x dataset x protocol x metric.
+
+A pair-level metric's summary is the mean over pairs (each pair weighs the same, whatever its
+length), a percentile bootstrap 95% confidence interval of that mean (``BOOTSTRAP_SAMPLES``
+resamples of the pairs, generator seeded with ``seed``), the number of pairs and of frames. A
+set-level metric (FID) has a single row per key and no interval. Non-finite values (PSNR of an
+identical frame is ``inf``) propagate to the mean; the interval is then undefined (NaN).
+Pairs that were skipped or failed are counted, never averaged in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from eval.metrics import metric_class
+from eval.results import ResultRow
+from eval.set_metrics import SET_PAIR_ID
+
+BOOTSTRAP_SAMPLES = 1000
+
+
+@dataclass
+class Summary:
+    method: str
+    dataset: str
+    protocol: str
+    metric: str
+    higher_is_better: bool
+    backend: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n_pairs: int
+    n_frames: int
+    n_skipped: int
+    n_errors: int
+    status: str
+    """``ok`` when at least one pair gave a value, else ``skipped`` or ``error``."""
+    reason: str
+    """Why skipped / what failed (first distinct reason), empty when ok."""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.method, self.dataset, self.protocol, self.metric)
+
+
+def bootstrap_ci(values: np.ndarray, seed: int, samples: int = BOOTSTRAP_SAMPLES,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (N,); NaN if undefined."""
+    if len(values) == 0 or not np.isfinite(values).all():
+        return math.nan, math.nan
+    if len(values) == 1:
+        return float(values[0]), float(values[0])
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(samples, len(values)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _direction(metric: str) -> bool:
+    try:
+        return metric_class(metric).higher_is_better
+    except KeyError:
+        return False
+
+
+def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
+    """Summaries in first-seen key order."""
+    groups: dict[tuple, list[ResultRow]] = defaultdict(list)
+    for row in rows:
+        groups[(row.method, row.dataset, row.protocol, row.metric)].append(row)
+    out = []
+    for (method, dataset, protocol, metric), group in groups.items():
+        ok = [r for r in group if r.status == "ok"]
+        problems = [r for r in group if r.status != "ok"]
+        values = np.array([r.value for r in ok], dtype=np.float64)
+        set_level = any(r.pair_id == SET_PAIR_ID for r in group)
+        if ok:
+            value = float(values.mean())
+            low, high = (math.nan, math.nan) if set_level else bootstrap_ci(values, seed)
+            status, reason = "ok", ""
+        else:
+            value, low, high = math.nan, math.nan, math.nan
+            status = "error" if any(r.status == "error" for r in group) else "skipped"
+            reason = next((r.reason for r in problems if r.reason), "")
+        out.append(Summary(
+            method=method, dataset=dataset, protocol=protocol, metric=metric,
+            higher_is_better=_direction(metric),
+            backend=" + ".join(sorted({r.backend for r in ok} or {r.backend for r in group})),
+            value=value, ci_low=low, ci_high=high,
+            n_pairs=0 if set_level else len(ok), n_frames=sum(r.frames for r in ok),
+            n_skipped=sum(r.status == "skipped" for r in group),
+            n_errors=sum(r.status == "error" for r in group),
+            status=status, reason=reason,
+        ))
+    return out

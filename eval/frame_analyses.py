@@ -1,0 +1,63 @@
+"""One face analysis per frame, shared by every face metric of a pair.
+
+The runner builds one :class:`facegeom.analysis.FaceAnalyzer` per run with the union of the parts
+its face metrics need (3DMM fit, dlib descriptor, ArcFace), backed by the on-disk analysis cache,
+so a driving frame is analysed once for all methods and reruns, and a generated frame once per
+method. :func:`analyses_provider` is what the runner puts in ``FrameBatch.context["analyses"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from eval.metrics import Metric
+from eval.metrics.face import AnalysisMetric
+
+
+def needed_parts(metrics: Iterable[Metric]) -> tuple[str, ...] | None:
+    """FaceAnalyzer parts the face metrics need, or None when no metric reads analyses."""
+    from facegeom.analysis import PARTS
+
+    face_metrics = [m for m in metrics if isinstance(m, AnalysisMetric)]
+    if not face_metrics:
+        return None
+    wanted = {part for m in face_metrics for part in m.parts}
+    return tuple(p for p in PARTS if p in wanted)
+
+
+def build_analyzer(metrics: Iterable[Metric], cache_root: Path):
+    """A cached FaceAnalyzer for ``metrics``, or None when none of them is a face metric."""
+    parts = needed_parts(metrics)
+    if parts is None:
+        return None
+    from facegeom.analysis import FaceAnalyzer
+
+    return FaceAnalyzer(parts=parts, cache=cache_root, strict=True)
+
+
+def analyses_provider(
+    analyzer, generated: np.ndarray, driving: np.ndarray, source: np.ndarray,
+    ground_truth: bool,
+) -> Callable[[str], list]:
+    """``role -> list[FrameAnalysis]`` for one batch; each role is analysed at most once.
+
+    ``generated`` and ``driving`` are uint8 (B, H, W, 3), ``source`` uint8 (H, W, 3). The ground
+    truth is the driving frame itself where the pair has one.
+    """
+    frames = {"generated": generated, "driving": driving, "source": source[None]}
+    if ground_truth:
+        frames["ground_truth"] = driving
+    memo: dict[str, list] = {}
+
+    def provide(role: str) -> list:
+        key = "driving" if role == "ground_truth" else role
+        if role not in frames:
+            raise KeyError(f"this pair has no {role} frames")
+        if key not in memo:
+            memo[key] = analyzer.analyze_batch(frames[key])
+        return memo[key]
+
+    return provide

@@ -1,0 +1,102 @@
+"""Result rows: one per pair and metric, in an append-only CSV that survives a kill.
+
+All rows of a pair are appended in one write, flushed and fsynced, so a kill loses at most the
+pair in flight. Reading tolerates a torn last line and keeps the newest row per key, so a
+recomputed pair replaces its old rows without rewriting the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class ResultRow:
+    method: str
+    dataset: str
+    protocol: str
+    pair_id: str
+    metric: str
+    backend: str
+    value: float
+    frames: int
+    status: str = "ok"
+    """``ok``, ``skipped`` (the metric could not run: reason says why and the fix) or ``error``."""
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.method, self.dataset, self.protocol, self.pair_id, self.metric)
+
+
+COLUMNS = [f.name for f in fields(ResultRow)]
+
+
+def _format(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+class ResultStore:
+    """The results CSV of one run folder."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def append(self, rows: list[ResultRow]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        if new_file:
+            writer.writerow(COLUMNS)
+        for row in rows:
+            record = asdict(row)
+            record["value"] = _format(row.value)
+            writer.writerow([record[c] for c in COLUMNS])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="") as handle:
+            self._repair_torn_tail(handle)
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _repair_torn_tail(self, handle) -> None:
+        """After a kill mid-write the file may end without a newline: end that line first."""
+        if handle.tell() == 0:
+            return
+        with self.path.open("rb") as reader:
+            reader.seek(-1, os.SEEK_END)
+            if reader.read(1) != b"\n":
+                handle.write("\n")
+
+    def rows(self) -> list[ResultRow]:
+        """Every complete row, newest per key, in first-seen key order."""
+        if not self.path.is_file():
+            return []
+        latest: dict[tuple, ResultRow] = {}
+        with self.path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            for record in reader:
+                if record == COLUMNS or len(record) != len(COLUMNS):
+                    continue
+                values = dict(zip(COLUMNS, record, strict=True))
+                try:
+                    row = ResultRow(
+                        **{**values, "value": float(values["value"]),
+                           "frames": int(values["frames"])}
+                    )
+                except ValueError:
+                    continue  # a torn line that happens to have the right number of fields
+                latest[row.key] = row
+        return list(latest.values())
+
+    def done_keys(self) -> set[tuple[str, str, str, str, str]]:
+        return {row.key for row in self.rows()}

@@ -1,0 +1,324 @@
+"""The benchmark runner: methods x protocols on a prepared dataset -> result rows.
+
+For each pair: generate the frames (cached on disk as PNG, so a rerun reuses them), read them
+back and feed every metric in one pass over the frames, then append the pair's rows. Metrics
+always see the saved uint8 frames, so cached and fresh outputs give the same numbers. A pair
+whose rows are all present is skipped, so a rerun continues where the last one stopped, and
+deleting rows recomputes exactly those pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from benchcore.media import (
+    MediaError,
+    read_image,
+    stack_batches,
+    to_tensor,
+    to_uint8,
+    write_png,
+)
+from benchcore.method import Method
+from datasets.pairs import Pair
+from datasets.prepared import PreparedDataset
+from eval.frame_analyses import analyses_provider, build_analyzer
+from eval.metrics import FrameBatch, Metric, MetricValue
+from eval.metrics.face import AnalysisMetric
+from eval.metrics.fid import FID
+from eval.results import ResultRow, ResultStore
+from eval.set_metrics import SET_PAIR_ID, FIDFeatures
+
+COMPLETE = ".complete"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class PairProblem:
+    method: str
+    protocol: str
+    pair_id: str
+    message: str
+
+
+@dataclass
+class RunSummary:
+    computed: int = 0
+    reused: int = 0
+    skipped: int = 0
+    problems: list[PairProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class OutputCache:
+    """Generated frames of one method x dataset x protocol: ``<root>/<pair_id>/000000.png``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, pair_id: str) -> Path:
+        return self.root / pair_id
+
+    def complete(self, pair_id: str) -> bool:
+        return (self.folder(pair_id) / COMPLETE).is_file()
+
+    def frames(self, pair_id: str, count: int) -> Iterator[np.ndarray]:
+        folder = self.folder(pair_id)
+        for index in range(count):
+            yield read_image(folder / f"{index:06d}.png")
+
+
+def generate(
+    method: Method, dataset: PreparedDataset, pair: Pair, cache: OutputCache, batch_size: int
+) -> None:
+    """Animate one pair and write its frames; the folder is marked complete only at the end."""
+    folder = cache.folder(pair.pair_id)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    source = to_tensor(dataset.clip(pair.source_clip).frame(pair.source_frame))
+    driving_clip = dataset.clip(pair.driving_clip)
+    shapes: list[tuple[int, ...]] = []
+
+    def driving() -> Iterator[torch.Tensor]:
+        for batch in stack_batches(driving_clip.frames(pair.driving_frames), batch_size):
+            shapes.append((len(batch), 3, *batch.shape[1:3]))
+            yield to_tensor(batch)
+
+    index = 0
+    for generated in method.animate(source, driving()):
+        expected = shapes.pop(0)
+        if tuple(generated.shape) != expected:
+            raise ValueError(
+                f"method returned shape {tuple(generated.shape)} for a driving batch of {expected}"
+            )
+        if not torch.isfinite(generated).all():
+            raise ValueError("method returned NaN or infinite values")
+        for frame in to_uint8(generated):
+            write_png(folder / f"{index:06d}.png", frame)
+            index += 1
+    if index != len(pair.driving_frames):
+        raise ValueError(f"method returned {index} frames for {len(pair.driving_frames)}")
+    (folder / COMPLETE).write_text("ok")
+
+
+def score(
+    metrics: list[Metric],
+    dataset: PreparedDataset,
+    pair: Pair,
+    generated_frames: Iterator[np.ndarray],
+    batch_size: int,
+    analyzer=None,
+    on_generated: Callable[[np.ndarray], None] | None = None,
+) -> dict[str, MetricValue]:
+    """Feed each pair-level metric every batch of the pair once; returns name -> value.
+
+    ``analyzer`` (a FaceAnalyzer) fills ``context["analyses"]`` for the face metrics;
+    ``on_generated`` sees each uint8 batch of generated frames (set-level metrics' features).
+    """
+    for metric in metrics:
+        metric.reset()
+    source_frame = dataset.clip(pair.source_clip).frame(pair.source_frame)
+    source = to_tensor(source_frame)
+    driving_clip = dataset.clip(pair.driving_clip)
+    for generated, driving in zip(
+        stack_batches(generated_frames, batch_size),
+        stack_batches(driving_clip.frames(pair.driving_frames), batch_size),
+        strict=True,
+    ):
+        if generated.shape != driving.shape:
+            raise ValueError(f"generated frames are {generated.shape[1:]}, driving frames "
+                             f"{driving.shape[1:]}")
+        driving_t = to_tensor(driving)
+        batch = FrameBatch(
+            generated=to_tensor(generated),
+            driving=driving_t,
+            source=source,
+            ground_truth=driving_t if pair.ground_truth else None,
+        )
+        if analyzer is not None:
+            batch.context["analyses"] = analyses_provider(
+                analyzer, generated, driving, source_frame, pair.ground_truth)
+        for metric in metrics:
+            metric.update(batch)
+        if on_generated is not None:
+            on_generated(generated)
+    return {metric.name: metric.compute() for metric in metrics}
+
+
+class Runner:
+    """Runs methods over a dataset's pair lists and appends rows to a :class:`ResultStore`.
+
+    ``work_dir`` holds what the run derives besides rows: face analyses are cached in
+    ``analysis_cache`` (shared across runs) and FID features under ``work_dir / "fid"``.
+    """
+
+    def __init__(
+        self,
+        dataset: PreparedDataset,
+        store: ResultStore,
+        output_root: Path,
+        metrics: list[Metric],
+        batch_size: int = 8,
+        log: Callable[[str], None] = print,
+        analysis_cache: Path | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.store = store
+        self.output_root = output_root
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.log = log
+        self.analysis_cache = analysis_cache or output_root.parent / "analyses"
+        self._unavailable = {m.name: reason for m in metrics if (reason := m.available())}
+        self._analyzer = None
+        fid = [m for m in metrics if isinstance(m, FID) and m.name not in self._unavailable]
+        self.fid = FIDFeatures(fid[0], output_root.parent / "fid", dataset) if fid else None
+
+    def applicable(self, protocol: str, scope: str = "pair") -> list[Metric]:
+        return [m for m in self.metrics if protocol in m.protocols and m.scope == scope]
+
+    def unavailable(self) -> dict[str, str]:
+        """Metric name -> why it cannot run here and the fix (missing asset, ...)."""
+        return dict(self._unavailable)
+
+    def analyzer(self):
+        """The run's FaceAnalyzer for the runnable face metrics (built on first use)."""
+        if self._analyzer is None:
+            runnable = [m for m in self.metrics if m.name not in self._unavailable]
+            self._analyzer = build_analyzer(runnable, self.analysis_cache) or False
+        return self._analyzer or None
+
+    def cache(self, method_name: str, protocol: str) -> OutputCache:
+        return OutputCache(self.output_root / method_name / self.dataset.name / protocol)
+
+    def run(
+        self,
+        method_name: str,
+        make_method: Callable[[], Method],
+        protocols: list[str],
+        caches: dict[str, OutputCache] | None = None,
+    ) -> RunSummary:
+        """Generate and score every pending pair; the method is built only if needed.
+
+        ``caches`` replaces the output folder per protocol (used to score existing outputs).
+        """
+        summary = RunSummary()
+        start = time.perf_counter()
+        done = self.store.done_keys()
+        method: Method | None = None
+        for protocol in protocols:
+            metrics = self.applicable(protocol)
+            cache = (caches or {}).get(protocol) or self.cache(method_name, protocol)
+            pairs = self.dataset.pairs(protocol)
+            pending = [p for p in pairs if not self._finished(method_name, protocol, p, done,
+                                                              metrics)]
+            summary.reused += len(pairs) - len(pending)
+            bar = tqdm(pending, desc=f"{method_name} {protocol}", unit="pair", leave=False,
+                       disable=os.environ.get("THB_PROGRESS", "1") == "0")
+            for pair in bar:
+                if pair.skip:
+                    self.store.append(self._skip_rows(method_name, protocol, pair, metrics))
+                    summary.skipped += 1
+                    continue
+                try:
+                    if not cache.complete(pair.pair_id):
+                        if method is None:
+                            method = make_method()
+                        generate(method, self.dataset, pair, cache, self.batch_size)
+                    values = self._score(method_name, protocol, pair, cache, metrics)
+                except (MediaError, ValueError, RuntimeError, OSError) as error:
+                    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    summary.problems.append(PairProblem(method_name, protocol, pair.pair_id,
+                                                        message))
+                    self.log(f"  error: {method_name} {protocol} {pair.pair_id}: {message}")
+                    self.store.append(self._error_rows(method_name, protocol, pair, metrics,
+                                                       message))
+                    continue
+                self.store.append(self._rows(method_name, protocol, pair, metrics, values))
+                summary.computed += 1
+            self._score_set(method_name, protocol, pairs, cache, done, recompute=bool(pending))
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def _score(self, method_name: str, protocol: str, pair: Pair, cache: OutputCache,
+               metrics: list[Metric]) -> dict[str, MetricValue]:
+        runnable = [m for m in metrics if m.name not in self._unavailable]
+        fid_chunks: list[np.ndarray] = []
+        wants_fid = self.fid is not None and protocol in self.fid.fid.protocols
+        values = score(
+            runnable, self.dataset, pair, cache.frames(pair.pair_id, len(pair.driving_frames)),
+            self.batch_size,
+            analyzer=self.analyzer() if any(isinstance(m, AnalysisMetric) for m in runnable)
+            else None,
+            on_generated=(lambda frames: fid_chunks.append(self.fid.features(frames)))
+            if wants_fid else None,
+        )
+        if fid_chunks:
+            self.fid.save_pair(method_name, protocol, pair.pair_id, fid_chunks)
+        return values | {n: MetricValue.skipped(r) for n, r in self._unavailable.items()}
+
+    def _score_set(self, method_name: str, protocol: str, pairs: list[Pair], cache: OutputCache,
+                   done: set, recompute: bool) -> None:
+        """One row per set-level metric (FID) over the protocol's scored pairs."""
+        for metric in self.applicable(protocol, scope="set"):
+            key = (method_name, self.dataset.name, protocol, SET_PAIR_ID, metric.name)
+            if key in done and not recompute:
+                continue
+            if metric.name in self._unavailable:
+                value = MetricValue.skipped(self._unavailable[metric.name])
+            else:
+                scored = [p for p in pairs if not p.skip and cache.complete(p.pair_id)]
+                try:
+                    value = self.fid.compute(
+                        method_name, protocol, scored,
+                        lambda p: cache.frames(p.pair_id, len(p.driving_frames)))
+                except (MediaError, ValueError, OSError) as error:
+                    value = MetricValue(math.nan, 0, status="error", reason=str(error))
+            self.store.append([self._row(method_name, protocol, SET_PAIR_ID, metric, value)])
+
+    def _finished(self, method: str, protocol: str, pair: Pair, done: set, metrics) -> bool:
+        return all(
+            (method, self.dataset.name, protocol, pair.pair_id, m.name) in done for m in metrics
+        )
+
+    def _row(self, method, protocol, pair_id: str, metric, value: MetricValue) -> ResultRow:
+        return ResultRow(
+            method=method,
+            dataset=self.dataset.name,
+            protocol=protocol,
+            pair_id=pair_id,
+            metric=metric.name,
+            backend=metric.backend,
+            value=value.value,
+            frames=value.frames,
+            status=value.status,
+            reason=value.reason,
+        )
+
+    def _rows(self, method, protocol, pair, metrics, values) -> list[ResultRow]:
+        return [self._row(method, protocol, pair.pair_id, m, values[m.name]) for m in metrics]
+
+    def _skip_rows(self, method, protocol, pair, metrics) -> list[ResultRow]:
+        value = MetricValue.skipped(pair.skip)
+        return [self._row(method, protocol, pair.pair_id, m, value) for m in metrics]
+
+    def _error_rows(self, method, protocol, pair, metrics, message) -> list[ResultRow]:
+        value = MetricValue(value=math.nan, frames=0, status="error", reason=message)
+        return [self._row(method, protocol, pair.pair_id, m, value) for m in metrics]

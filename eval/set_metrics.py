@@ -1,0 +1,92 @@
+"""Set-level metrics (FID): one value per method x dataset x protocol, resumable.
+
+While a pair is scored, the pool3 features of its generated frames are computed from the frames
+already decoded for the pair metrics and saved as ``<root>/<method>/<dataset>/<protocol>/
+<pair_id>.npy``. Features of the real frames are saved once per driving clip under
+``<root>/real/<dataset>/<clip_id>.npy``. When every pair of a protocol is done, the running sums
+are built by streaming those files (never all features in memory) and the distance is computed.
+A rerun reuses every saved file; a pair scored without its feature file is recomputed from its
+cached output frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from benchcore.media import stack_batches, to_tensor
+from datasets.pairs import Pair
+from datasets.prepared import PreparedDataset
+from eval.metrics import MetricValue
+from eval.metrics.fid import FID, FeatureStats
+
+SET_PAIR_ID = "(all pairs)"
+"""``pair_id`` of a set-level metric's result row."""
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+class FIDFeatures:
+    """Feature files of one run folder for the FID metric ``fid``."""
+
+    def __init__(self, fid: FID, root: Path, dataset: PreparedDataset) -> None:
+        self.fid, self.root, self.dataset = fid, root, dataset
+
+    def pair_path(self, method: str, protocol: str, pair_id: str) -> Path:
+        return self.root / method / self.dataset.name / protocol / f"{pair_id}.npy"
+
+    def real_path(self, clip_id: str) -> Path:
+        return self.root / "real" / self.dataset.name / f"{clip_id}.npy"
+
+    def features(self, frames_uint8: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 -> (B, 2048) float64 pool3 features."""
+        return self.fid.features(to_tensor(frames_uint8)).numpy()
+
+    def save_pair(self, method: str, protocol: str, pair_id: str, chunks: list[np.ndarray]) -> None:
+        _save(self.pair_path(method, protocol, pair_id), np.concatenate(chunks))
+
+    def pair_features(
+        self, method: str, protocol: str, pair: Pair, frames: Iterable[np.ndarray]
+    ) -> np.ndarray:
+        """Saved features of a pair's generated frames; computed from ``frames`` if absent."""
+        path = self.pair_path(method, protocol, pair.pair_id)
+        if not path.is_file():
+            chunks = [self.features(batch) for batch in stack_batches(frames, 16)]
+            _save(path, np.concatenate(chunks))
+        return np.load(path)
+
+    def clip_features(self, clip_id: str) -> np.ndarray:
+        """Features of every frame of a prepared clip (computed once, then read from disk)."""
+        path = self.real_path(clip_id)
+        if not path.is_file():
+            clip = self.dataset.clip(clip_id)
+            frames = clip.frames(list(range(len(clip))))
+            _save(path, np.concatenate([self.features(b) for b in stack_batches(frames, 16)]))
+        return np.load(path)
+
+    def compute(
+        self, method: str, protocol: str, pairs: list[Pair],
+        output_frames: Callable[[Pair], Iterable[np.ndarray]],
+    ) -> MetricValue:
+        """FID of ``method``'s frames of ``pairs`` vs the distinct real driving frames of
+        ``pairs``. ``output_frames(pair)`` iterates a pair's generated frames (uint8)."""
+        generated, real = FeatureStats(), FeatureStats()
+        used: dict[str, set[int]] = {}
+        for pair in pairs:
+            generated.add(self.pair_features(method, protocol, pair, output_frames(pair)))
+            used.setdefault(pair.driving_clip, set()).update(pair.driving_frames)
+        for clip_id in sorted(used):
+            real.add(self.clip_features(clip_id)[sorted(used[clip_id])])
+        self.fid.generated, self.fid.real = generated, real
+        value = self.fid.compute()
+        self.fid.reset()
+        return value
+

@@ -1,0 +1,1 @@
+"""Reports: leaderboard CSV, tables and HTML built from result rows."""
