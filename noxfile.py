@@ -1,0 +1,46 @@
+"""Sessions: ``nox -s eval`` (the benchmark on the embedded default), ``tests``, ``lint``.
+
+Each session installs the project with what it needs into its own virtualenv (reused across
+runs). ``eval`` points the asset manager's offline directory at ``../shared/models/sfm`` when
+that folder exists and ``THB_ASSETS_DIR`` is not set, so the 3DMM metrics run offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).resolve().parent
+SHARED_SFM = ROOT.parent / "shared" / "models" / "sfm"
+
+
+def _offline_env() -> dict[str, str]:
+    if "THB_ASSETS_DIR" not in os.environ and SHARED_SFM.is_dir():
+        return {"THB_ASSETS_DIR": str(SHARED_SFM)}
+    return {}
+
+
+@nox.session(name="eval")
+def eval_(session: nox.Session) -> None:
+    """Run the benchmark on the embedded default (or ``nox -s eval -- --config FILE``)."""
+    session.install("-e", ".")
+    args = session.posargs or ["--config", "configs/default.toml"]
+    session.run("python", "-m", "eval", "run", *args, env=_offline_env())
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (``nox -s tests -- -m slow`` for the slow end-to-end tests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"THB_PROGRESS": "0"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
