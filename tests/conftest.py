@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -37,3 +39,71 @@ def sfm_assets(shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip(f"{folder} is absent")
     monkeypatch.setenv("THB_ASSETS_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def random_fid_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seeded random weights of pytorch-fid's FID Inception, saved under the hub file name
+    (``<TORCH_HOME>/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth``).
+
+    With plain random weights the pool3 features hardly depend on the input (every image gets
+    the same vector to 1e-9), which would make any FID zero; so the BatchNorm statistics are
+    measured on two batches of seeded random images, as training would, and features vary."""
+    import torch
+    from pytorch_fid import inception
+
+    def own_state(url: str, *args, **kwargs):
+        return sys._getframe(1).f_locals["inception"].state_dict()  # the net being built
+
+    torch.manual_seed(0)
+    with mock.patch.object(inception, "load_state_dict_from_url", own_state):
+        net = inception.fid_inception_v3()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the calibration batches
+            module.reset_running_stats()
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            net(torch.rand(8, 3, 299, 299) * 2 - 1)
+    state = net.state_dict()
+    path = tmp_path_factory.mktemp("torch_home") / "hub" / "checkpoints"
+    path.mkdir(parents=True)
+    torch.save(state, path / "pt_inception-2015-12-05-6726825d.pth")
+    return path / "pt_inception-2015-12-05-6726825d.pth"
+
+
+@pytest.fixture(scope="session")
+def mini_dataset(pyfeat_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A small prepared dataset from the real sample videos and photos (128 px, 5-frame clips):
+    same-identity pairs of the man (single_face.mp4), the woman and the man whose face leaves
+    the frame (face_noface.mov); cross-identity pairs of two photos driven by those clips."""
+    from datasets.pairs import (
+        CROSS_IDENTITY,
+        SAME_IDENTITY,
+        cross_identity_pairs,
+        same_identity_pairs,
+        write_pairs,
+    )
+    from datasets.prepare import PrepareOptions, prepare_image, prepare_video
+    from datasets.prepared import PreparedDataset
+    from facegeom.detect import FaceDetector
+
+    root = tmp_path_factory.mktemp("mini_dataset")
+    detector = FaceDetector()
+    options = PrepareOptions(size=128, frame_step=12, clip_length=5)
+    man = prepare_video(pyfeat_data / "single_face.mp4", root, "man", "man", options, detector)
+    woman = prepare_video(pyfeat_data / "WolfgangLanger_Pexels.mp4", root, "woman", "woman",
+                          PrepareOptions(size=128, frame_step=40, clip_length=5), detector)
+    # face_noface.mov at this step: clip 001 starts with a face and ends without one
+    leaves = prepare_video(pyfeat_data / "face_noface.mov", root, "man-leaves", "man",
+                           PrepareOptions(size=128, frame_step=8, clip_length=5), detector)
+    photos = [prepare_image(pyfeat_data / "single_face.jpg", root, "photo-man", "man", options,
+                            detector),
+              prepare_image(pyfeat_data / "45-m7-di-ph.jpg", root, "photo-m7", "m7", options,
+                            detector)]
+    videos = man[:1] + woman[:1] + leaves[1:2]
+    write_pairs(root / "pairs" / f"{SAME_IDENTITY}.jsonl", same_identity_pairs(videos))
+    write_pairs(root / "pairs" / f"{CROSS_IDENTITY}.jsonl",
+                cross_identity_pairs(photos, videos, 1, seed=0))
+    return PreparedDataset(root, "mini")

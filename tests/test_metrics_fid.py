@@ -3,9 +3,7 @@ extractor is pytorch-fid's network with its preprocessing (seeded random weights
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,8 +13,6 @@ from PIL import Image
 from eval.metrics import build_metrics
 from eval.metrics.base import FrameBatch
 from eval.metrics.fid import FID, FeatureStats, frechet_distance
-
-HUB_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
 
 def _stats(features: np.ndarray) -> FeatureStats:
@@ -74,34 +70,14 @@ def test_fid_skipped_without_asset_or_real_frames(tmp_path: Path, monkeypatch) -
     assert result.status == "skipped" and "fid_real" in result.reason
 
 
-def _random_fid_weights(folder: Path) -> Path:
-    """Seeded random weights of pytorch-fid's FID Inception, under the hub file name."""
-    from pytorch_fid import inception
-
-    def own_state(url: str, *args, **kwargs):
-        return sys._getframe(1).f_locals["inception"].state_dict()  # the net being built
-
-    torch.manual_seed(0)
-    with mock.patch.object(inception, "load_state_dict_from_url", own_state):
-        net = inception.fid_inception_v3()
-    state = net.state_dict()
-    for key, value in state.items():  # make BatchNorm statistics non-trivial too
-        if key.endswith("running_mean"):
-            value.normal_(0, 0.1)
-        elif key.endswith("running_var"):
-            value.uniform_(0.5, 1.5)
-    path = folder / "hub" / "checkpoints" / HUB_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path
-
-
-def test_extractor_is_pytorch_fids_network(tmp_path: Path, monkeypatch) -> None:
+def test_extractor_is_pytorch_fids_network(
+    tmp_path: Path, monkeypatch, random_fid_weights: Path
+) -> None:
     from pytorch_fid.fid_score import calculate_activation_statistics, get_activations
     from pytorch_fid.inception import InceptionV3
 
-    weights = _random_fid_weights(tmp_path)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = random_fid_weights
+    monkeypatch.setenv("TORCH_HOME", str(weights.parents[2]))
     rng = np.random.default_rng(2)
     files = {}
     for side, n in (("gen", 4), ("real", 3)):
@@ -147,4 +123,4 @@ def test_extractor_is_pytorch_fids_network(tmp_path: Path, monkeypatch) -> None:
     assert np.allclose(metric.generated.cov(), sigma, rtol=1e-4, atol=1e-6)
     result = metric.compute()
     assert result.status == "ok" and result.frames == 4 and np.isfinite(result.value)
-    assert "pytorch-fid-0.3.0" in metric.backend and HUB_NAME in metric.backend
+    assert "pytorch-fid-0.3.0" in metric.backend and weights.name in metric.backend
