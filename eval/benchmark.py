@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchcore import assets
-from benchcore.method import Method, build
+from benchcore.method import Method, available, build
 from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
 from eval.config import MethodConfig, RunConfig
@@ -41,10 +41,17 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
     return PreparedDataset(spec.root, spec.name)
 
 
+def check_methods(config: RunConfig) -> None:
+    """Fail before any work when a config names a method nobody registered."""
+    for module in METHOD_MODULES:
+        importlib.import_module(module)
+    for spec in config.methods:
+        if spec.name not in available():
+            raise KeyError(f"unknown method {spec.name!r}; known: {', '.join(available())}")
+
+
 def method_factory(spec: MethodConfig, config: RunConfig) -> Callable[[], Method]:
     def make() -> Method:
-        for module in METHOD_MODULES:
-            importlib.import_module(module)
         seed_everything(config.seed)
         return build(spec.name, device=config.device, **spec.options)
 
@@ -54,6 +61,7 @@ def method_factory(spec: MethodConfig, config: RunConfig) -> Callable[[], Method
 def run_benchmark(config: RunConfig, log: Callable[[str], None] = print) -> dict[str, RunSummary]:
     """Run every method of ``config``; returns a summary per method label."""
     seed_everything(config.seed)
+    check_methods(config)
     start = time.perf_counter()
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,102 @@
+"""``python -m eval run`` and ``score`` from config files, one-line errors, the embedded default."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.__main__ import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(tmp_path: Path, dataset_root: Path, metrics: list[str]) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+name = "cli"
+output_dir = "{tmp_path / 'runs'}"
+protocols = ["same-identity"]
+metrics = {metrics!r}
+
+[dataset]
+name = "mini"
+root = "{dataset_root}"
+
+[[methods]]
+name = "source-copy"
+
+[[methods]]
+name = "driving-copy"
+label = "driving copy"
+""")
+    return path
+
+
+def _leaderboard(path: Path) -> dict[tuple[str, str], float]:
+    with path.open() as handle:
+        return {(r["method"], r["metric"]): float(r["value"]) for r in csv.DictReader(handle)}
+
+
+def test_run_then_score_existing_outputs(mini_dataset, tmp_path: Path, capsys) -> None:
+    config = _config(tmp_path, mini_dataset.root, ["psnr", "l1"])
+    assert main(["run", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "cli"
+    assert f"tables: {run_dir / 'leaderboard.csv'}, {run_dir / 'tables.md'}" in out
+    board = _leaderboard(run_dir / "leaderboard.csv")
+    assert board[("driving copy", "l1")] == 0.0 and board[("source-copy", "l1")] > 0.01
+    assert "| driving copy | **inf** | **0.0000 ± 0.0000** |" in (run_dir / "tables.md").read_text()
+
+    outputs = run_dir / "outputs" / "source-copy" / "mini" / "same-identity"
+    assert main(["score", "--config", str(config), "--outputs", str(outputs),
+                 "--method", "mine", "--protocol", "same-identity"]) == 0
+    assert "mine: 3 pairs scored" in capsys.readouterr().out
+    board = _leaderboard(run_dir / "leaderboard.csv")
+    assert board[("mine", "l1")] == board[("source-copy", "l1")]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("name = [", "invalid TOML"),
+    ('name = "x"\ncolour = "red"', "unexpected keyword argument 'colour'"),
+])
+def test_bad_config_is_one_line(tmp_path: Path, capsys, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    assert main(["run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: ") and message in err and "\n" not in err
+
+
+def test_unknown_method_is_one_line(mini_dataset, tmp_path: Path, capsys) -> None:
+    config = _config(tmp_path, mini_dataset.root, ["l1"])
+    config.write_text(config.read_text().replace('name = "source-copy"', 'name = "nope"'))
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_embedded_default_end_to_end(tmp_path: Path) -> None:
+    """The README's benchmark command on the embedded default, in a subprocess."""
+    result = subprocess.run(
+        [sys.executable, "-m", "eval", "run", "--config", "configs/default.toml",
+         "--output-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, env={**_env(), "THB_PROGRESS": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    board = _leaderboard(tmp_path / "default" / "leaderboard.csv")
+    assert board[("driving-copy", "l1")] == 0.0
+    assert board[("source-copy", "psnr")] < board[("driving-copy", "psnr")]
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    sfm = REPO.parent / "shared" / "models" / "sfm"
+    if sfm.is_dir():
+        env.setdefault("THB_ASSETS_DIR", str(sfm))
+    return env
