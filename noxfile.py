@@ -44,3 +44,11 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput: where the runner's time goes, and the face-geometry stages."""
+    session.install("-e", ".")
+    session.run("python", "-m", "eval.bench", *session.posargs, env=_offline_env())
+    session.run("python", "-m", "facegeom.bench", env=_offline_env())

@@ -21,7 +21,7 @@ from facegeom.detect import FaceDetector
 from facegeom.fitting import Fitter
 from facegeom.secc import render_secc
 
-DEFAULT_VIDEO = Path("/tmp/pyfeat/feat/tests/data/WolfgangLanger_Pexels.mp4")
+DEFAULT_VIDEO = "WolfgangLanger_Pexels.mp4"  # in the sample media (datasets.sample)
 
 
 def square_crops(video: Path, count: int, size: int = 256, every: int = 4) -> list[np.ndarray]:
@@ -49,14 +49,17 @@ def square_crops(video: Path, count: int, size: int = 256, every: int = 4) -> li
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path,
-                        default=Path(os.environ.get("THB_BENCH_VIDEO", DEFAULT_VIDEO)))
+    parser.add_argument("--video", type=Path, help="default: the sample set's " + DEFAULT_VIDEO)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    if args.video is None:
+        from datasets.sample import sample_media_dir
+
+        args.video = sample_media_dir() / DEFAULT_VIDEO
     frames = square_crops(args.video, args.frames, args.size)
     detector, fitter = FaceDetector(), Fitter()
     # warm-up: model loading is not part of the per-frame cost

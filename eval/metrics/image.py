@@ -16,7 +16,6 @@ averaged over the frames of a pair (:class:`FrameMeanMetric`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
 
@@ -49,6 +48,17 @@ def gaussian_kernel1d(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor
     return taps / taps.sum()
 
 
+def valid_filter_matrix(length: int, taps: torch.Tensor) -> torch.Tensor:
+    """(length, length - K + 1) banded matrix M with ``(v @ M)[j] = sum_k taps[k] v[j + k]``:
+    the "valid" 1-D correlation as a matrix product, which runs as one BLAS call (several
+    times faster than a grouped float64 ``conv2d`` on the CPU, and exact)."""
+    size = taps.numel()
+    offset = torch.arange(length, device=taps.device)[:, None] - torch.arange(
+        length - size + 1, device=taps.device)[None, :]
+    inside = (offset >= 0) & (offset < size)
+    return torch.where(inside, taps[offset.clamp(0, size - 1)], torch.zeros((), dtype=taps.dtype))
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -77,9 +87,7 @@ def ssim(
     x = x.to(dtype).reshape(b * c, 1, h, w)
     y = y.to(dtype).reshape(b * c, 1, h, w)
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B*C, 5, H, W)
-    horizontal = taps.view(1, 1, 1, size).expand(5, 1, 1, size)
-    vertical = taps.view(1, 1, size, 1).expand(5, 1, size, 1)
-    filtered = F.conv2d(F.conv2d(stack, horizontal, groups=5), vertical, groups=5)
+    filtered = valid_filter_matrix(h, taps).T @ (stack @ valid_filter_matrix(w, taps))
     ux, uy, uxx, uyy, uxy = filtered.unbind(1)
     vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2

@@ -1,0 +1,116 @@
+"""Where the runner's time goes: ``python -m eval.bench`` (or ``nox -s bench``).
+
+Runs the embedded default's pairs for the given methods and metrics in a temporary run folder
+with an empty face-analysis cache, and times every network (face detection + landmarks, the
+3DMM fit, each identity embedder, each metric's own computation, the method's forward pass)
+*exclusively*: time spent in a nested timed call counts for the inner one only. What is left of
+the wall time is the runner's own overhead (PNG decoding and encoding, caches, result rows,
+bookkeeping). Prints ms per frame for each part and the overhead's share of the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from benchcore.method import FramewiseMethod
+from eval.benchmark import check_methods, load_dataset, method_factory
+from eval.config import load_config
+from eval.metrics import build_metrics
+from eval.results import ResultStore
+from eval.runner import Runner
+
+
+class ExclusiveTimer:
+    """Accumulates exclusive seconds per label for wrapped callables (a stack of timers)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._stack: list[list[float]] = []  # per active call: [start, time in children]
+
+    def wrap(self, label: str, function: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            self._stack.append([time.perf_counter(), 0.0])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                start, children = self._stack.pop()
+                spent = time.perf_counter() - start
+                self.seconds[label] += spent - children
+                self.calls[label] += 1
+                if self._stack:
+                    self._stack[-1][1] += spent
+
+        return timed
+
+    def patch(self, obj, attribute: str, label: str) -> None:
+        setattr(obj, attribute, self.wrap(label, getattr(obj, attribute)))
+
+
+def instrument(runner: Runner, timer: ExclusiveTimer) -> None:
+    analyzer = runner.analyzer()
+    if analyzer is not None:
+        timer.patch(analyzer.detector, "detect", "face detection + 68 landmarks (dlib)")
+        for part, label in (("fitter", "3DMM fit (eos SFM)"), ("dlib", "dlib descriptor"),
+                            ("arcface", "ArcFace")):
+            component = getattr(analyzer, part)
+            if component is not None:
+                timer.patch(component, "fit" if part == "fitter" else "embed", label)
+    for metric in runner.metrics:
+        timer.patch(metric, "update", f"metric {metric.name}")
+    if runner.fid is not None:
+        timer.patch(runner.fid, "features", "metric fid (Inception)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.toml")
+    parser.add_argument("--methods", nargs="+", default=["source-copy", "driving-copy"])
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    config.methods = [m for m in config.methods if m.name in args.methods]
+    check_methods(config)
+    dataset = load_dataset(config, log=lambda _: None)
+    timer = ExclusiveTimer()
+    frames = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner(dataset, ResultStore(Path(tmp) / "results.csv"), Path(tmp) / "outputs",
+                        build_metrics(config.metrics, config.metric_options), config.batch_size,
+                        log=lambda _: None, analysis_cache=Path(tmp) / "analyses")
+        instrument(runner, timer)
+        start = time.perf_counter()
+        for spec in config.methods:
+            make = method_factory(spec, config)
+
+            def timed_method(make=make, label=spec.display):
+                method = make()
+                if isinstance(method, FramewiseMethod):
+                    timer.patch(method, "forward_batch", f"method {label}")
+                return method
+
+            runner.run(spec.display, timed_method, config.protocols)
+            for protocol in config.protocols:
+                frames += sum(len(p.driving_frames) for p in dataset.pairs(protocol)
+                              if not p.skip)
+        total = time.perf_counter() - start
+    networks = sum(timer.seconds.values())
+    print(f"eval bench: {frames} generated frames ({', '.join(args.methods)}), "
+          f"{len(config.metrics)} metrics, empty analysis cache")
+    for label, seconds in sorted(timer.seconds.items(), key=lambda item: -item[1]):
+        per_frame = 1000 * seconds / frames
+        print(f"  {label:42s} {per_frame:8.2f} ms/frame  ({timer.calls[label]} calls)")
+    overhead = total - networks
+    print(f"  {'runner overhead (I/O, caches, rows)':42s} {1000 * overhead / frames:8.2f} ms/frame")
+    print(f"  {'total':42s} {1000 * total / frames:8.2f} ms/frame, {total:.1f} s")
+    print(f"  outside the networks: {100 * overhead / total:.1f}% of the total (goal < 15%)")
+    for name, reason in runner.unavailable().items():
+        print(f"  skipped {name}: {reason.split(';')[0]}")
+
+
+if __name__ == "__main__":
+    main()
