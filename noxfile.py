@@ -52,3 +52,22 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "-m", "eval.bench", *session.posargs, env=_offline_env())
     session.run("python", "-m", "facegeom.bench", env=_offline_env())
+
+
+@nox.session
+def leaderboard(session: nox.Session) -> None:
+    """Rebuild leaderboards, tables and HTML of every run under runs/ from their result rows."""
+    session.install("-e", ".")
+    runs = sorted(str(p.parent) for p in ROOT.glob("runs/*/run.json"))
+    if not runs:
+        session.error("no run under runs/ (run `nox -s eval` first)")
+    session.run("python", "-m", "reports", "build", *runs)
+
+
+@nox.session
+def regress(session: nox.Session) -> None:
+    """Fail when the embedded default got worse than reports/reference/default.csv."""
+    session.install("-e", ".")
+    session.run("python", "-m", "reports", "regress", "--reference",
+                "reports/reference/default.csv", "--current", "runs/default/leaderboard.csv",
+                *session.posargs)

@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, output_dir=args.output_dir)
     summaries = run_benchmark(config)
-    paths = build_reports(config.run_dir, config)
+    paths = build_reports(config.run_dir)
     for label, summary in summaries.items():
         for problem in summary.problems:
             print(f"error in {label} {problem.protocol} {problem.pair_id}: {problem.message}")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from benchcore import assets
@@ -41,6 +44,15 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
     return PreparedDataset(spec.root, spec.name)
 
 
+def write_run_record(run_dir: Path, config: RunConfig, dataset_root: Path) -> None:
+    """``run.json``: the resolved config and the prepared dataset's folder, so that reports can
+    be rebuilt from the run folder alone."""
+    record = {"config": asdict(config), "dataset_root": str(dataset_root)}
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, run_dir / "run.json")
+
+
 def check_methods(config: RunConfig) -> None:
     """Fail before any work when a config names a method nobody registered."""
     for module in METHOD_MODULES:
@@ -66,6 +78,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print) -> dict
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(config, log)
+    write_run_record(run_dir, config, dataset.root)
     metrics = build_metrics(config.metrics, config.metric_options)
     runner = Runner(dataset, ResultStore(run_dir / "results.csv"), run_dir / "outputs", metrics,
                     config.batch_size, log, analysis_cache=assets.cache_dir() / "analyses")

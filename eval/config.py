@@ -67,9 +67,15 @@ def load_config(path: str | os.PathLike, **overrides) -> RunConfig:
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: invalid TOML ({error})") from None
     table.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(table, str(path))
+
+
+def config_from_dict(table: dict, origin: str) -> RunConfig:
+    """A :class:`RunConfig` from a TOML table or a saved ``asdict`` (errors name ``origin``)."""
+    table = dict(table)
     try:
         dataset = DatasetConfig(**table.pop("dataset", {}))
         methods = [MethodConfig(**m) for m in table.pop("methods", [])]
         return RunConfig(dataset=dataset, methods=methods, **table)
     except TypeError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise ValueError(f"{origin}: {error}") from None

@@ -16,7 +16,7 @@ import numpy as np
 from benchcore import assets
 from benchcore.media import MediaError, iter_video, read_image
 from benchcore.method import Method
-from eval.benchmark import load_dataset
+from eval.benchmark import load_dataset, write_run_record
 from eval.config import load_config
 from eval.metrics import build_metrics
 from eval.results import ResultStore
@@ -63,6 +63,8 @@ def score_outputs(
         raise FileNotFoundError(f"{root}: outputs folder not found")
     config = load_config(config_path, output_dir=output_dir)
     dataset = load_dataset(config, print)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_record(config.run_dir, config, dataset.root)
     metrics = build_metrics(config.metrics, config.metric_options)
     runner = Runner(dataset, ResultStore(config.run_dir / "results.csv"),
                     config.run_dir / "outputs", metrics, config.batch_size,
@@ -73,4 +75,4 @@ def score_outputs(
           f"{len(summary.problems)} errors")
     for problem in summary.problems:
         print(f"error in {problem.pair_id}: {problem.message}")
-    return build_reports(config.run_dir, config)
+    return build_reports(config.run_dir)

@@ -1,16 +1,25 @@
-"""Build a run's reports from its result rows, without recomputing any metric."""
+"""Build a run's reports from its result rows, without recomputing any metric.
+
+Reads ``<run>/run.json`` (the resolved config and the prepared dataset's folder, written by the
+runner) and ``<run>/results.csv``; writes ``leaderboard.csv``, ``leaderboard_wide.csv``,
+``tables.md``, ``tables.tex`` and ``report.html`` in the run folder, and merges the run's rows
+into ``<output_dir>/leaderboard.csv`` (one file across runs, newest rows per run win).
+"""
 
 from __future__ import annotations
 
 import datetime
+import json
 import subprocess
 from pathlib import Path
 
+from datasets.prepared import PreparedDataset
 from eval.aggregate import summarize
-from eval.config import RunConfig
+from eval.config import config_from_dict
 from eval.results import ResultStore
-from reports.leaderboard import write_leaderboard
-from reports.tables import markdown_tables
+from reports.html import write_html
+from reports.leaderboard import leaderboard_rows, merge_leaderboard, write_leaderboard, write_wide
+from reports.tables import latex_tables, markdown_tables
 
 
 def git_commit() -> str:
@@ -26,16 +35,30 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def build_reports(run_dir: Path, config: RunConfig) -> list[Path]:
-    """``leaderboard.csv`` and ``tables.md`` in ``run_dir`` from ``run_dir/results.csv``."""
+def build_reports(run_dir: str | Path, html: bool = True) -> list[Path]:
+    """Every report of the run in ``run_dir``; returns the paths written."""
     run_dir = Path(run_dir)
+    record_path = run_dir / "run.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path}: not a run folder (no run.json)")
+    record = json.loads(record_path.read_text())
+    config = config_from_dict(record["config"], str(record_path))
     rows = ResultStore(run_dir / "results.csv").rows()
     if not rows:
         raise ValueError(f"{run_dir / 'results.csv'}: no result rows to report")
     summaries = summarize(rows, seed=config.seed)
-    provenance = {"commit": git_commit(), "config_hash": config.digest(),
+    provenance = {"run": config.name, "commit": git_commit(), "config_hash": config.digest(),
                   "date": datetime.date.today().isoformat()}
-    leaderboard = write_leaderboard(run_dir / "leaderboard.csv", summaries, provenance)
-    tables = run_dir / "tables.md"
-    tables.write_text(f"# {config.name}\n\n{markdown_tables(summaries)}")
-    return [leaderboard, tables]
+    board = leaderboard_rows(summaries, provenance)
+    paths = [write_leaderboard(run_dir / "leaderboard.csv", board),
+             write_wide(run_dir / "leaderboard_wide.csv", board),
+             merge_leaderboard(run_dir.parent / "leaderboard.csv", board)]
+    (run_dir / "tables.md").write_text(f"# {config.name}\n\n{markdown_tables(summaries)}")
+    (run_dir / "tables.tex").write_text(latex_tables(summaries))
+    paths += [run_dir / "tables.md", run_dir / "tables.tex"]
+    if html:
+        root = Path(record["dataset_root"])
+        dataset = PreparedDataset(root, config.dataset.name) if root.is_dir() else None
+        paths.append(write_html(run_dir / "report.html", config.name, summaries, dataset,
+                                run_dir / "outputs", provenance))
+    return paths

@@ -1,7 +1,10 @@
-"""``leaderboard.csv``: the long format, one row per method x dataset x protocol x metric.
+"""Leaderboards: the long format (one row per run x method x dataset x protocol x metric) and a
+wide view for humans (one row per method x dataset x protocol, a column per metric).
 
 Columns are fixed (:data:`COLUMNS`); every row carries the metric's direction and backend and the
 run's provenance (git commit, config hash, date), so a number never travels without its origin.
+:func:`merge_leaderboard` keeps one file across runs: a run's new rows replace its old ones (the
+newest row per key wins), rows of other runs stay.
 """
 
 from __future__ import annotations
@@ -15,33 +18,69 @@ from pathlib import Path
 from eval.aggregate import Summary
 
 COLUMNS = [
-    "method", "dataset", "protocol", "metric", "direction", "value", "ci_low", "ci_high",
+    "run", "method", "dataset", "protocol", "metric", "direction", "value", "ci_low", "ci_high",
     "n_pairs", "n_frames", "n_skipped", "n_errors", "status", "reason", "backend",
     "commit", "config_hash", "date",
 ]
+KEY = ("run", "method", "dataset", "protocol", "metric")
 
 
 def _number(value: float) -> str:
     return "nan" if math.isnan(value) else repr(float(value))
 
 
-def write_leaderboard(path: Path, summaries: list[Summary], provenance: dict[str, str]) -> Path:
-    """Write the summaries (sorted by key) atomically; returns ``path``."""
+def leaderboard_rows(summaries: list[Summary], provenance: dict[str, str]) -> list[dict]:
+    """Long-format rows (str values) sorted by key; ``provenance`` gives run, commit, ..."""
+    rows = []
+    for summary in sorted(summaries, key=lambda s: s.key):
+        record = asdict(summary) | provenance
+        record["direction"] = "higher" if summary.higher_is_better else "lower"
+        for name in ("value", "ci_low", "ci_high"):
+            record[name] = _number(record[name])
+        rows.append({c: str(record[c]) for c in COLUMNS})
+    return rows
+
+
+def _write(path: Path, columns: list[str], rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for summary in sorted(summaries, key=lambda s: s.key):
-            record = asdict(summary) | provenance
-            record["direction"] = "higher" if summary.higher_is_better else "lower"
-            for name in ("value", "ci_low", "ci_high"):
-                record[name] = _number(record[name])
-            writer.writerow([record[c] for c in COLUMNS])
+        writer = csv.DictWriter(handle, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
     return path
 
 
+def write_leaderboard(path: Path, rows: list[dict]) -> Path:
+    return _write(path, COLUMNS, rows)
+
+
 def read_leaderboard(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: leaderboard not found")
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        missing = set(COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: not a leaderboard (missing columns {sorted(missing)})")
+        return list(reader)
+
+
+def merge_leaderboard(path: Path, rows: list[dict]) -> Path:
+    """Replace the rows of ``rows``' runs in the file at ``path`` (created if absent)."""
+    runs = {row["run"] for row in rows}
+    kept = [r for r in read_leaderboard(path) if r["run"] not in runs] if path.is_file() else []
+    merged = sorted(kept + rows, key=lambda r: tuple(r[k] for k in KEY))
+    return write_leaderboard(path, merged)
+
+
+def write_wide(path: Path, rows: list[dict]) -> Path:
+    """One row per run x method x dataset x protocol; a column per metric (value or status)."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    table: dict[tuple, dict[str, str]] = {}
+    for row in rows:
+        key = (row["run"], row["method"], row["dataset"], row["protocol"])
+        entry = table.setdefault(key, dict(zip(KEY[:4], key, strict=True)))
+        entry[row["metric"]] = row["value"] if row["status"] == "ok" else row["status"]
+    return _write(path, list(KEY[:4]) + metrics, list(table.values()))

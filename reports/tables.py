@@ -1,20 +1,42 @@
-"""Markdown tables like a paper's: one per dataset x protocol, methods as rows, metrics as columns.
+"""Tables like a paper's, in Markdown and LaTeX: one per dataset x protocol, methods as rows,
+metrics as columns.
 
-A header carries the direction (up: higher is better, down: lower is better). A cell is the mean
-over pairs with the 95% bootstrap half-width (``12.34 ± 0.56``); the best value of a column is
-bold; a metric that could not run is a dash with a footnote giving the reason and the fix.
+A header carries the direction (↑ higher is better, ↓ lower is better). A cell is the mean over
+pairs with the 95% bootstrap half-width (``12.34 ± 0.56``); the best value of a column is bold;
+a metric that could not run is a dash with a footnote giving the reason and the fix.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from eval.aggregate import Summary
 
 ARROWS = {True: "↑", False: "↓"}
 
 
-def format_value(summary: Summary) -> str:
+@dataclass
+class Cell:
+    text: str = ""
+    best: bool = False
+    note: int = 0
+    """Footnote number of a skipped or failed metric, 0 for a value."""
+
+
+@dataclass
+class Table:
+    dataset: str
+    protocol: str
+    metrics: list[str]
+    higher_is_better: dict[str, bool]
+    rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
+    pairs: int = 0
+    frames: int = 0
+    backends: dict[str, str] = field(default_factory=dict)
+
+
+def format_value(summary: Summary, plus_minus: str = "±") -> str:
     value = summary.value
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
@@ -22,7 +44,7 @@ def format_value(summary: Summary) -> str:
     text = f"{value:.{digits}f}"
     if not math.isnan(summary.ci_low):
         half = (summary.ci_high - summary.ci_low) / 2
-        text += f" ± {half:.{digits}f}"
+        text += f" {plus_minus} {half:.{digits}f}"
     return text
 
 
@@ -33,42 +55,98 @@ def _best(cells: list[Summary]) -> float | None:
     return max(values) if cells[0].higher_is_better else min(values)
 
 
-def markdown_tables(summaries: list[Summary]) -> str:
-    """All tables of a run, with footnotes for skipped or failed metrics."""
+def build_tables(summaries: list[Summary], plus_minus: str = "±") -> tuple[list[Table], dict]:
+    """The tables of a run and the footnotes (text -> number) they refer to."""
     by_table: dict[tuple[str, str], list[Summary]] = {}
     for summary in summaries:
         by_table.setdefault((summary.dataset, summary.protocol), []).append(summary)
     notes: dict[str, int] = {}
-    blocks = []
+    tables = []
     for (dataset, protocol), group in sorted(by_table.items()):
-        methods = list(dict.fromkeys(s.method for s in group))
         metrics = list(dict.fromkeys(s.metric for s in group))
         cell = {(s.method, s.metric): s for s in group}
-        directions = {s.metric: s.higher_is_better for s in group}
-        header = ["method"] + [f"{m} {ARROWS[directions[m]]}" for m in metrics]
-        lines = [f"### {dataset} / {protocol}", "", "| " + " | ".join(header) + " |",
-                 "|" + "---|" * len(header)]
-        best = {m: _best([cell[k] for k in cell if k[1] == m]) for m in metrics}
-        for method in methods:
-            row = [method]
+        table = Table(dataset, protocol, metrics, {s.metric: s.higher_is_better for s in group})
+        best = {m: _best([s for s in group if s.metric == m]) for m in metrics}
+        for method in dict.fromkeys(s.method for s in group):
+            cells = []
             for metric in metrics:
                 summary = cell.get((method, metric))
                 if summary is None:
-                    row.append("")
+                    cells.append(Cell())
                 elif summary.status != "ok":
-                    number = notes.setdefault(f"{metric}: {summary.reason or summary.status}",
-                                              len(notes) + 1)
-                    row.append(f"–[^{number}]")
+                    text = f"{metric}: {summary.reason or summary.status}"
+                    cells.append(Cell(note=notes.setdefault(text, len(notes) + 1)))
                 else:
-                    text = format_value(summary)
-                    row.append(f"**{text}**" if summary.value == best[metric] else text)
-            lines.append("| " + " | ".join(row) + " |")
-        pairs = max((s.n_pairs for s in group), default=0)
-        frames = max((s.n_frames for s in group if s.n_pairs), default=0)
-        lines += ["", f"Mean over {pairs} pairs ({frames} frames) ± half-width of the 95% "
-                      "bootstrap interval; FID is one value over all frames.", "",
-                  "Backends: " + "; ".join(
-                      f"{m}: {next(s.backend for s in group if s.metric == m)}" for m in metrics)]
+                    cells.append(Cell(format_value(summary, plus_minus),
+                                      best=summary.value == best[metric]))
+            table.rows.append((method, cells))
+        table.pairs = max((s.n_pairs for s in group), default=0)
+        table.frames = max((s.n_frames for s in group if s.n_pairs), default=0)
+        table.backends = {m: next(s.backend for s in group if s.metric == m) for m in metrics}
+        tables.append(table)
+    return tables, notes
+
+
+CAPTION = ("Mean over {pairs} pairs ({frames} frames) ± half-width of the 95% bootstrap "
+           "interval; FID is one value over all frames.")
+
+
+def markdown_tables(summaries: list[Summary]) -> str:
+    """All tables of a run, with footnotes for skipped or failed metrics."""
+    tables, notes = build_tables(summaries)
+    blocks = []
+    for table in tables:
+        header = ["method"] + [f"{m} {ARROWS[table.higher_is_better[m]]}" for m in table.metrics]
+        lines = [f"### {table.dataset} / {table.protocol}", "", "| " + " | ".join(header) + " |",
+                 "|" + "---|" * len(header)]
+        for method, cells in table.rows:
+            texts = [f"–[^{c.note}]" if c.note else f"**{c.text}**" if c.best else c.text
+                     for c in cells]
+            lines.append("| " + " | ".join([method] + texts) + " |")
+        lines += ["", CAPTION.format(pairs=table.pairs, frames=table.frames), "",
+                  "Backends: " + "; ".join(f"{m}: {b}" for m, b in table.backends.items())]
         blocks.append("\n".join(lines))
     footnotes = [f"[^{n}]: {text}" for text, n in notes.items()]
     return "\n\n".join(blocks + (["\n".join(footnotes)] if footnotes else [])) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"),
+                          ("$", r"\$"), ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def latex_tables(summaries: list[Summary]) -> str:
+    """One ``table`` environment per dataset x protocol (booktabs); skipped metrics are dashes
+    with a numbered note under the table."""
+    tables, notes = build_tables(summaries, plus_minus=r"$\pm$")
+    by_number = {n: text for text, n in notes.items()}
+    blocks = []
+    for table in tables:
+        arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
+        header = " & ".join(["Method"] + [
+            f"{_latex_escape(m)} {arrows[table.higher_is_better[m]]}" for m in table.metrics])
+        lines = [r"\begin{table}[t]", r"\centering", r"\small",
+                 r"\begin{tabular}{l" + "c" * len(table.metrics) + "}", r"\toprule",
+                 header + r" \\", r"\midrule"]
+        used = []
+        for method, cells in table.rows:
+            texts = []
+            for c in cells:
+                if c.note:
+                    texts.append(f"--$^{{{c.note}}}$")
+                    used.append(c.note)
+                else:
+                    value = c.text.replace("inf", r"$\infty$")
+                    texts.append(rf"\textbf{{{value}}}" if c.best else value)
+            lines.append(" & ".join([_latex_escape(method)] + texts) + r" \\")
+        caption = CAPTION.format(pairs=table.pairs, frames=table.frames).replace("±", r"$\pm$")
+        caption = caption.replace("%", r"\%")
+        lines += [r"\bottomrule", r"\end{tabular}",
+                  rf"\caption{{{_latex_escape(table.dataset)}, {table.protocol}. {caption}}}"]
+        for number in dict.fromkeys(used):
+            lines.append(rf"\par\footnotesize $^{{{number}}}$ {_latex_escape(by_number[number])}")
+        lines.append(r"\end{table}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"

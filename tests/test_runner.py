@@ -19,7 +19,7 @@ from eval.results import ResultStore
 from eval.runner import Runner
 from eval.score import ExistingOutputs
 from eval.set_metrics import SET_PAIR_ID
-from reports.leaderboard import read_leaderboard, write_leaderboard
+from reports.leaderboard import leaderboard_rows, read_leaderboard, write_leaderboard
 from reports.tables import markdown_tables
 
 PAIR_METRICS = ["psnr", "ssim", "l1", "akd", "mkr", "csim", "apd", "avd_s", "avd_d"]
@@ -193,8 +193,8 @@ def test_method_returning_nan_is_an_error_row_not_a_crash(mini_dataset, tmp_path
 
 def test_reports_from_rows(scored: Path, tmp_path: Path) -> None:
     summaries = summarize(ResultStore(scored / "results.csv").rows(), seed=0)
-    path = write_leaderboard(tmp_path / "leaderboard.csv", summaries,
-                             {"commit": "abc", "config_hash": "123", "date": "2026-11-26"})
+    provenance = {"run": "r", "commit": "abc", "config_hash": "123", "date": "2026-11-26"}
+    path = write_leaderboard(tmp_path / "leaderboard.csv", leaderboard_rows(summaries, provenance))
     rows = read_leaderboard(path)
     assert len(rows) == len(summaries) == 2 * (len(PAIR_METRICS) + 4)  # 4 apply to cross-identity
     l1 = next(r for r in rows if r["method"] == "source-copy" and r["metric"] == "l1")

@@ -1,0 +1,88 @@
+"""Command line: ``python -m reports {build,regress,update-reference}``.
+
+- ``build RUN_DIR ...``: rebuild a run's leaderboards, tables and HTML from its result rows.
+- ``regress --reference FILE --current FILE [--tolerance METRIC=VALUE ...]``: exit 1 with a
+  list when a metric got worse than the reference beyond its tolerance, else 0.
+- ``update-reference --current FILE --reference FILE``: deliberately replace the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+
+def _build(args: argparse.Namespace) -> int:
+    from reports.build import build_reports
+
+    for run_dir in args.run_dirs:
+        paths = build_reports(run_dir, html=not args.no_html)
+        print("reports: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _tolerances(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--tolerance {item!r}: expected METRIC=NUMBER") from None
+    return out
+
+
+def _regress(args: argparse.Namespace) -> int:
+    from reports.regress import compare
+
+    regressions = compare(Path(args.reference), Path(args.current), _tolerances(args.tolerance))
+    if not regressions:
+        print(f"no regression: {args.current} against {args.reference}")
+        return 0
+    print(f"{len(regressions)} regression(s) of {args.current} against {args.reference}:")
+    for regression in regressions:
+        print(f"  {regression}")
+    return 1
+
+
+def _update_reference(args: argparse.Namespace) -> int:
+    from reports.leaderboard import read_leaderboard
+
+    read_leaderboard(Path(args.current))  # refuse anything that is not a leaderboard
+    Path(args.reference).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.current, args.reference)
+    print(f"reference {args.reference} replaced by {args.current}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="rebuild reports from existing result rows")
+    build.add_argument("run_dirs", nargs="+", help="run folders (holding run.json)")
+    build.add_argument("--no-html", action="store_true")
+    build.set_defaults(func=_build)
+    regress = sub.add_parser("regress", help="compare a leaderboard with a reference")
+    regress.add_argument("--reference", required=True)
+    regress.add_argument("--current", required=True)
+    regress.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE")
+    regress.set_defaults(func=_regress)
+    update = sub.add_parser("update-reference", help="replace the reference deliberately")
+    update.add_argument("--current", required=True)
+    update.add_argument("--reference", required=True)
+    update.set_defaults(func=_update_reference)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, KeyError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

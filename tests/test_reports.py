@@ -1,0 +1,158 @@
+"""Reports from result rows: leaderboards (merged across runs, wide), LaTeX, HTML, regressions."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import baselines.reference  # noqa: F401 - registers the reference methods
+from benchcore.method import build
+from eval.benchmark import write_run_record
+from eval.config import DatasetConfig, MethodConfig, RunConfig
+from eval.metrics import build_metrics
+from eval.results import ResultStore
+from eval.runner import Runner
+from reports.__main__ import main
+from reports.build import build_reports
+from reports.leaderboard import read_leaderboard
+
+
+@pytest.fixture(scope="module")
+def run_dir(mini_dataset, tmp_path_factory) -> Path:
+    config = RunConfig(name="mini-run", output_dir=str(tmp_path_factory.mktemp("runs")),
+                       dataset=DatasetConfig(name="mini", root=str(mini_dataset.root)),
+                       protocols=["same-identity"], metrics=["psnr", "ssim", "l1", "lpips"],
+                       methods=[MethodConfig("source-copy"), MethodConfig("driving-copy")])
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True)
+    write_run_record(run_dir, config, mini_dataset.root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THB_ASSETS_DIR", str(run_dir / "no-assets"))  # lpips: skipped
+        patch.setenv("THB_CACHE_DIR", str(run_dir / "no-cache"))
+        runner = Runner(mini_dataset, ResultStore(run_dir / "results.csv"), run_dir / "outputs",
+                        build_metrics(config.metrics), log=lambda _: None)
+        for spec in config.methods:
+            runner.run(spec.name, lambda n=spec.name: build(n), config.protocols)
+    build_reports(run_dir)
+    return run_dir
+
+
+def test_leaderboards(run_dir: Path) -> None:
+    rows = read_leaderboard(run_dir / "leaderboard.csv")
+    assert {(r["method"], r["metric"]) for r in rows} == {
+        (m, k) for m in ("source-copy", "driving-copy") for k in ("psnr", "ssim", "l1", "lpips")}
+    assert all(r["run"] == "mini-run" and r["commit"] and r["config_hash"] for r in rows)
+    lpips = [r for r in rows if r["metric"] == "lpips"]
+    assert {r["status"] for r in lpips} == {"skipped"} and "fix:" in lpips[0]["reason"]
+    with (run_dir / "leaderboard_wide.csv").open() as handle:
+        wide = {r["method"]: r for r in csv.DictReader(handle)}
+    assert wide["driving-copy"]["l1"] == "0.0" and wide["driving-copy"]["lpips"] == "skipped"
+    # the file beside the runs holds every run; rebuilding replaces this run's rows only
+    merged = run_dir.parent / "leaderboard.csv"
+    other = [dict(r, run="other-run") for r in rows]
+    with merged.open("a", newline="") as handle:
+        csv.DictWriter(handle, list(rows[0]), lineterminator="\n").writerows(other)
+    build_reports(run_dir, html=False)
+    runs = [r["run"] for r in read_leaderboard(merged)]
+    assert runs.count("mini-run") == len(rows) and runs.count("other-run") == len(rows)
+
+
+def test_latex_table(run_dir: Path) -> None:
+    tex = (run_dir / "tables.tex").read_text()
+    assert r"\begin{tabular}{lcccc}" in tex and r"\toprule" in tex
+    assert r"l1 $\downarrow$" in tex and r"psnr $\uparrow$" in tex
+    driving = next(line for line in tex.splitlines() if line.startswith("driving-copy"))
+    assert r"\textbf{$\infty$}" in driving and r"\textbf{0.0000 $\pm$ 0.0000}" in driving
+    assert "--$^{1}$" in driving and r"$^{1}$ lpips: asset 'lpips\_alexnet' missing" in tex
+
+
+def test_html_report_embeds_tables_charts_grids_and_previews(run_dir: Path) -> None:
+    page = (run_dir / "report.html").read_text()
+    assert page.count("<table>") == 1 and "<td class=\"best\">inf</td>" in page
+    images = re.findall(r'src="data:(image/\w+);base64,([^"]+)"', page)
+    kinds = [kind for kind, _ in images]
+    assert kinds.count("image/png") == 3 + 2  # psnr, ssim, l1 charts + 2 pair grids
+    gifs = [Image.open(io.BytesIO(base64.b64decode(data))) for kind, data in images
+            if kind == "image/gif"]
+    assert len(gifs) == 2 and all(g.n_frames == 4 for g in gifs)  # 4 driving frames per pair
+    assert gifs[0].size == (128 * 4, 128)  # source | driving | two methods
+
+
+def test_regress_cli(run_dir: Path, tmp_path: Path, capsys) -> None:
+    reference = tmp_path / "reference.csv"
+    assert main(["update-reference", "--current", str(run_dir / "leaderboard.csv"),
+                 "--reference", str(reference)]) == 0
+    current = tmp_path / "current.csv"
+
+    def edit(metric: str, method: str, **changes) -> None:
+        rows = read_leaderboard(reference)
+        for row in rows:
+            if row["metric"] == metric and row["method"] == method:
+                row.update(changes)
+        with current.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def regress(*extra: str) -> int:
+        return main(["regress", "--reference", str(reference), "--current", str(current),
+                     *extra])
+
+    l1 = float(next(r["value"] for r in read_leaderboard(reference)
+                    if r["metric"] == "l1" and r["method"] == "source-copy"))
+    edit("l1", "source-copy", value=repr(l1 + 0.0005))  # worse, within tolerance 0.001
+    assert regress() == 0 and "no regression" in capsys.readouterr().out
+    edit("l1", "source-copy", value=repr(l1 + 0.01))  # worse beyond tolerance
+    assert regress() == 1
+    out = capsys.readouterr().out
+    assert "1 regression(s)" in out and "mini-run / source-copy / mini / same-identity / l1" in out
+    assert regress("--tolerance", "l1=0.02") == 0
+    capsys.readouterr()
+    edit("l1", "source-copy", value=repr(l1 - 0.01))  # better never fails
+    assert regress() == 0
+    edit("psnr", "driving-copy", value="30.0")  # inf -> 30 dB is worse
+    assert regress() == 1
+    edit("ssim", "source-copy", status="error", reason="boom")
+    assert regress() == 1 and "now error: boom" in capsys.readouterr().out
+    edit("ssim", "source-copy", backend="other")
+    assert regress() == 1 and "backend changed" in capsys.readouterr().out
+    current.write_text("not,a,leaderboard\n")
+    assert regress() == 2 and "not a leaderboard" in capsys.readouterr().err
+
+
+def test_build_cli_rebuilds_without_recomputing(run_dir: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "copy" / "mini-run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("outputs"))
+    for name in ("leaderboard.csv", "tables.md", "report.html"):
+        (copy / name).unlink()
+    assert main(["build", str(copy)]) == 0  # outputs gone: the pictures are left out
+    assert (copy / "tables.md").read_text() == (run_dir / "tables.md").read_text()
+    assert "data:image/gif" not in (copy / "report.html").read_text()
+    assert main(["build", str(tmp_path)]) == 2
+    assert "not a run folder (no run.json)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
+                    f"--screenshot={shot}", (run_dir / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 1600)
+    histogram = image.histogram()
+    assert histogram[255] < 0.97 * sum(histogram)  # not a blank page: tables and pictures drawn
