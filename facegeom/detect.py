@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from PIL import Image
 
 from benchcore import assets
+
+MAX_DETECTION_SIDE = 1280
+"""Longer image side (pixels) above which detection runs on a downscaled copy."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,25 @@ class FaceDetector:
         return dlib.shape_predictor(str(assets.resolve("dlib_landmarks68")))
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an RGB uint8 (H, W, 3) image, largest first."""
-        rects, scores, _ = self._detector.run(image, self.upsample, 0.0)
+        """All faces in an RGB uint8 (H, W, 3) image, largest first.
+
+        Images whose longer side exceeds :data:`MAX_DETECTION_SIDE` are searched at that size
+        (a 4K frame costs seconds otherwise, and faces that large need no upsampling); the
+        boxes are scaled back and the landmarks are found in the full-resolution image.
+        """
+        import dlib
+
+        scale = min(1.0, MAX_DETECTION_SIDE / max(image.shape[:2]))
+        searched = image
+        if scale < 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            searched = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        rects, scores, _ = self._detector.run(searched, self.upsample, 0.0)
         faces = []
         for rect, score in zip(rects, scores, strict=True):
+            if scale < 1.0:
+                rect = dlib.rectangle(*(round(v / scale) for v in (
+                    rect.left(), rect.top(), rect.right(), rect.bottom())))
             faces.append(self._face(image, rect, float(score)))
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
