@@ -51,6 +51,8 @@ def bench(session: nox.Session) -> None:
     """Throughput: where the runner's time goes, and the face-geometry stages."""
     session.install("-e", ".")
     session.run("python", "-m", "eval.bench", *session.posargs, env=_offline_env())
+    session.run("python", "-m", "eval.bench", "--frame-step", "1", "--clip-length", "64",
+                *session.posargs, env=_offline_env())
     session.run("python", "-m", "facegeom.bench", env=_offline_env())
 
 

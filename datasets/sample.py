@@ -9,12 +9,14 @@ cross-identity (each photo animated by clips of other people).
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 from benchcore import assets
+from benchcore.media import MediaError
 from datasets.pairs import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
@@ -76,19 +78,27 @@ def prepare_sample_set(
     root = Path(root)
     media = sample_media_dir()
     detector = FaceDetector()
-    videos, photos = [], []
+    videos, photos, skipped = [], [], {}
     for filename, name, identity in VIDEOS:
         log(f"  preparing {filename}")
-        videos += prepare_video(media / filename, root, name, identity, options, detector)
-    for filename, name, identity in PHOTOS:
-        photos.append(prepare_image(media / filename, root, name, identity, options, detector))
+        try:
+            videos += prepare_video(media / filename, root, name, identity, options, detector)
+        except MediaError as error:
+            skipped[filename] = str(error)
+    sources = [(media / f, n, i) for f, n, i in PHOTOS]
     for asset_name, name, identity in PACKAGE_PHOTOS:
         try:
-            path = assets.resolve(asset_name)
+            sources.append((assets.resolve(asset_name), name, identity))
         except assets.AssetMissing as error:
-            log(f"  skipping {name}: {error}")
-            continue
-        photos.append(prepare_image(path, root, name, identity, options, detector))
+            skipped[asset_name] = str(error)
+    for path, name, identity in sources:
+        try:
+            photos.append(prepare_image(path, root, name, identity, options, detector))
+        except MediaError as error:
+            skipped[path.name] = str(error)
+    for source, reason in skipped.items():
+        log(f"  skipped {source}: {reason}")
+    (root / "skipped.json").write_text(json.dumps(skipped, indent=1))
     write_pairs(root / "pairs" / f"{SAME_IDENTITY}.jsonl", same_identity_pairs(videos))
     write_pairs(
         root / "pairs" / f"{CROSS_IDENTITY}.jsonl",

@@ -186,3 +186,30 @@ def test_method_with_wrong_shape_is_an_error_row(mini_dataset, tmp_path: Path) -
     assert len(summary.problems) == 3 and summary.computed == 0
     assert "method returned shape (4, 3, 64, 64) for a driving batch of (4, 3, 128, 128)" in (
         summary.problems[0].message)
+
+
+def test_preparation_skips_a_corrupt_file_and_goes_on(pyfeat_data: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    import json
+
+    from datasets import sample
+    from datasets.prepare import PrepareOptions
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("single_face.mp4", "single_face.jpg"):
+        (media / name).symlink_to(pyfeat_data / name)
+    data = (pyfeat_data / "single_face.mp4").read_bytes()
+    (media / "broken.mp4").write_bytes(data[: len(data) // 3])
+    monkeypatch.setattr(sample, "sample_media_dir", lambda: media)
+    monkeypatch.setattr(sample, "VIDEOS", [("broken.mp4", "broken", "x"),
+                                           ("single_face.mp4", "man", "man")])
+    monkeypatch.setattr(sample, "PHOTOS", [("single_face.jpg", "photo-man", "man")])
+    monkeypatch.setattr(sample, "PACKAGE_PHOTOS", [])
+    lines: list[str] = []
+    dataset = sample.prepare_sample_set(tmp_path / "set", PrepareOptions(64, 12, 5),
+                                        log=lines.append)
+    skipped = json.loads((tmp_path / "set" / "skipped.json").read_text())
+    assert list(skipped) == ["broken.mp4"] and str(media / "broken.mp4") in skipped["broken.mp4"]
+    assert any(line.startswith("  skipped broken.mp4: ") for line in lines)
+    assert [p.pair_id for p in dataset.pairs("same-identity")] == ["man-000"]
