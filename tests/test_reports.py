@@ -156,3 +156,42 @@ def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path)
     assert image.size == (1200, 1600)
     histogram = image.histogram()
     assert histogram[255] < 0.97 * sum(histogram)  # not a blank page: tables and pictures drawn
+
+
+def test_bootstrap_interval_closed_forms() -> None:
+    import numpy as np
+
+    from eval.aggregate import bootstrap_ci
+
+    assert bootstrap_ci(np.full(7, 0.25), seed=0) == (0.25, 0.25)  # constant: zero width
+    # two values: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4
+    assert bootstrap_ci(np.array([0.0, 1.0]), seed=0) == (0.0, 1.0)
+    # many values: close to the normal-theory interval mean ± 1.96 s / sqrt(n)
+    values = np.random.default_rng(3).normal(10.0, 2.0, size=400)
+    low, high = bootstrap_ci(values, seed=0)
+    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
+    assert (high - low) / 2 == pytest.approx(half, rel=0.1)
+    assert (low + high) / 2 == pytest.approx(values.mean(), abs=0.05)
+    assert bootstrap_ci(np.array([1.0, np.inf]), seed=0) != bootstrap_ci(np.array([1.0]), 0)
+
+
+def test_best_value_follows_each_metrics_direction() -> None:
+    from eval.aggregate import Summary
+    from reports.tables import markdown_tables
+
+    def summary(method: str, metric: str, value: float, higher: bool) -> Summary:
+        return Summary(method, "d", "p", metric, higher, "exact", value, value, value, 3, 30,
+                       0, 0, "ok", "")
+
+    summaries = [summary("a", "psnr", 20.0, True), summary("b", "psnr", 25.0, True),
+                 summary("a", "l1", 0.10, False), summary("b", "l1", 0.20, False)]
+    rows = {line.split(" | ")[0]: line for line in markdown_tables(summaries).splitlines()
+            if line.startswith("| a ") or line.startswith("| b ")}
+    assert rows["| a"] == "| a | 20.00 ± 0.00 | **0.1000 ± 0.0000** |"
+    assert rows["| b"] == "| b | **25.00 ± 0.00** | 0.2000 ± 0.0000 |"
+
+
+def test_html_report_names_every_method_and_metric(run_dir: Path) -> None:
+    page = (run_dir / "report.html").read_text()
+    for name in ("source-copy", "driving-copy", "psnr", "ssim", "l1", "lpips"):
+        assert name in page
