@@ -35,16 +35,24 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from eval import distributed
     from eval.benchmark import run_benchmark
     from eval.config import load_config
     from reports.build import build_reports
 
     config = load_config(args.config, output_dir=args.output_dir)
-    summaries = run_benchmark(config)
-    paths = build_reports(config.run_dir)
+    shard = distributed.start(config.device)
+    try:
+        log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
+        summaries = run_benchmark(config, log, shard)
+    finally:
+        distributed.stop(shard)
     for label, summary in summaries.items():
         for problem in summary.problems:
             print(f"error in {label} {problem.protocol} {problem.pair_id}: {problem.message}")
+    if not shard.main:
+        return 0
+    paths = build_reports(config.run_dir)
     print("tables: " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -15,6 +15,7 @@ from benchcore.method import Method, available, build
 from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
 from eval.config import MethodConfig, RunConfig
+from eval.distributed import Shard, ShardedResults, barrier, local_device
 from eval.metrics import build_metrics
 from eval.results import ResultStore
 from eval.runner import Runner, RunSummary, seed_everything
@@ -62,34 +63,49 @@ def check_methods(config: RunConfig) -> None:
             raise KeyError(f"unknown method {spec.name!r}; known: {', '.join(available())}")
 
 
-def method_factory(spec: MethodConfig, config: RunConfig) -> Callable[[], Method]:
+def method_factory(spec: MethodConfig, config: RunConfig,
+                   device: str | None = None) -> Callable[[], Method]:
     def make() -> Method:
         seed_everything(config.seed)
-        return build(spec.name, device=config.device, **spec.options)
+        return build(spec.name, device=device or config.device, **spec.options)
 
     return make
 
 
-def run_benchmark(config: RunConfig, log: Callable[[str], None] = print) -> dict[str, RunSummary]:
-    """Run every method of ``config``; returns a summary per method label."""
+def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
+                  shard: Shard | None = None) -> dict[str, RunSummary]:
+    """Run every method of ``config``; returns a summary per method label (this rank's pairs
+    under torchrun, where rank 0 merges every rank's rows into ``results.csv`` at the end)."""
+    shard = shard or Shard()
     seed_everything(config.seed)
     check_methods(config)
     start = time.perf_counter()
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not shard.main:
+        barrier(shard)  # rank 0 prepares the dataset; the others then only read it
     dataset = load_dataset(config, log)
-    write_run_record(run_dir, config, dataset.root)
+    if shard.main:
+        write_run_record(run_dir, config, dataset.root)
+        barrier(shard)
     metrics = build_metrics(config.metrics, config.metric_options)
-    runner = Runner(dataset, ResultStore(run_dir / "results.csv"), run_dir / "outputs", metrics,
-                    config.batch_size, log, analysis_cache=assets.cache_dir() / "analyses")
+    store = (ResultStore(run_dir / "results.csv") if shard.world == 1
+             else ShardedResults(run_dir / "results.csv", shard))
+    runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size, log,
+                    analysis_cache=assets.cache_dir() / "analyses", shard=shard)
     for name, reason in runner.unavailable().items():
         log(f"metric {name} skipped: {reason}")
+    device = local_device(config.device, shard)
     summaries = {}
     for spec in config.methods:
-        summary = runner.run(spec.display, method_factory(spec, config), config.protocols)
+        summary = runner.run(spec.display, method_factory(spec, config, device), config.protocols)
         summaries[spec.display] = summary
         log(f"{spec.display}: {summary.computed} pairs computed, {summary.reused} reused, "
             f"{summary.skipped} skipped, {len(summary.problems)} errors "
-            f"({summary.seconds:.1f} s)")
+            f"({summary.seconds:.1f} s)" + (f" on rank {shard.rank}" if shard.world > 1 else ""))
+    if shard.world > 1:
+        barrier(shard)
+        if shard.main:
+            store.merge()
     log(f"total {time.perf_counter() - start:.1f} s")
     return summaries

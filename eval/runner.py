@@ -33,12 +33,13 @@ from benchcore.media import (
 from benchcore.method import Method
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
+from eval.distributed import Shard, all_sum, any_rank
 from eval.frame_analyses import analyses_provider, build_analyzer
 from eval.metrics import FrameBatch, Metric, MetricValue
 from eval.metrics.face import AnalysisMetric
-from eval.metrics.fid import FID
+from eval.metrics.fid import FID, FeatureStats
 from eval.results import ResultRow, ResultStore
-from eval.set_metrics import SET_PAIR_ID, FIDFeatures
+from eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
 
 COMPLETE = ".complete"
 
@@ -178,6 +179,7 @@ class Runner:
         batch_size: int = 8,
         log: Callable[[str], None] = print,
         analysis_cache: Path | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.dataset = dataset
         self.store = store
@@ -186,6 +188,7 @@ class Runner:
         self.batch_size = batch_size
         self.log = log
         self.analysis_cache = analysis_cache or output_root.parent / "analyses"
+        self.shard = shard or Shard()
         self._unavailable = {m.name: reason for m in metrics if (reason := m.available())}
         self._analyzer = None
         fid = [m for m in metrics if isinstance(m, FID) and m.name not in self._unavailable]
@@ -227,11 +230,12 @@ class Runner:
             metrics = self.applicable(protocol)
             cache = (caches or {}).get(protocol) or self.cache(method_name, protocol)
             pairs = self.dataset.pairs(protocol)
-            pending = [p for p in pairs if not self._finished(method_name, protocol, p, done,
-                                                              metrics)]
-            summary.reused += len(pairs) - len(pending)
+            mine = self.shard.take(pairs)
+            pending = [p for p in mine if not self._finished(method_name, protocol, p, done,
+                                                             metrics, cache)]
+            summary.reused += len(mine) - len(pending)
             bar = tqdm(pending, desc=f"{method_name} {protocol}", unit="pair", leave=False,
-                       disable=os.environ.get("THB_PROGRESS", "1") == "0")
+                       disable=os.environ.get("THB_PROGRESS", "1") == "0" or not self.shard.main)
             for pair in bar:
                 if pair.skip:
                     self.store.append(self._skip_rows(method_name, protocol, pair, metrics))
@@ -276,24 +280,46 @@ class Runner:
 
     def _score_set(self, method_name: str, protocol: str, pairs: list[Pair], cache: OutputCache,
                    done: set, recompute: bool) -> None:
-        """One row per set-level metric (FID) over the protocol's scored pairs."""
+        """One row per set-level metric (FID) over the protocol's generated frames and real
+        frames. Every rank takes part (its pairs, its share of the real clips); rank 0 writes."""
+        shard = self.shard
         for metric in self.applicable(protocol, scope="set"):
             key = (method_name, self.dataset.name, protocol, SET_PAIR_ID, metric.name)
-            if key in done and not recompute:
-                continue
             if metric.name in self._unavailable:
-                value = MetricValue.skipped(self._unavailable[metric.name])
+                if shard.main and (recompute or key not in done):
+                    value = MetricValue.skipped(self._unavailable[metric.name])
+                    self.store.append([self._row(method_name, protocol, SET_PAIR_ID, metric,
+                                                 value)])
+                continue
+            if not any_rank(recompute or key not in done, shard):
+                continue
+            mine = [p for p in shard.take(pairs) if not p.skip and cache.complete(p.pair_id)]
+            real = real_frames(pairs)
+            error = ""
+            try:
+                generated, reference = self.fid.partial_stats(
+                    method_name, protocol, mine, {c: real[c] for c in shard.take(list(real))},
+                    lambda p: cache.frames(p.pair_id, len(p.driving_frames)))
+            except (MediaError, ValueError, OSError) as problem:
+                error = str(problem).splitlines()[0]
+                generated, reference = FeatureStats(), FeatureStats()
+            failed = any_rank(bool(error), shard)
+            generated, reference = (stats_from(all_sum(stats_arrays(s), shard))
+                                    for s in (generated, reference))
+            if not shard.main:
+                continue
+            if failed:
+                value = MetricValue(math.nan, 0, status="error",
+                                    reason=error or "failed on another rank (see its log)")
             else:
-                scored = [p for p in pairs if not p.skip and cache.complete(p.pair_id)]
-                try:
-                    value = self.fid.compute(
-                        method_name, protocol, scored,
-                        lambda p: cache.frames(p.pair_id, len(p.driving_frames)))
-                except (MediaError, ValueError, OSError) as error:
-                    value = MetricValue(math.nan, 0, status="error", reason=str(error))
+                value = self.fid.distance(generated, reference)
             self.store.append([self._row(method_name, protocol, SET_PAIR_ID, metric, value)])
 
-    def _finished(self, method: str, protocol: str, pair: Pair, done: set, metrics) -> bool:
+    def _finished(self, method: str, protocol: str, pair: Pair, done: set, metrics,
+                  cache: OutputCache) -> bool:
+        """All its rows are present; without pair-level metrics (FID alone), its frames are."""
+        if not metrics:
+            return bool(pair.skip) or cache.complete(pair.pair_id)
         return all(
             (method, self.dataset.name, protocol, pair.pair_id, m.name) in done for m in metrics
         )

@@ -72,21 +72,42 @@ class FIDFeatures:
             _save(path, np.concatenate([self.features(b) for b in stack_batches(frames, 16)]))
         return np.load(path)
 
-    def compute(
-        self, method: str, protocol: str, pairs: list[Pair],
+    def partial_stats(
+        self, method: str, protocol: str, generated_pairs: list[Pair], real_frames: dict,
         output_frames: Callable[[Pair], Iterable[np.ndarray]],
-    ) -> MetricValue:
-        """FID of ``method``'s frames of ``pairs`` vs the distinct real driving frames of
-        ``pairs``. ``output_frames(pair)`` iterates a pair's generated frames (uint8)."""
+    ) -> tuple[FeatureStats, FeatureStats]:
+        """Running sums of ``generated_pairs``' output frames and of ``real_frames``
+        (clip id -> frame indices); ``output_frames(pair)`` iterates a pair's frames."""
         generated, real = FeatureStats(), FeatureStats()
-        used: dict[str, set[int]] = {}
-        for pair in pairs:
+        for pair in generated_pairs:
             generated.add(self.pair_features(method, protocol, pair, output_frames(pair)))
-            used.setdefault(pair.driving_clip, set()).update(pair.driving_frames)
-        for clip_id in sorted(used):
-            real.add(self.clip_features(clip_id)[sorted(used[clip_id])])
+        for clip_id, frames in real_frames.items():
+            real.add(self.clip_features(clip_id)[frames])
+        return generated, real
+
+    def distance(self, generated: FeatureStats, real: FeatureStats) -> MetricValue:
         self.fid.generated, self.fid.real = generated, real
         value = self.fid.compute()
         self.fid.reset()
         return value
 
+
+def real_frames(pairs: list[Pair]) -> dict[str, list[int]]:
+    """The real set of a protocol: the distinct driving frames of its pairs (pairs skipped for
+    lack of a source face included: the real distribution does not depend on any method),
+    as sorted clip id -> sorted frame indices."""
+    used: dict[str, set[int]] = {}
+    for pair in pairs:
+        used.setdefault(pair.driving_clip, set()).update(pair.driving_frames)
+    return {clip: sorted(frames) for clip, frames in sorted(used.items())}
+
+
+def stats_arrays(stats: FeatureStats) -> list[np.ndarray]:
+    """The running sums as arrays (count, sum, outer), e.g. to add them across ranks."""
+    return [np.array([float(stats.count)]), stats.sum, stats.outer]
+
+
+def stats_from(arrays: list[np.ndarray]) -> FeatureStats:
+    stats = FeatureStats(len(arrays[1]))
+    stats.count, stats.sum, stats.outer = int(arrays[0][0]), arrays[1], arrays[2]
+    return stats

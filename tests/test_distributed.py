@@ -1,0 +1,96 @@
+"""The same run under torchrun (2 processes, gloo, CPU) and in one process: the same numbers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.results import ResultStore
+from eval.set_metrics import SET_PAIR_ID
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(folder: Path, dataset_root: Path, fid_weights: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.toml"
+    path.write_text(f"""
+name = "sharded"
+output_dir = "{folder / 'runs'}"
+protocols = ["same-identity", "cross-identity"]
+metrics = ["psnr", "l1", "akd", "fid"]
+metric_options = {{ fid = {{ weights = "{fid_weights}" }} }}
+
+[dataset]
+name = "mini"
+root = "{dataset_root}"
+
+[[methods]]
+name = "source-copy"
+
+[[methods]]
+name = "driving-copy"
+""")
+    return path
+
+
+def _run(config: Path, processes: int, cache: Path) -> str:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
+                 "--master_port=29517"] if processes > 1 else [sys.executable])
+    # torchrun gives each rank one thread; the single process gets one too, since the thread
+    # count changes how convolutions round (last bits of the Inception features)
+    env = {**os.environ, "THB_PROGRESS": "0", "THB_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*launcher, "-m", "eval", "run", "--config", str(config)], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def runs(mini_dataset, random_fid_weights, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("sharding")
+    out = {}
+    for processes in (1, 2):
+        config = _config(root / f"p{processes}", mini_dataset.root, random_fid_weights)
+        log = _run(config, processes, root / "cache")  # analyses cached once, as users would
+        out[processes] = (config.parent / "runs" / "sharded", log, config)
+    return out
+
+
+def test_two_ranks_give_the_single_process_rows(runs) -> None:
+    single = {r.key: r for r in ResultStore(runs[1][0] / "results.csv").rows()}
+    sharded = {r.key: r for r in ResultStore(runs[2][0] / "results.csv").rows()}
+    assert set(single) == set(sharded)
+    pairs = [k for k in single if k[3] != SET_PAIR_ID]
+    assert len(pairs) == 2 * (3 * 3 + 2 * 0)  # 3 same-identity pairs x 3 pair metrics, per method
+    for key in pairs:
+        assert repr(sharded[key]) == repr(single[key])
+    assert not (runs[2][0] / "shards").exists()  # merged into results.csv, shards removed
+    log = runs[2][1]
+    assert "[rank 1] source-copy:" in log and "source-copy:" in log
+
+
+def test_fid_sums_are_reduced_across_ranks(runs) -> None:
+    single = {r.key: r for r in ResultStore(runs[1][0] / "results.csv").rows()}
+    sharded = {r.key: r for r in ResultStore(runs[2][0] / "results.csv").rows()}
+    fid = [k for k in single if k[3] == SET_PAIR_ID]
+    assert len(fid) == 4  # 2 methods x 2 protocols
+    for key in fid:
+        a, b = single[key], sharded[key]
+        assert a.status == b.status == "ok" and a.frames == b.frames
+        # equal to 1e-6 of the value, or of the statistics' scale where the true distance is 0
+        # (driving-copy on cross-identity: its frames are the real set; rounding dominates)
+        assert abs(a.value - b.value) <= 1e-6 * max(abs(a.value), 1e3), (key, a.value, b.value)
+
+
+def test_rerun_under_torchrun_reuses_every_pair(runs) -> None:
+    folder, _, config = runs[2]
+    before = (folder / "results.csv").read_text()
+    log = _run(config, 2, config.parent.parent / "cache")
+    assert "source-copy: 0 pairs computed" in log
+    assert "[rank 1] source-copy: 0 pairs computed" in log
+    assert (folder / "results.csv").read_text() == before
