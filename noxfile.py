@@ -54,6 +54,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "eval.bench", "--frame-step", "1", "--clip-length", "64",
                 *session.posargs, env=_offline_env())
     session.run("python", "-m", "facegeom.bench", env=_offline_env())
+    session.run("python", "-m", "eval.scaling", env=_offline_env())
 
 
 @nox.session

@@ -122,6 +122,47 @@ def stack_batches(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarra
         yield np.stack(batch)
 
 
+def prefetch(items: Iterable, depth: int = 2) -> Iterator:
+    """Iterate ``items`` on a background thread, ``depth`` items ahead, so that decoding (PNG,
+    video) overlaps with the consumer's work; PIL and PyAV release the GIL while decoding.
+    An exception raised by ``items`` is raised here, in order."""
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                buffer.put((item, None))
+        except BaseException as error:  # handed to the consumer
+            buffer.put((None, error))
+            return
+        buffer.put((done, None))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full buffer
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(H, W, 3) or (B, H, W, 3) uint8 -> (3, H, W) or (B, 3, H, W) float in [0, 1]."""
     tensor = torch.tensor(np.ascontiguousarray(frames), dtype=torch.float32).div_(255.0)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from benchcore.media import (
     MediaError,
+    prefetch,
     read_image,
     stack_batches,
     to_tensor,
@@ -98,7 +99,8 @@ def generate(
     shapes: list[tuple[int, ...]] = []
 
     def driving() -> Iterator[torch.Tensor]:
-        for batch in stack_batches(driving_clip.frames(pair.driving_frames), batch_size):
+        for batch in prefetch(stack_batches(driving_clip.frames(pair.driving_frames),
+                                            batch_size)):
             shapes.append((len(batch), 3, *batch.shape[1:3]))
             yield to_tensor(batch)
 
@@ -139,8 +141,8 @@ def score(
     source = to_tensor(source_frame)
     driving_clip = dataset.clip(pair.driving_clip)
     for generated, driving in zip(
-        stack_batches(generated_frames, batch_size),
-        stack_batches(driving_clip.frames(pair.driving_frames), batch_size),
+        prefetch(stack_batches(generated_frames, batch_size)),
+        prefetch(stack_batches(driving_clip.frames(pair.driving_frames), batch_size)),
         strict=True,
     ):
         if generated.shape != driving.shape:
