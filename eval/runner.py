@@ -314,6 +314,7 @@ class Runner:
                 value = MetricValue(math.nan, 0, status="error",
                                     reason=error or "failed on another rank (see its log)")
             else:
+                self.fid.save_stats(method_name, protocol, generated, reference)
                 value = self.fid.distance(generated, reference)
             self.store.append([self._row(method_name, protocol, SET_PAIR_ID, metric, value)])
 

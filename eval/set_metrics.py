@@ -85,6 +85,21 @@ class FIDFeatures:
             real.add(self.clip_features(clip_id)[frames])
         return generated, real
 
+    def stats_path(self, method: str, protocol: str) -> Path:
+        return self.root / method / self.dataset.name / f"{protocol}.stats.npz"
+
+    def save_stats(self, method: str, protocol: str, generated: FeatureStats,
+                   real: FeatureStats) -> None:
+        """The protocol's reduced running sums (``FID.state()`` layout), kept beside the row so
+        that the distance can be recomputed or the sums merged with other runs."""
+        self.fid.generated, self.fid.real = generated, real
+        path = self.stats_path(method, protocol)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **self.fid.state())
+        os.replace(tmp, path)
+        self.fid.reset()
+
     def distance(self, generated: FeatureStats, real: FeatureStats) -> MetricValue:
         self.fid.generated, self.fid.real = generated, real
         value = self.fid.compute()
