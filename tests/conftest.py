@@ -107,3 +107,37 @@ def mini_dataset(pyfeat_data: Path, tmp_path_factory: pytest.TempPathFactory):
     write_pairs(root / "pairs" / f"{CROSS_IDENTITY}.jsonl",
                 cross_identity_pairs(photos, videos, 1, seed=0))
     return PreparedDataset(root, "mini")
+
+
+def write_run_config(folder: Path, name: str, dataset_root: Path, metrics: list[str],
+                     protocols: tuple[str, ...] = ("same-identity", "cross-identity"),
+                     extra: str = "", driving_label: str = "") -> Path:
+    """A run config over the mini dataset with the two reference methods; runs land in
+    ``folder/runs/<name>``. ``extra`` adds top-level TOML lines (``metric_options = ...``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    label = f'\nlabel = "{driving_label}"' if driving_label else ""
+    path = folder / "config.toml"
+    path.write_text(f"""
+name = "{name}"
+output_dir = "{folder / 'runs'}"
+protocols = {list(protocols)!r}
+metrics = {metrics!r}
+{extra}
+
+[dataset]
+name = "mini"
+root = "{dataset_root}"
+
+[[methods]]
+name = "source-copy"
+
+[[methods]]
+name = "driving-copy"{label}
+""")
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_config():
+    """:func:`write_run_config`, for tests (conftest is not importable as a module)."""
+    return write_run_config

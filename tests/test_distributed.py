@@ -15,29 +15,6 @@ from eval.set_metrics import SET_PAIR_ID
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config(folder: Path, dataset_root: Path, fid_weights: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config.toml"
-    path.write_text(f"""
-name = "sharded"
-output_dir = "{folder / 'runs'}"
-protocols = ["same-identity", "cross-identity"]
-metrics = ["psnr", "l1", "akd", "fid"]
-metric_options = {{ fid = {{ weights = "{fid_weights}" }} }}
-
-[dataset]
-name = "mini"
-root = "{dataset_root}"
-
-[[methods]]
-name = "source-copy"
-
-[[methods]]
-name = "driving-copy"
-""")
-    return path
-
-
 def _run(config: Path, processes: int, cache: Path) -> str:
     launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
                  "--master_port=29517"] if processes > 1 else [sys.executable])
@@ -51,11 +28,13 @@ def _run(config: Path, processes: int, cache: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(mini_dataset, random_fid_weights, tmp_path_factory) -> dict:
+def runs(mini_dataset, random_fid_weights, run_config, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("sharding")
     out = {}
     for processes in (1, 2):
-        config = _config(root / f"p{processes}", mini_dataset.root, random_fid_weights)
+        config = run_config(
+            root / f"p{processes}", "sharded", mini_dataset.root, ["psnr", "l1", "akd", "fid"],
+            extra=f'metric_options = {{ fid = {{ weights = "{random_fid_weights}" }} }}')
         log = _run(config, processes, root / "cache")  # analyses cached once, as users would
         out[processes] = (config.parent / "runs" / "sharded", log, config)
     return out

@@ -14,35 +14,15 @@ from eval.__main__ import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config(tmp_path: Path, dataset_root: Path, metrics: list[str]) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-name = "cli"
-output_dir = "{tmp_path / 'runs'}"
-protocols = ["same-identity"]
-metrics = {metrics!r}
-
-[dataset]
-name = "mini"
-root = "{dataset_root}"
-
-[[methods]]
-name = "source-copy"
-
-[[methods]]
-name = "driving-copy"
-label = "driving copy"
-""")
-    return path
-
-
 def _leaderboard(path: Path) -> dict[tuple[str, str], float]:
     with path.open() as handle:
         return {(r["method"], r["metric"]): float(r["value"]) for r in csv.DictReader(handle)}
 
 
-def test_run_then_score_existing_outputs(mini_dataset, tmp_path: Path, capsys) -> None:
-    config = _config(tmp_path, mini_dataset.root, ["psnr", "l1"])
+def test_run_then_score_existing_outputs(mini_dataset, run_config, tmp_path: Path,
+                                         capsys) -> None:
+    config = run_config(tmp_path, "cli", mini_dataset.root, ["psnr", "l1"], ("same-identity",),
+                        driving_label="driving copy")
     assert main(["run", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "runs" / "cli"
@@ -71,8 +51,8 @@ def test_bad_config_is_one_line(tmp_path: Path, capsys, content: str, message: s
     assert err.startswith(f"error: {path}: ") and message in err and "\n" not in err
 
 
-def test_unknown_method_is_one_line(mini_dataset, tmp_path: Path, capsys) -> None:
-    config = _config(tmp_path, mini_dataset.root, ["l1"])
+def test_unknown_method_is_one_line(mini_dataset, run_config, tmp_path: Path, capsys) -> None:
+    config = run_config(tmp_path, "cli", mini_dataset.root, ["l1"])
     config.write_text(config.read_text().replace('name = "source-copy"', 'name = "nope"'))
     assert main(["run", "--config", str(config)]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err

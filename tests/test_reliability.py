@@ -19,40 +19,19 @@ from eval.results import COLUMNS, ResultStore
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config(folder: Path, dataset_root: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config.toml"
-    path.write_text(f"""
-name = "killed"
-output_dir = "{folder / 'runs'}"
-protocols = ["same-identity", "cross-identity"]
-metrics = ["l1", "akd", "csim"]
-
-[dataset]
-name = "mini"
-root = "{dataset_root}"
-
-[[methods]]
-name = "source-copy"
-
-[[methods]]
-name = "driving-copy"
-""")
-    return path
-
-
-def _run(folder: Path, dataset_root: Path) -> subprocess.Popen:
+def _run(folder: Path, dataset_root: Path, run_config) -> subprocess.Popen:
     env = {**os.environ, "THB_PROGRESS": "0", "THB_CACHE_DIR": str(folder / "cache")}
+    config = run_config(folder, "killed", dataset_root, ["l1", "akd", "csim"])
     return subprocess.Popen(
-        [sys.executable, "-m", "eval", "run", "--config", str(_config(folder, dataset_root))],
+        [sys.executable, "-m", "eval", "run", "--config", str(config)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(mini_dataset,
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(mini_dataset, run_config,
                                                                  tmp_path: Path) -> None:
-    reference = _run(tmp_path / "whole", mini_dataset.root)
+    reference = _run(tmp_path / "whole", mini_dataset.root, run_config)
     killed_dir = tmp_path / "killed"
-    victim = _run(killed_dir, mini_dataset.root)
+    victim = _run(killed_dir, mini_dataset.root, run_config)
     results = killed_dir / "runs" / "killed" / "results.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (results.is_file() and
@@ -65,7 +44,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(mini_dataset,
     interrupted = ResultStore(results).rows()
     assert 0 < len(interrupted) < len(whole), "the kill came too late to test anything"
 
-    rerun = _run(killed_dir, mini_dataset.root)
+    rerun = _run(killed_dir, mini_dataset.root, run_config)
     assert rerun.wait(timeout=300) == 0, rerun.stderr.read()[-2000:]
     out = rerun.stdout.read()
     assert "reused" in out
