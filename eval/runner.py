@@ -15,6 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +166,10 @@ def score(
     return {metric.name: metric.compute() for metric in metrics}
 
 
+def _one_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 class Runner:
     """Runs methods over a dataset's pair lists and appends rows to a :class:`ResultStore`.
 
@@ -238,30 +243,49 @@ class Runner:
             summary.reused += len(mine) - len(pending)
             bar = tqdm(pending, desc=f"{method_name} {protocol}", unit="pair", leave=False,
                        disable=os.environ.get("THB_PROGRESS", "1") == "0" or not self.shard.main)
-            for pair in bar:
-                if pair.skip:
-                    self.store.append(self._skip_rows(method_name, protocol, pair, metrics))
-                    summary.skipped += 1
-                    continue
-                try:
-                    if not cache.complete(pair.pair_id):
-                        if method is None:
-                            method = make_method()
-                        generate(method, self.dataset, pair, cache, self.batch_size)
-                    values = self._score(method_name, protocol, pair, cache, metrics)
-                except (MediaError, ValueError, RuntimeError, OSError) as error:
-                    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-                    summary.problems.append(PairProblem(method_name, protocol, pair.pair_id,
-                                                        message))
-                    self.log(f"  error: {method_name} {protocol} {pair.pair_id}: {message}")
-                    self.store.append(self._error_rows(method_name, protocol, pair, metrics,
-                                                       message))
-                    continue
-                self.store.append(self._rows(method_name, protocol, pair, metrics, values))
-                summary.computed += 1
+            # pipeline of depth one: pair k is scored on a worker thread while the method
+            # generates pair k + 1; rows are appended in pair order, by the worker only
+            previous: Future | None = None
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring") as scorer:
+                for pair in bar:
+                    problem = ""
+                    if not pair.skip and not cache.complete(pair.pair_id):
+                        try:
+                            if method is None:
+                                method = make_method()
+                            generate(method, self.dataset, pair, cache, self.batch_size)
+                        except (MediaError, ValueError, RuntimeError, OSError) as error:
+                            problem = _one_line(error)
+                    if previous is not None:
+                        previous.result()  # re-raises anything unexpected
+                    previous = scorer.submit(self._score_and_record, summary, method_name,
+                                             protocol, pair, cache, metrics, problem)
+                if previous is not None:
+                    previous.result()
             self._score_set(method_name, protocol, pairs, cache, done, recompute=bool(pending))
         summary.seconds = time.perf_counter() - start
         return summary
+
+    def _score_and_record(self, summary: RunSummary, method_name: str, protocol: str,
+                          pair: Pair, cache: OutputCache, metrics: list[Metric],
+                          problem: str) -> None:
+        """Score one generated pair (or record why it has no scores) and append its rows."""
+        if pair.skip:
+            self.store.append(self._skip_rows(method_name, protocol, pair, metrics))
+            summary.skipped += 1
+            return
+        if not problem:
+            try:
+                values = self._score(method_name, protocol, pair, cache, metrics)
+            except (MediaError, ValueError, RuntimeError, OSError) as error:
+                problem = _one_line(error)
+        if problem:
+            summary.problems.append(PairProblem(method_name, protocol, pair.pair_id, problem))
+            self.log(f"  error: {method_name} {protocol} {pair.pair_id}: {problem}")
+            self.store.append(self._error_rows(method_name, protocol, pair, metrics, problem))
+            return
+        self.store.append(self._rows(method_name, protocol, pair, metrics, values))
+        summary.computed += 1
 
     def _score(self, method_name: str, protocol: str, pair: Pair, cache: OutputCache,
                metrics: list[Metric]) -> dict[str, MetricValue]:
