@@ -228,3 +228,21 @@ def test_bfm_loader_on_a_file_of_the_same_structure(tmp_path: Path) -> None:
     identity = rng.normal(size=80)
     shifted = model.shape(identity)
     assert np.allclose(shifted - model.mean, model.identity_basis @ identity, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_rasterizer_equals_cpu() -> None:
+    n = 24
+    ys, xs = torch.meshgrid(torch.linspace(8, 120, n), torch.linspace(8, 120, n), indexing="ij")
+    vertices = torch.stack([xs, ys, torch.zeros_like(xs)], -1).reshape(-1, 3)
+    quads = [(i * n + j) for i in range(n - 1) for j in range(n - 1)]
+    faces = torch.tensor([t for a in quads for t in ([a, a + 1, a + n], [a + 1, a + n + 1, a + n])])
+    generator = torch.Generator().manual_seed(0)
+    batch = vertices[None].repeat(3, 1, 1)
+    batch[..., :2] += torch.randn(3, len(vertices), 2, generator=generator)
+    batch[..., 2] = torch.rand(3, len(vertices), generator=generator) * 10 + 1
+    cpu = raster.rasterize(batch, faces, 128, 128)
+    gpu = raster.rasterize(batch.cuda(), faces.cuda(), 128, 128)
+    assert torch.equal(cpu.face_index, gpu.face_index.cpu())
+    assert torch.allclose(cpu.depth, gpu.depth.cpu(), atol=1e-4)
+    assert torch.allclose(cpu.bary, gpu.bary.cpu(), atol=1e-5)
