@@ -5,6 +5,10 @@ back and feed every metric in one pass over the frames, then append the pair's r
 always see the saved uint8 frames, so cached and fresh outputs give the same numbers. A pair
 whose rows are all present is skipped, so a rerun continues where the last one stopped, and
 deleting rows recomputes exactly those pairs.
+
+Pairs run as a pipeline: while the method generates pair k + 1 on the calling thread, pair k is
+scored (decoding, face analysis, metrics, FID features) on one worker thread, which alone appends
+rows, in pair order. Under torchrun each rank takes its share of the pairs (``eval.distributed``).
 """
 
 from __future__ import annotations
