@@ -50,6 +50,10 @@ class FIDFeatures:
         """(B, H, W, 3) uint8 -> (B, 2048) float64 pool3 features."""
         return self.fid.features(to_tensor(frames_uint8)).numpy()
 
+    def _features_of(self, frames: Iterable[np.ndarray]) -> np.ndarray:
+        """(N, 2048) features of a stream of uint8 frames, 16 at a time."""
+        return np.concatenate([self.features(batch) for batch in stack_batches(frames, 16)])
+
     def save_pair(self, method: str, protocol: str, pair_id: str, chunks: list[np.ndarray]) -> None:
         _save(self.pair_path(method, protocol, pair_id), np.concatenate(chunks))
 
@@ -59,8 +63,7 @@ class FIDFeatures:
         """Saved features of a pair's generated frames; computed from ``frames`` if absent."""
         path = self.pair_path(method, protocol, pair.pair_id)
         if not path.is_file():
-            chunks = [self.features(batch) for batch in stack_batches(frames, 16)]
-            _save(path, np.concatenate(chunks))
+            _save(path, self._features_of(frames))
         return np.load(path)
 
     def clip_features(self, clip_id: str) -> np.ndarray:
@@ -68,8 +71,7 @@ class FIDFeatures:
         path = self.real_path(clip_id)
         if not path.is_file():
             clip = self.dataset.clip(clip_id)
-            frames = clip.frames(list(range(len(clip))))
-            _save(path, np.concatenate([self.features(b) for b in stack_batches(frames, 16)]))
+            _save(path, self._features_of(clip.frames(list(range(len(clip))))))
         return np.load(path)
 
     def partial_stats(

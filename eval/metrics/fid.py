@@ -156,8 +156,9 @@ class FID(Metric):
 
     def update(self, batch: FrameBatch) -> None:
         """Generated frames always; ``batch.driving`` as real frames only when
-        ``batch.context["fid_real"]`` is true (the runner sets it the first time a driving clip
-        of this dataset x protocol is seen, so every real frame counts once)."""
+        ``batch.context["fid_real"]`` is true (the caller sets it the first time a driving clip
+        is seen, so every real frame counts once). The runner does not use this batch path: it
+        keeps features on disk per pair and per clip (``eval.set_metrics``) to be resumable."""
         self.update_generated(batch.generated)
         if batch.context.get("fid_real", False):
             self.update_real(batch.driving)
