@@ -71,7 +71,10 @@ class HiDeNeRFMethod(FramewiseMethod):
         if self._analyzer is None:
             from facegeom.analysis import FaceAnalyzer
 
-            self._analyzer = FaceAnalyzer()
+            try:  # only the 3DMM fit: pose for the camera, coefficients for the SECC
+                self._analyzer = FaceAnalyzer(parts=("fit",), strict=True)
+            except RuntimeError as error:  # the SFM files are missing: say so, with the fix
+                raise ValueError(f"hidenerf needs the 3DMM fit: {error}") from None
         return self._analyzer.analyze(_to_uint8_hwc(frame))
 
     def _secc(self, identity: Any, expression: Any) -> Tensor:

