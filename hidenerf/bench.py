@@ -8,10 +8,12 @@ a fresh subprocess, it prints:
   :class:`hidenerf.method.HiDeNeRFMethod` does per driving frame (encode the driving SECC,
   render rays x samples through LED + tri-planes + decoder, refine), median over timed frames;
   the once-per-source encoding (MGA) is timed separately;
-* peak memory: the increase of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak resident set
-  size, KiB on Linux) across the per-frame renders, over the level reached after building the
-  model and encoding the source. tracemalloc is not used: it sees only Python's allocator, not
-  torch's tensor memory;
+* peak memory of the per-frame renders: the process's peak resident set size (``VmHWM`` in
+  ``/proc/self/status``, reset through ``/proc/self/clear_refs`` after the model is built and
+  the source encoded, so earlier transients do not hide it), and its increase over the resident
+  size before the first frame. Where the reset is not possible (not Linux) it falls back to the
+  increase of ``getrusage(RUSAGE_SELF).ru_maxrss``, a lower bound. tracemalloc is not used: it
+  sees only Python's allocator, not torch's tensor memory;
 * the analytic FLOPs from the config (1 multiply-add = 2 FLOPs): rays x samples x per-point
   MLP FLOPs, which bounds the rendering, plus the per-frame convolutions.
 """
@@ -91,6 +93,28 @@ def analytic(c: HiDeNeRFConfig) -> dict:
     }
 
 
+def _status_kib(key: str) -> int | None:
+    """A ``/proc/self/status`` entry in KiB (``VmRSS``, ``VmHWM``), None where unavailable."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process; False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        return False
+    return _status_kib("VmHWM") is not None
+
+
 def measure(name: str, frames: int) -> dict:
     from hidenerf.model import HiDeNeRF
 
@@ -107,7 +131,9 @@ def measure(name: str, frames: int) -> dict:
         planes = model.encode_source(source, secc_src)
         feat_src = model.encode_secc(secc_src)
         encode_ms = 1e3 * (time.perf_counter() - start)
-        base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        reset = _reset_peak_rss()
+        base_kib = (_status_kib("VmRSS") if reset
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         times, cpu_times = [], []
         for i, secc in enumerate(seccs):
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -117,14 +143,17 @@ def measure(name: str, frames: int) -> dict:
             if i > 0:  # the first frame is a warm-up
                 times.append(1e3 * (time.perf_counter() - start))
                 cpu_times.append(1e3 * (time.process_time() - cpu_start))
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_kib = (_status_kib("VmHWM") if reset
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     params = sum(p.numel() for p in model.parameters())
     return {"config": name, "size": size, "threads": torch.get_num_threads(),
             "params_m": params / 1e6, "encode_source_ms": encode_ms,
             "ms_per_frame": statistics.median(times), "frames_timed": len(times),
             "cpu_ms_per_frame": statistics.median(cpu_times),
             "load_average": os.getloadavg()[0],
-            "rss_before_mib": base_kib / 1024, "peak_rss_delta_mib": (peak_kib - base_kib) / 1024,
+            "memory_source": "VmHWM reset after encoding" if reset else "ru_maxrss increase",
+            "rss_before_mib": base_kib / 1024, "peak_rss_mib": peak_kib / 1024,
+            "peak_rss_delta_mib": (peak_kib - base_kib) / 1024,
             **analytic(config)}
 
 
@@ -137,8 +166,9 @@ def report(r: dict) -> str:
         f"  ms per output frame     {r['ms_per_frame']:.1f} wall, {r['cpu_ms_per_frame']:.1f} CPU"
         f" (median of {r['frames_timed']}; 1-min load average {r['load_average']:.1f});"
         f" source encoding once {r['encode_source_ms']:.1f} ms",
-        f"  peak memory             +{r['peak_rss_delta_mib']:.1f} MiB ru_maxrss over"
-        f" {r['rss_before_mib']:.1f} MiB after model build + source encoding",
+        f"  peak memory             +{r['peak_rss_delta_mib']:.1f} MiB over the"
+        f" {r['rss_before_mib']:.1f} MiB resident before the frames (process peak"
+        f" {r['peak_rss_mib']:.1f} MiB; {r['memory_source']})",
         f"  rays x samples          {r['rays']} x {r['samples_per_ray']}"
         f" = {r['rays'] * r['samples_per_ray']} points",
         f"  MLP FLOPs per point     {r['mlp_flops_per_point']} (LED + decoder);"
