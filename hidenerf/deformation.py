@@ -6,8 +6,10 @@ the source's canonical tri-planes hold that point's appearance.
 
 Inputs per point: positional encoding of x, and features of the source and driving SECC maps
 sampled at x's projection onto the SECC image plane. The SECC is rendered in the canonical
-frontal pose, so that projection is orthographic along z: SECC grid coordinates (u, v) = (x, -y)
-(grid_sample convention, u to the right, v down, align_corners=False).
+frontal pose, so that projection is orthographic along z: SECC grid coordinates
+(u, v) = (x, -y) / span (grid_sample convention, u to the right, v down, align_corners=False),
+where ``span`` is the half-width of the SECC frame in canonical units (the SECC frame covers
+[-span, span]^2 of the head box; see docs/hidenerf-design.md for the measured value).
 
 Structure, chosen so that *equal SECCs give exactly zero offset, at init and after training*,
 while any difference gives a non-zero, differentiable offset with gradients to every layer:
@@ -44,10 +46,10 @@ def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
     return torch.cat([x, torch.sin(angles), torch.cos(angles)], -1)
 
 
-def secc_coords(points: Tensor) -> Tensor:
-    """Orthographic projection onto the frontal SECC image: (B, N, 3) -> grid (B, N, 2) = (x, -y).
-    """
-    return torch.stack([points[..., 0], -points[..., 1]], -1)
+def secc_coords(points: Tensor, span: float) -> Tensor:
+    """Orthographic projection onto the frontal SECC image: (B, N, 3) -> grid (B, N, 2)
+    = (x, -y) / span."""
+    return torch.stack([points[..., 0], -points[..., 1]], -1) / span
 
 
 def sample_image(features: Tensor, coords: Tensor) -> Tensor:
@@ -85,10 +87,11 @@ class LEDField(nn.Module):
     """
 
     def __init__(self, secc_channels: int, pe_freqs: int, width: int, max_offset: float,
-                 out_std: float) -> None:
+                 out_std: float, secc_span: float) -> None:
         super().__init__()
         self.pe_freqs = pe_freqs
         self.max_offset = max_offset
+        self.secc_span = secc_span
         pe_dim = 3 * (1 + 2 * pe_freqs)
         self.context = nn.Sequential(
             nn.Linear(pe_dim + secc_channels, width), nn.SiLU(),
@@ -101,7 +104,7 @@ class LEDField(nn.Module):
         nn.init.normal_(self.out.weight, std=out_std)
 
     def forward(self, points: Tensor, secc_src_feat: Tensor, secc_drv_feat: Tensor) -> Tensor:
-        coords = secc_coords(points)
+        coords = secc_coords(points, self.secc_span)
         e_s = sample_image(secc_src_feat, coords)
         e_d = sample_image(secc_drv_feat, coords)
         c = self.context(torch.cat([positional_encoding(points, self.pe_freqs), e_s], -1))

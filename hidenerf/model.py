@@ -47,7 +47,7 @@ class HiDeNeRF(nn.Module):
                                            c.encoder_max)
             self.secc_encoder = SECCEncoder(c.led_secc_channels, c.led_secc_downsample)
             self.led = LEDField(c.led_secc_channels, c.led_pe_freqs, c.led_width,
-                                c.led_max_offset, c.led_out_std)
+                                c.led_max_offset, c.led_out_std, c.secc_span)
             self.decoder = Decoder(len(c.plane_sizes) * c.plane_channels, c.decoder_hidden,
                                    c.feature_channels)
             self.background = nn.Parameter(torch.zeros(c.feature_channels))

@@ -556,6 +556,25 @@ def test_camera_rotation_equals_the_eos_fit(sfm_assets, woman_frames):
     assert max(rolls) > 15  # enough roll for the composition order to matter
 
 
+def test_secc_span_matches_benchmark_crops(sfm_assets, woman_frames):
+    """In a benchmark crop (datasets.crop, 1.8x the face box) the SECC frame, placed by the
+    eos fit's scale, covers about ``secc_span`` of the image, i.e. of the canonical box."""
+    from datasets.crop import clip_box, to_crop_coordinates
+    from datasets.prepare import PrepareOptions
+    from facegeom.detect import FaceDetector
+    from facegeom.fitting import Fitter
+    from facegeom.secc import MARGIN, secc_setup
+
+    detector, fitter = FaceDetector(), Fitter()
+    frame_side = secc_setup(fitter.model).extent * (1 + 2 * MARGIN)  # model units
+    for frame in woman_frames.values():
+        face = detector.detect(frame)[0]
+        box = clip_box([face.bbox], PrepareOptions().crop_scale)
+        fit = fitter.fit(to_crop_coordinates(face.landmarks, box, 256), 256, 256)
+        covered = frame_side * fit.scale / 256
+        assert covered == pytest.approx(tiny().secc_span, abs=0.15)  # 0.67-0.89 measured
+
+
 def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets, woman_frames):
     """The Method with the real facegeom: the driving SECC has the source identity and the
     driving expression, the camera is the driving frame's fitted pose."""
