@@ -1,6 +1,7 @@
 """HiDe-NeRF model pieces: cameras, volume rendering, LED, gradients, free-view symmetry, shapes.
 
-Run: ``OMP_NUM_THREADS=1 /work/venv/bin/python -m pytest tests/test_hidenerf.py`` (CPU, seconds).
+Run: ``python -m pytest tests/test_hidenerf.py`` (CPU, about 10 s; the real-face tests need
+``../shared`` and skip without it).
 """
 
 from __future__ import annotations
