@@ -2,11 +2,13 @@
 
 Resumable at the level of a source file: a ``<name>.done.json`` marker listing its clips is
 written after all of them, and a file with a marker is not processed again.
+
+A video is read twice: once to detect the face in every kept frame, once to crop each clip with
+its box, so memory holds the cropped frames of a clip, never the source frames of a video.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -14,10 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore.media import iter_video, read_image, video_fps
+from benchcore.media import MediaError, read_image
 from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
 from datasets.crop import centre_box, clip_box, crop, to_crop_coordinates
+from datasets.frames import kept_frames, source_fps, source_sha256
 from facegeom.detect import Face, FaceDetector
+
+CROP_MODES = ("face", "full")
+
+
+class UnusableSource(MediaError):
+    """A source that gives no usable clip (no face in any kept frame, or too few frames)."""
 
 
 @dataclass(frozen=True)
@@ -26,16 +35,24 @@ class PrepareOptions:
     frame_step: int = 4
     """Keep every ``frame_step``-th frame of the source video."""
     clip_length: int = 16
-    """Frames per clip; a video is split into consecutive clips, a shorter tail is dropped."""
+    """Frames per clip; a video is split into consecutive clips, a shorter tail is dropped.
+    0: the whole video is one clip (the reconstruction protocol of VoxCeleb and TalkingHead-1KH
+    evaluations)."""
     crop_scale: float = 1.8
+    crop: str = "face"
+    """``"face"``: the standard crop around the clip's faces (:mod:`datasets.crop`); ``"full"``:
+    the largest centred square of the frame, for sources that already are face crops (FOMM's
+    ``vox`` and ``vox-png``), so that they are not cropped a second time."""
+    skip_unusable: bool = False
+    """Raise :class:`UnusableSource` for a video without a face in any kept frame or with too
+    few kept frames for one clip (dataset preparation), instead of writing a centre crop or no
+    clip (the sample set keeps such clips to test how metrics treat them)."""
+    folder_fps: float = 25.0
+    """Frame rate recorded for a frame-folder source, which has no header (VoxCeleb: 25)."""
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {CROP_MODES}, not {self.crop!r}")
 
 
 def _marker(out_root: Path, name: str) -> Path:
@@ -82,42 +99,67 @@ def prepare_video(
     options: PrepareOptions,
     detector: FaceDetector,
 ) -> list[Clip]:
-    """Split a video into clips of ``options.clip_length`` kept frames, each with its own crop."""
+    """Split a video (file or frame folder) into clips of ``options.clip_length`` kept frames,
+    each with its own crop."""
     path, out_root = Path(path), Path(out_root)
     done = _done(out_root, name)
     if done is not None:
         return done
-    sha = file_sha256(path)
-    fps = video_fps(path)
-    kept: list[tuple[int, np.ndarray, Face | None]] = []
-    for index, frame in enumerate(iter_video(path)):
-        if index % options.frame_step == 0:
-            kept.append((index, frame, detector.largest(frame)))
-    clips = []
-    length = options.clip_length
-    for number, start in enumerate(range(0, len(kept) - length + 1, length)):
-        chunk = kept[start : start + length]
-        faces = [face for _, _, face in chunk]
-        boxes = [face.bbox for face in faces if face is not None]
-        height, width = chunk[0][1].shape[:2]
-        box = clip_box(boxes, options.crop_scale) if boxes else centre_box(width, height)
-        notes = [] if boxes else ["no face in any frame: centre crop"]
-        info = ClipInfo(
+    indices: list[int] = []
+    faces: list[Face | None] = []
+    for index, frame in kept_frames(path, options.frame_step):
+        indices.append(index)
+        faces.append(detector.largest(frame))
+        height, width = frame.shape[:2]
+    if options.skip_unusable:
+        _check_usable(path, indices, faces, options)
+    length = options.clip_length or len(indices)
+    starts = list(range(0, len(indices) - length + 1, length))
+    sha, fps = source_sha256(path), source_fps(path, options.folder_fps)
+    infos = []
+    for number, start in enumerate(starts):
+        boxes = [face.bbox for face in faces[start : start + length] if face is not None]
+        if options.crop == "full":
+            box, notes = centre_box(width, height), []
+        elif boxes:
+            box, notes = clip_box(boxes, options.crop_scale), []
+        else:
+            box, notes = centre_box(width, height), ["no face in any frame: centre crop"]
+        infos.append(ClipInfo(
             clip_id=f"{name}-{number:03d}",
             identity=identity,
             source_file=path.name,
             source_sha256=sha,
             size=options.size,
             fps=fps / options.frame_step,
-            frame_indices=[index for index, _, _ in chunk],
+            frame_indices=indices[start : start + length],
             crop_box=[round(v, 2) for v in box],
             notes=notes,
-        )
-        frames = [crop(frame, box, options.size) for _, frame, _ in chunk]
-        records = _records(faces, box, options.size)
-        clips.append(write_clip(out_root / "clips" / info.clip_id, info, frames, records))
+        ))
+    clips, frames = [], []
+    if infos:
+        for position, (_, frame) in enumerate(kept_frames(path, options.frame_step)):
+            info = infos[len(clips)]
+            frames.append(crop(frame, info.crop_box, options.size))
+            if len(frames) == length:
+                chunk = faces[position + 1 - length : position + 1]
+                records = _records(chunk, info.crop_box, options.size)
+                clips.append(write_clip(out_root / "clips" / info.clip_id, info, frames, records))
+                frames = []
+                if len(clips) == len(infos):
+                    break
     _mark(out_root, name, clips)
     return clips
+
+
+def _check_usable(path: Path, indices: list[int], faces: list[Face | None],
+                  options: PrepareOptions) -> None:
+    needed = max(options.clip_length, 2)
+    if len(indices) < needed:
+        raise UnusableSource(f"{path}: too short: {len(indices)} frames kept at frame step "
+                             f"{options.frame_step}, a clip needs {needed}")
+    if not any(face is not None for face in faces):
+        raise UnusableSource(f"{path}: no face in any of its {len(indices)} kept frames")
 
 
 def prepare_image(
@@ -141,7 +183,7 @@ def prepare_image(
         clip_id=name,
         identity=identity,
         source_file=path.name,
-        source_sha256=file_sha256(path),
+        source_sha256=source_sha256(path),
         size=options.size,
         fps=0.0,
         frame_indices=[0],
