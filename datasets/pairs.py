@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +119,16 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
 
 def _key(pair: Pair) -> str:
     return pair.pair_id
+
+
+def subsample_driving(pairs: list[Pair], step: int = 1, limit: int = 0) -> list[Pair]:
+    """Every ``step``-th driving frame of each pair, at most ``limit`` of them (0: all), so that
+    long clips can be scored on fewer frames while every method still sees the same ones."""
+    if step < 1 or limit < 0:
+        raise ValueError(f"driving step must be >= 1 and limit >= 0, got {step} and {limit}")
+    out = []
+    for pair in pairs:
+        keep = slice(0, None, step) if not limit else slice(0, step * limit, step)
+        out.append(replace(pair, driving_frames=pair.driving_frames[keep],
+                           driving_faces=pair.driving_faces[keep]))
+    return out

@@ -1,0 +1,147 @@
+"""Command line: ``python -m datasets {prepare,pairs,layouts}``.
+
+Prepare one split of VoxCeleb1, VoxCeleb2 or TalkingHead-1KH from the videos you downloaded
+into the clip format the benchmark reads (``<out>/clips/``, ``<out>/pairs/*.jsonl``), then point
+a run config at it: ``[dataset] name = "voxceleb1-test"  root = "<out>"``. Preparation runs in
+``--workers`` processes and resumes where it stopped when rerun with the same arguments.
+Dataset cards (source, licence, size, what is done to the videos): ``datasets/cards/``.
+
+Errors are one line naming the file and the problem; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from datasets.layouts import DATASETS
+
+EXAMPLES = """examples:
+  python -m datasets prepare --dataset voxceleb1 --layout fomm --root vox --split test \\
+      --out prepared/vox1-test --workers 8
+  python -m datasets prepare --dataset voxceleb2 --layout voxceleb --root vox2 --split test \\
+      --out prepared/vox2-test --size 512
+  python -m datasets prepare --dataset talkinghead1kh --layout th1kh --root th1kh --split val \\
+      --list data_list/val_list.txt --out prepared/th1kh-val
+  python -m datasets pairs --out prepared/vox1-test --seed 1 --cross-per-source 3
+"""
+
+
+def _pair_options(args: argparse.Namespace):
+    from datasets.protocols import PairOptions
+
+    return PairOptions(seed=args.seed, cross_per_source=args.cross_per_source,
+                       driving_step=args.driving_step,
+                       max_driving_frames=args.max_driving_frames)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from datasets.build import prepare_split
+    from datasets.layouts import discover
+    from datasets.prepare import PrepareOptions
+    from datasets.protocols import write_protocols
+
+    found = discover(args.dataset, args.layout, args.root, args.split, args.list)
+    print(f"{args.dataset} {args.split} ({args.layout} layout): {len(found.sources)} videos, "
+          f"{len(found.excluded)} entries left out, {len(found.missing)} listed but missing")
+    options = PrepareOptions(size=args.size, frame_step=args.frame_step,
+                             clip_length=args.clip_length, crop=args.crop, skip_unusable=True)
+    description = {"dataset": args.dataset, "layout": args.layout, "split": args.split,
+                   "raw_root": str(Path(args.root).resolve())}
+    prepare_split(found, args.out, options, description, workers=args.workers,
+                  fit=not args.no_fit, retry_skipped=args.retry_skipped)
+    counts = write_protocols(args.out, _pair_options(args))
+    print(f"pairs: {counts}; dataset ready in {args.out}")
+    return 0
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from datasets.protocols import write_protocols
+
+    if not Path(args.out, "clips").is_dir():
+        raise FileNotFoundError(f"{args.out}: not a prepared dataset (no clips/)")
+    print(f"pairs: {write_protocols(args.out, _pair_options(args))}")
+    return 0
+
+
+def _layouts(args: argparse.Namespace) -> int:
+    print(json.dumps(DATASETS, indent=1))
+    return 0
+
+
+def _add_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pair lists")
+    group.add_argument("--seed", type=int, default=0, help="seed of the cross-identity draw")
+    group.add_argument("--cross-per-source", type=int, default=1,
+                       help="driving clips of other identities per source clip")
+    group.add_argument("--driving-step", type=int, default=1,
+                       help="score every N-th driving frame")
+    group.add_argument("--max-driving-frames", type=int, default=0,
+                       help="at most N driving frames per pair (0: all)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__,
+                                     epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prepare = sub.add_parser(
+        "prepare", help="prepare one split into clips, face records, 3DMM fits and pair lists",
+        description="Prepare one split: find its videos in the layout, detect faces, crop, "
+        "resize, record landmarks and 3DMM fits per frame, write the pair lists. Videos without "
+        "a face, too short or unreadable are skipped and listed in <out>/skipped.json.")
+    prepare.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    prepare.add_argument("--layout", required=True, choices=["fomm", "voxceleb", "th1kh"],
+                         help="fomm: FOMM's vox/vox-png train|test folders (VoxCeleb1); "
+                         "voxceleb: <identity>/<video>/<segment>.mp4; th1kh: "
+                         "{train,val}/cropped_clips from TalkingHead-1KH's scripts")
+    prepare.add_argument("--root", required=True, help="folder holding the downloaded videos")
+    prepare.add_argument("--split", required=True,
+                         help="voxceleb1: train|test; voxceleb2: dev|test; "
+                         "talkinghead1kh: train|val")
+    prepare.add_argument("--out", required=True, help="folder of the prepared split")
+    prepare.add_argument("--list", help="split file: VoxCeleb1's vox-metadata.csv (default: "
+                         "asset vox1_metadata) or a TalkingHead-1KH clip list (default: none, "
+                         "the folder is the split)")
+    prepare.add_argument("--size", type=int, default=256, help="crop side in pixels (256, 512)")
+    prepare.add_argument("--frame-step", type=int, default=1, help="keep every N-th frame")
+    prepare.add_argument("--clip-length", type=int, default=0,
+                         help="frames per clip; 0: each video is one clip (reconstruction "
+                         "protocol)")
+    prepare.add_argument("--crop", choices=["full", "face"], default="full",
+                         help="full: keep the frame (these layouts are face crops already); "
+                         "face: re-crop around the detected faces (datasets/crop.py)")
+    prepare.add_argument("--workers", type=int, default=1, help="processes")
+    prepare.add_argument("--no-fit", action="store_true",
+                         help="skip the 3DMM fits (SECC inputs), which need the Surrey Face "
+                         "Model files")
+    prepare.add_argument("--retry-skipped", action="store_true",
+                         help="try again the videos an earlier run skipped")
+    _add_pair_arguments(prepare)
+    prepare.set_defaults(func=_prepare)
+
+    pairs = sub.add_parser("pairs", help="rewrite the pair lists of a prepared split")
+    pairs.add_argument("--out", required=True, help="folder of the prepared split")
+    _add_pair_arguments(pairs)
+    pairs.set_defaults(func=_pairs)
+
+    layouts = sub.add_parser("layouts", help="print the datasets, their layouts and splits")
+    layouts.set_defaults(func=_layouts)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        if args.debug:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
