@@ -73,8 +73,8 @@ def prepare_source(source: Source, out_root: Path, options: PrepareOptions,
             for clip in clips:
                 fit_clip(clip, _fitter())
     except MediaError as error:
-        marker = _skip_marker(out_root, source.name)
-        marker.write_text(json.dumps({"source": str(source.path), "reason": str(error)}))
+        _write_json(_skip_marker(out_root, source.name),
+                    {"source": str(source.path), "reason": str(error)})
         return Outcome(source.name, [], skipped=str(error))
     except Exception as error:
         raise RuntimeError(f"{source.path}: {type(error).__name__}: {error}") from error
