@@ -24,7 +24,7 @@ EXAMPLES = """examples:
   python -m datasets prepare --dataset voxceleb2 --layout voxceleb --root vox2 --split test \\
       --out prepared/vox2-test --size 512
   python -m datasets prepare --dataset talkinghead1kh --layout th1kh --root th1kh --split val \\
-      --list data_list/val_list.txt --out prepared/th1kh-val
+      --list VAL_LIST.txt --out prepared/th1kh-val   # the val list from data_list.zip
   python -m datasets pairs --out prepared/vox1-test --seed 1 --cross-per-source 3
 """
 
