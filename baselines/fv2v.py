@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from baselines.checkpoint import load_official
+from baselines.checkpoint import load_official, save_official
 from baselines.fv2v_losses import LossWeights, fv2v_losses
 from baselines.fv2v_motion import relative_keypoints, transform_keypoints
 from baselines.fv2v_nets import CONFIGS, FV2VConfig, build_models, get_config
@@ -110,7 +110,7 @@ class FaceVid2Vid(FramewiseMethod):
         self.angles = (yaw, pitch, roll)
         self.adapt_scale = adapt_scale
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        self.models = load_models(checkpoint, self.cfg, self.device, seed)
+        self.models = torch.nn.ModuleDict(load_models(checkpoint, self.cfg, self.device, seed))
         self._state: dict[str, torch.Tensor] = {}
 
     def describe(self) -> dict[str, str]:
@@ -161,6 +161,28 @@ class FaceVid2Vid(FramewiseMethod):
                                             self.adapt_scale)
         out = self.models["generator"].decode(state["feature"], kp_driving, state["kp_source"])
         return resize_frames(out["prediction"], (height, width))
+
+    # -- training in the harness (see baselines.train) -----------------------------------------
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.cfg.image_size, self.cfg.image_size)
+
+    @property
+    def nets(self) -> torch.nn.ModuleDict:
+        return self.models
+
+    def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
+                        kit) -> dict[str, torch.Tensor]:
+        """face-vid2vid's losses (:func:`fv2v_losses`) with the kit's perceptual network: VGG-19,
+        or, where its weights are absent, the pixel-L1 pyramid (reported as
+        ``reconstruction_l1``). The head-pose term needs a pose estimator and is left out."""
+        losses, self.last_prediction = fv2v_losses(
+            self.models, source, driving, perceptual=kit.vgg if kit.vgg is not None else "pixel")
+        return losses
+
+    def save(self, path: str | os.PathLike, **extra) -> None:
+        """Write the weights in the official layout."""
+        save_official(path, dict(self.models), **extra)
 
 
 def benchmark_fv2v(

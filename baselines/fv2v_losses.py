@@ -33,6 +33,7 @@ from torch import nn
 
 from baselines.fv2v_blocks import AntiAliasDownsample, coordinate_grid_2d
 from baselines.fv2v_motion import headpose_to_degree, transform_keypoints
+from benchcore.vgg import load_vgg19
 
 PoseTarget = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """frames (B, 3, H, W) in [0, 1] -> (yaw, pitch, roll), each (B,) in degrees."""
@@ -51,62 +52,6 @@ class LossWeights:
     points_tps: int = 5
     keypoint_distance: float = 0.1
     keypoint_depth: float = 0.33
-
-
-# relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of torchvision's VGG19 ``features``.
-_VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
-_VGG_WIDTHS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
-
-
-class VGG19Features(nn.Module):
-    """The first 30 layers of torchvision's VGG19 (ImageNet-normalised input in [0, 1]),
-    returning the five relu*_1 activations; frozen."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for width in _VGG_WIDTHS:
-            if width == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
-                channels = width
-        self.features = nn.Sequential(*layers[:30])
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.eval()
-
-    def load_torchvision(self, state: Mapping[str, torch.Tensor]) -> VGG19Features:
-        wanted = {k: v for k, v in state.items() if k.startswith("features.")
-                  and int(k.split(".")[1]) < 30}
-        self.load_state_dict({**wanted, "mean": self.mean, "std": self.std}, strict=True)
-        return self
-
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        out = (image - self.mean) / self.std
-        outs = []
-        for start, stop in _VGG_SLICES:
-            for layer in self.features[start:stop]:
-                out = layer(out)
-            outs.append(out)
-        return outs
-
-
-_VGG_CACHE: dict[str, VGG19Features] = {}
-
-
-def load_vgg19(device: str | torch.device = "cpu") -> VGG19Features:
-    """VGG19 with ImageNet weights from the asset manager; raises AssetMissing when absent."""
-    from benchcore import assets
-
-    key = str(torch.device(device))
-    if key not in _VGG_CACHE:
-        path = assets.resolve("vgg19")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        _VGG_CACHE[key] = VGG19Features().load_torchvision(state).to(device)
-    return _VGG_CACHE[key]
 
 
 class RandomTPS:
@@ -161,8 +106,9 @@ def fv2v_losses(
     weights: LossWeights | None = None,
     perceptual: str | nn.Module = "vgg19",
     pose_target: PoseTarget | None = None,
-) -> dict[str, torch.Tensor]:
-    """Weighted face-vid2vid training losses for one batch; sum the values to train.
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Weighted face-vid2vid training losses for one batch (sum the values to train), and the
+    generated frames (B, 3, S, S).
 
     ``models`` holds ``generator``, ``kp_detector`` and ``he_estimator`` (see
     :func:`baselines.fv2v_nets.build_models`); ``source`` and ``driving`` are (B, 3, S, S) in
@@ -222,4 +168,4 @@ def fv2v_losses(
 
     if w.expression:
         losses["expression"] = w.expression * he_driving["exp"].abs().sum(-1).mean()
-    return losses
+    return losses, generated

@@ -1,39 +1,40 @@
-"""Training of the warping baselines inside the harness (FOMM, TPSMM; later face-vid2vid).
+"""Training of the warping baselines inside the harness (FOMM, TPSMM, face-vid2vid).
 
 The published losses: a multi-scale perceptual loss on a VGG-19 (relu1_1 ... relu5_1, inputs at
 scales 1, 1/2, 1/4, 1/8, weight 10 per layer) and an equivariance loss (a random affine + TPS
 warp of the driving frame must move the keypoints accordingly; FOMM also constrains the
-jacobians). An LSGAN multi-scale discriminator with feature matching is optional and off by
-default, as in the vox configs' defaults we follow.
+jacobians); face-vid2vid adds its keypoint and expression priors (:mod:`baselines.fv2v_losses`).
+An LSGAN multi-scale discriminator with feature matching is optional and off by default.
 
 The VGG-19 weights come from the asset manager (``vgg19``). When they are absent, training
-falls back to an L1 loss on the same image pyramid and says so in the log and in
-:attr:`LossKit.perceptual_backend`; it never fails silently to a different objective.
+falls back to an L1 loss on the same image pyramid and says so in the log, in
+:attr:`LossKit.perceptual_backend` and in the run folder's ``config.json``; it never fails
+silently to a different objective.
 
 A method takes part by implementing ``training_losses(source, driving, kit) -> dict`` of
-weighted scalar losses (see :class:`baselines.fomm.FOMM`) and by exposing ``nets``.
+weighted scalar losses, setting ``last_prediction``, and exposing ``nets`` (an
+``nn.ModuleDict`` keyed like the official checkpoint) and ``save``. :func:`train` runs it under
+:class:`benchcore.training.Trainer` (one process, or DDP under torchrun) from a training config.
 """
 
 from __future__ import annotations
 
 import importlib
-import itertools
 import logging
-import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.modules import ImagePyramid, coordinate_grid, resize
+from baselines.modules import ImagePyramid, coordinate_grid
+from benchcore.train_config import TrainConfig, open_training_data, write_resolved_config
+from benchcore.training import Objective, Trainer, seed_all
+from benchcore.vgg import VGG19Features, load_vgg19
+from datasets.frame_pairs import FramePairs, split_frames
 
 log = logging.getLogger(__name__)
-
-VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
-"""torchvision ``vgg19().features`` index ranges ending at relu1_1, relu2_1, ..., relu5_1."""
-
 
 @dataclass
 class LossWeights:
@@ -47,31 +48,6 @@ class LossWeights:
     sigma_affine: float = 0.05
     sigma_tps: float = 0.005
     points_tps: int = 5
-
-
-class VGG19Features(nn.Module):
-    """Frozen VGG-19 trunk returning the five relu{k}_1 activations of an RGB [0, 1] image."""
-
-    def __init__(self, state_dict: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        from torchvision.models import vgg19
-
-        trunk = vgg19(weights=None).features
-        trunk.load_state_dict({k.removeprefix("features."): v for k, v in state_dict.items()
-                               if k.startswith("features.")})
-        self.slices = nn.ModuleList(trunk[a:b] for a, b in VGG_SLICES)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x - self.mean) / self.std
-        outputs = []
-        for block in self.slices:
-            x = block(x)
-            outputs.append(x)
-        return outputs
 
 
 class RandomWarp:
@@ -211,101 +187,109 @@ def _scale_key(scale: float) -> str:
 
 def load_vgg(device: torch.device) -> VGG19Features | None:
     """VGG-19 from the asset manager, or None (with a clear log line) when it is absent."""
-    from benchcore.assets import AssetMissing, resolve
+    from benchcore.assets import AssetMissing
 
     try:
-        path = resolve("vgg19")
+        vgg = load_vgg19(device)
     except AssetMissing as error:
         log.warning("perceptual loss: VGG-19 weights unavailable (%s); training with a multi-scale "
                     "L1 pyramid loss instead", error)
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    log.info("perceptual loss: VGG-19 from %s", path)
-    return VGG19Features(state).to(device)
+    log.info("perceptual loss: VGG-19")
+    return vgg
+
+
+class BaselineObjective(Objective):
+    """A baseline's ``training_losses`` as a :class:`benchcore.training.Objective`.
+
+    The random equivariance warps draw from a generator reseeded from torch's global RNG at
+    every step, so the trainer's RNG checkpoint covers them.
+    """
+
+    def __init__(self, method, kit: LossKit) -> None:
+        super().__init__()
+        if not hasattr(method, "training_losses"):
+            raise ValueError(f"method {method.name!r} does not support training in the harness")
+        self.method, self.kit = method, kit
+        self.nets = method.nets
+        if kit.discriminators is not None:
+            self.discriminator = kit.discriminators
+
+    def forward(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        self.kit.generator.manual_seed(int(torch.randint(0, 2**62, ())))
+        source, driving = batch["source"], batch["driving"]
+        losses = self.method.training_losses(source, driving, self.kit)
+        return losses, {"source": source, "driving": driving,
+                        "output": self.method.last_prediction}
+
+    def discriminator_loss(self, visuals: dict, batch: dict) -> torch.Tensor:
+        return self.kit.discriminator_loss(visuals["output"], batch["driving"])
+
+
+def loss_weights(table: dict, origin: str) -> tuple[LossWeights, str, bool]:
+    """(weights, perceptual mode, discriminator on) from a config's ``[loss]`` table: the
+    :class:`LossWeights` fields plus ``perceptual_backend`` (auto | vgg19 | l1) and
+    ``discriminator`` (bool)."""
+    table = dict(table)
+    mode = table.pop("perceptual_backend", "auto")
+    discriminator = bool(table.pop("discriminator", False))
+    if mode not in ("auto", "vgg19", "l1"):
+        raise ValueError(f"{origin}: perceptual_backend must be auto, vgg19 or l1, not {mode!r}")
+    try:
+        weights = LossWeights(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in table.items()})
+    except TypeError as error:
+        raise ValueError(f"{origin}: [loss] {error}") from None
+    return weights, mode, discriminator
+
+
+def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
+    weights, mode, discriminator = loss_weights(table, origin)
+    vgg = None
+    if mode == "vgg19":
+        vgg = load_vgg19(device)  # raises AssetMissing with the fix
+    elif mode == "auto":
+        vgg = load_vgg(device)
+    else:
+        log.info("perceptual loss: multi-scale L1 pyramid (requested)")
+    discs = (nn.ModuleDict({_scale_key(s): Discriminator() for s in weights.scales})
+             if discriminator else None)
+    return LossKit(weights, device, torch.Generator(device=device), vgg, discs)
+
+
+def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
+          distributed: bool = True, log=print) -> Path:
+    """Train a baseline from a training config; returns the official-layout checkpoint the run
+    exports (``<run>/checkpoint.pth.tar``, written by rank 0 at the end).
+
+    A run whose folder already holds a finished checkpoint is not trained again."""
+    from benchcore.method import build
+
+    import_methods()
+    process, data = open_training_data(config, distributed, log)
+    exported = config.run_dir / "checkpoint.pth.tar"
+    seed_all(config.seed)  # the initial weights
+    method = build(config.family, config=config.model, device=process.device,
+                   allow_random_init=True)
+    kit = build_kit(config.loss, process.device, f"{config.name} [loss]")
+    objective = BaselineObjective(method, kit)
+    frames = {c.clip_id: split_frames(c, config.data.holdout)[0] for c in data}
+    pairs = FramePairs(data, frames, config.data.pairs_per_clip, config.seed, method.size[0])
+    trainer = Trainer(objective, pairs, config.optim, config.run_dir, seed=config.seed,
+                      device=str(process.device), distributed=distributed, log=log)
+    trainer.start(resume)
+    if trainer.step >= config.optim.steps and exported.is_file():
+        log(f"{config.name}: already trained ({exported})")
+        return exported
+    write_resolved_config(config, {"perceptual_backend": kit.perceptual_backend}, process)
+    trainer.fit(stop_at)
+    if process.main:
+        method.save(exported)
+    log(f"{config.name}: step {trainer.step}, checkpoint {exported}")
+    return exported
 
 
 def import_methods() -> None:
-    """Register the baselines (face-vid2vid only where its module exists)."""
-    importlib.import_module("baselines.fomm")
-    importlib.import_module("baselines.tpsmm")
-    try:
-        importlib.import_module("baselines.fv2v")
-    except ModuleNotFoundError as error:
-        if error.name != "baselines.fv2v":
-            raise
-
-
-def train_steps(method_name: str, config: str,
-                frame_pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int,
-                lr: float = 2e-4, seed: int = 0, *, checkpoint: str | None = None,
-                device: str = "cpu", perceptual: str = "auto", discriminator: bool = False,
-                weights: LossWeights | None = None, save_to: str | None = None,
-                method=None) -> list[float]:
-    """Train a baseline for ``steps`` optimiser steps and return the total loss of each step.
-
-    ``frame_pairs`` yields (source, driving) batches (B, 3, H, W) in [0, 1], resized here to the
-    config's resolution; a sequence is cycled, other iterables are consumed until exhausted.
-    ``perceptual``: ``"auto"`` (VGG-19 if the asset is there, else the L1 pyramid), ``"vgg19"``
-    (require it) or ``"l1"``. ``method``: an already built method to train in place (then
-    ``method_name``, ``config`` and ``checkpoint`` are ignored). ``save_to`` writes the trained
-    weights in the official layout (plus the discriminators under ``discriminator``).
-    """
-    from benchcore.method import build
-
-    torch.manual_seed(seed)
-    dev = torch.device(device)
-    if method is None:
-        import_methods()
-        method = build(method_name, checkpoint=checkpoint, config=config, device=dev,
-                       allow_random_init=checkpoint is None)
-    if not hasattr(method, "training_losses"):
-        raise ValueError(f"method {method.name!r} does not support training in the harness")
-    if perceptual not in ("auto", "vgg19", "l1"):
-        raise ValueError(f"perceptual must be auto, vgg19 or l1, not {perceptual!r}")
-    vgg = None
-    if perceptual != "l1":
-        vgg = load_vgg(dev)
-        if vgg is None and perceptual == "vgg19":
-            from benchcore.assets import resolve
-
-            resolve("vgg19")  # raises AssetMissing with the fix
-    else:
-        log.info("perceptual loss: multi-scale L1 pyramid (requested)")
-    weights = weights or LossWeights()
-    rng = torch.Generator().manual_seed(seed)
-    discs = None
-    if discriminator:
-        discs = nn.ModuleDict({_scale_key(s): Discriminator() for s in weights.scales}).to(dev)
-    kit = LossKit(weights, dev, rng, vgg, discs)
-    nets = method.nets
-    nets.train()
-    optimiser = torch.optim.Adam(nets.parameters(), lr=lr, betas=(0.5, 0.999))
-    disc_optimiser = (torch.optim.Adam(discs.parameters(), lr=lr, betas=(0.5, 0.999))
-                      if discs is not None else None)
-    pairs = itertools.cycle(frame_pairs) if isinstance(frame_pairs, Sequence) else frame_pairs
-    history: list[float] = []
-    size = tuple(method.size)
-    for step, (source, driving) in enumerate(pairs):
-        if step >= steps:
-            break
-        source = resize(source.to(dev).float(), size)
-        driving = resize(driving.to(dev).float(), size)
-        losses = method.training_losses(source, driving, kit)
-        total = sum(losses.values())
-        if not math.isfinite(float(total.detach())):
-            raise FloatingPointError(f"step {step}: non-finite loss {losses}")
-        optimiser.zero_grad(set_to_none=True)
-        total.backward()
-        optimiser.step()
-        if disc_optimiser is not None:
-            disc_optimiser.zero_grad(set_to_none=True)
-            kit.discriminator_loss(method.last_prediction, driving).backward()
-            disc_optimiser.step()
-        history.append(float(total.detach()))
-        log.info("step %d: %s", step,
-                 ", ".join(f"{k}={float(v):.4f}" for k, v in losses.items()))
-    nets.eval()
-    if save_to is not None:
-        extra = {"discriminator": discs.state_dict()} if discs is not None else {}
-        method.save(save_to, **extra)
-    return history
+    """Register the baselines."""
+    for module in ("baselines.fomm", "baselines.tpsmm", "baselines.fv2v"):
+        importlib.import_module(module)

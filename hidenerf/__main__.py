@@ -1,5 +1,7 @@
 """Command line: ``python -m hidenerf animate --checkpoint CKPT --source IMG --driving VIDEO_OR_DIR
---out DIR [--yaw D --pitch D --roll D] [--config tiny|paper]``.
+--out DIR [--yaw D --pitch D --roll D] [--config tiny|paper]``, and
+``python -m hidenerf train --config configs/train/hidenerf-tiny-sample.toml [--resume]``
+(also under ``torchrun --nproc_per_node N -m hidenerf train ...``).
 
 Writes one PNG per driving frame (``000000.png`` ...). ``--checkpoint random`` runs a seeded
 random init (for smoke tests). Errors are one line naming the file, exit status 1.
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchcore.train_config import add_train_arguments, config_from_arguments
 
 
 def _frames(path: Path) -> Iterator[np.ndarray]:
@@ -69,6 +73,14 @@ def animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def train(args: argparse.Namespace) -> int:
+    from hidenerf.train import train as train_model
+
+    config = config_from_arguments(args)
+    train_model(config, resume=args.resume, stop_at=args.stop_at)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hidenerf", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     anim.add_argument("--device", default="cpu")
     anim.add_argument("--batch-size", type=int, default=4)
     anim.set_defaults(run=animate)
+    fit = commands.add_parser("train", help="train HiDe-NeRF from a training config "
+                              "(a single process or under torchrun)")
+    add_train_arguments(fit)
+    fit.set_defaults(run=train)
     return parser
 
 

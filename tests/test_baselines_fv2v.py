@@ -265,7 +265,7 @@ def test_vgg_perceptual_loss_needs_the_asset(face_frames: torch.Tensor):
     frames = torch.nn.functional.interpolate(face_frames[:2], size=(64, 64), mode="area")
     models = build_models("tiny")
     if status == "ok":
-        losses = fv2v_losses(models, frames[:1], frames[1:])
+        losses, _ = fv2v_losses(models, frames[:1], frames[1:])
         assert losses["perceptual"].item() > 0
     else:
         with pytest.raises(assets.AssetMissing, match="vgg19"):
@@ -282,7 +282,7 @@ def test_a_few_training_steps_lower_the_loss(face_frames: torch.Tensor):
 
     def total(seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         torch.manual_seed(seed)  # same equivariance warp for the before/after comparison
-        losses = fv2v_losses(models, source, driving, perceptual="pixel",
+        losses, _ = fv2v_losses(models, source, driving, perceptual="pixel",
                              pose_target=lambda x: (torch.zeros(len(x)),) * 3)
         return sum(losses.values()), losses
 
@@ -303,7 +303,7 @@ def test_a_few_training_steps_lower_the_loss(face_frames: torch.Tensor):
 def test_loss_weights_switch_terms_off(face_frames: torch.Tensor):
     frames = torch.nn.functional.interpolate(face_frames[:2], size=(64, 64), mode="area")
     weights = LossWeights(equivariance_value=0, keypoint=0, expression=0)
-    losses = fv2v_losses(build_models("tiny"), frames[:1], frames[1:], weights=weights,
+    losses, _ = fv2v_losses(build_models("tiny"), frames[:1], frames[1:], weights=weights,
                          perceptual="pixel")
     assert set(losses) == {"reconstruction_l1"}  # no pose_target: no headpose term
 

@@ -1,0 +1,161 @@
+"""Training configs (TOML), shared by ``python -m hidenerf train`` and ``python -m baselines
+train``. See ``configs/train/*.toml``::
+
+    name = "hidenerf-tiny-sample"      # run folder: <output_dir>/<name>
+    family = "hidenerf"                # hidenerf | fomm | tpsmm | fv2v
+    model = "tiny"                     # the family's config name
+    seed = 0
+    device = "cpu"                     # or "cuda" (one GPU per torchrun process)
+    output_dir = "runs/train"
+
+    [data]                             # a prepared dataset, as in the evaluation configs
+    name = "sample"                    # or any name with root = "<prepared dataset folder>"
+    size = 256
+    frame_step = 4
+    clip_length = 16
+    holdout = 4                        # last frames of every clip never trained on
+    pairs_per_clip = 64                # (source, driving) pairs per clip and epoch
+
+    [optim]                            # benchcore.training.TrainSettings
+    steps = 300
+    batch_size = 4
+    lr = 1e-3
+
+    [loss]                             # the family's loss weights
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from benchcore.training import Process, TrainSettings, join
+
+FAMILIES = ("hidenerf", "fomm", "tpsmm", "fv2v")
+
+
+@dataclass
+class TrainData:
+    name: str = "sample"
+    root: str = ""
+    size: int = 256
+    frame_step: int = 4
+    clip_length: int = 16
+    cross_per_source: int = 1
+    holdout: int = 4
+    pairs_per_clip: int = 64
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    family: str
+    model: str = "tiny"
+    seed: int = 0
+    device: str = "cpu"
+    output_dir: str = "runs/train"
+    data: TrainData = field(default_factory=TrainData)
+    optim: TrainSettings = field(default_factory=TrainSettings)
+    loss: dict = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+
+def load_train_config(path: str | os.PathLike, **overrides) -> TrainConfig:
+    """Read a training config; ``overrides`` replace top-level keys (None: keep)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: training config not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: invalid TOML ({error})") from None
+    table.update({k: v for k, v in overrides.items() if v is not None})
+    return train_config_from_dict(table, str(path))
+
+
+def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
+    table = dict(table)
+    data = table.pop("data", {})
+    unknown = sorted(set(data) - {f.name for f in fields(TrainData)})
+    if unknown:
+        raise ValueError(f"{origin}: unknown [data] keys {unknown}")
+    optim = TrainSettings.from_dict(table.pop("optim", {}), origin)
+    try:
+        config = TrainConfig(data=TrainData(**data), optim=optim, **table)
+    except TypeError as error:
+        raise ValueError(f"{origin}: {error}") from None
+    if config.family not in FAMILIES:
+        raise ValueError(f"{origin}: family must be one of {FAMILIES}, not {config.family!r}")
+    if config.data.holdout < 0 or config.data.pairs_per_clip < 1:
+        raise ValueError(f"{origin}: holdout must be >= 0 and pairs_per_clip >= 1")
+    return config
+
+
+def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Process, list]:
+    """Join the process group (when ``distributed`` and under torchrun), let rank 0 prepare
+    the dataset while the others wait, and return this process and the dataset's video clips
+    long enough to train on (``holdout`` + 2 frames or more)."""
+    import torch.distributed as dist
+
+    from datasets.frame_pairs import video_clips
+    from eval.benchmark import load_dataset
+    from eval.config import DatasetConfig, RunConfig
+
+    process = join(config.device) if distributed else Process(device=torch.device(config.device))
+    d = config.data
+    spec = DatasetConfig(name=d.name, root=d.root, size=d.size, frame_step=d.frame_step,
+                         clip_length=d.clip_length, cross_per_source=d.cross_per_source)
+    run = RunConfig(name=config.name, seed=config.seed, dataset=spec)
+    if not process.main:
+        dist.barrier()
+    dataset = load_dataset(run, log if process.main else (lambda _: None))
+    if process.main and process.world > 1:
+        dist.barrier()
+    clips = video_clips(dataset, d.holdout + 2)
+    if not clips:
+        raise ValueError(f"{config.name}: dataset {dataset.root} has no clip with "
+                         f"{d.holdout + 2} frames or more")
+    return process, clips
+
+
+def write_resolved_config(config: TrainConfig, resolved: dict, process: Process) -> None:
+    """``<run>/config.json``: the config as run, plus what was resolved at run time (e.g. the
+    perceptual loss backend), so a run folder says how its weights were made."""
+    if not process.main:
+        return
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    record = json.loads(config.to_json()) | {"resolved": resolved}
+    tmp = config.run_dir / ".config.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, config.run_dir / "config.json")
+
+
+def add_train_arguments(parser) -> None:
+    """The ``train`` subcommand's options, the same for every model family."""
+    parser.add_argument("--config", required=True, help="training config (TOML)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run from <run>/checkpoints/last.pt")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop after this step (the schedule stays the full run's)")
+    parser.add_argument("--steps", type=int, default=None, help="override [optim] steps")
+    parser.add_argument("--output-dir", default=None, help="override output_dir")
+    parser.add_argument("--device", default=None, help="override device (cpu, cuda)")
+
+
+def config_from_arguments(args) -> TrainConfig:
+    config = load_train_config(args.config, output_dir=args.output_dir, device=args.device)
+    if args.steps is not None:
+        config.optim.steps = args.steps
+    return config

@@ -1,0 +1,444 @@
+"""The training loop every trainable method uses: one process, one GPU, or many under torchrun.
+
+A model family supplies an :class:`Objective`: an ``nn.Module`` whose ``forward(batch)`` returns
+``(losses, visuals)``: weighted scalar losses (their sum is minimised) and image batches for
+the logs (``source``, ``driving``, ``output``). :class:`Trainer` does the rest with PyTorch's
+own machinery: ``DistributedDataParallel`` when ``WORLD_SIZE`` > 1 (``nccl`` on GPUs, ``gloo``
+on CPUs), a seeded sampler that gives every rank its own share of each epoch, Adam, an LR
+schedule, gradient clipping, mixed precision on GPUs, TensorBoard scalars and image grids, a
+progress bar, and atomic checkpoints (model, optimiser, scheduler, step, RNG states).
+
+Resuming is exact: the data order is a function of (seed, epoch, position), the checkpoint
+restores every RNG the step consumes, and the data loader draws from its own generator, so
+``--resume`` after step N and an uninterrupted run give the same weights.
+
+An objective with a ``discriminator`` (an ``nn.Module``) and a ``discriminator_loss(visuals,
+batch)`` method is trained adversarially: the discriminator has its own optimiser and is frozen
+while the generator's losses are computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation and logging settings (the ``[optim]`` table of a training config)."""
+
+    steps: int = 1000
+    batch_size: int = 4
+    """Per process: the effective batch under torchrun is ``batch_size * world size``."""
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    schedule: str = "cosine"
+    """``constant`` or ``cosine`` (decay to 0 at ``steps``), after ``warmup_steps`` linear."""
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    """Max global gradient norm; 0 turns clipping off."""
+    amp: str = "bf16"
+    """Mixed precision on CUDA: ``bf16``, ``fp16`` (with a gradient scaler) or ``off``.
+    Ignored on CPU, where training is always float32."""
+    workers: int = 0
+    """DataLoader worker processes per rank."""
+    log_every: int = 10
+    image_every: int = 100
+    checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be constant or cosine, not {self.schedule!r}")
+        if self.amp not in ("bf16", "fp16", "off"):
+            raise ValueError(f"amp must be bf16, fp16 or off, not {self.amp!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+
+    @classmethod
+    def from_dict(cls, table: dict, origin: str) -> TrainSettings:
+        unknown = sorted(set(table) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{origin}: unknown [optim] keys {unknown}")
+        return cls(**table)
+
+
+class Objective(nn.Module):
+    """What a model family trains: ``forward(batch) -> (losses, visuals)``."""
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        raise NotImplementedError
+
+
+@dataclass
+class Process:
+    """This process's place in the job: rank, world size, device."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def join(device: str) -> Process:
+    """Join torchrun's process group when ``WORLD_SIZE`` > 1; ``cuda`` becomes the local GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "cuda" and world > 1:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world == 1:
+        return Process(device=dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Process(dist.get_rank(), dist.get_world_size(), dev)
+
+
+class EpochBatches(Sampler[list[int]]):
+    """Endless batches: epoch ``e`` is ``DistributedSampler(seed, epoch=e)``'s order for this
+    rank, cut into full batches; starts at ``start`` batches into the run (for resuming)."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, process: Process, seed: int,
+                 start: int = 0) -> None:
+        self.sampler = DistributedSampler(dataset, process.world, process.rank, shuffle=True,
+                                          seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.per_epoch = len(self.sampler) // batch_size
+        if self.per_epoch == 0:
+            raise ValueError(f"dataset of {len(dataset)} items is too small for batches of "
+                             f"{batch_size} on {process.world} process(es)")
+        self.start = start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, position = divmod(self.start, self.per_epoch)
+        while True:
+            self.sampler.set_epoch(epoch)
+            order = list(self.sampler)
+            for index in range(position, self.per_epoch):
+                yield order[index * self.batch_size:(index + 1) * self.batch_size]
+            epoch, position = epoch + 1, 0
+
+    def __len__(self) -> int:  # DataLoader asks; the stream is endless
+        return 2**62
+
+
+def _logged_step(line: str) -> float:
+    """The step of a ``scalars.jsonl`` line; a torn or empty line counts as after any step."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_atomic(payload: dict, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def image_grid(visuals: dict[str, Tensor], rows: int = 4) -> Tensor:
+    """source | driving | output (| more) side by side for the first ``rows`` samples:
+    (3, rows * H, columns * W) in [0, 1]."""
+    from torchvision.utils import make_grid
+
+    size = visuals["output"].shape[-2:]
+    columns = [nn.functional.interpolate(v[:rows].detach().float(), size=size, mode="bilinear",
+                                         align_corners=False).clamp(0, 1)
+               for v in visuals.values()]
+    tiles = torch.stack(columns, 1).flatten(0, 1).cpu()
+    return make_grid(tiles, nrow=len(columns), padding=2)
+
+
+class Trainer:
+    """Train ``objective`` on ``dataset`` into ``run_dir``.
+
+    ``run_dir`` receives ``checkpoints/last.pt`` (everything needed to resume), ``tb/``
+    (TensorBoard), ``scalars.jsonl`` (the logged scalars, one JSON object per line).
+    ``distributed=False`` keeps a single process even under torchrun (used when the benchmark
+    trains a method on rank 0 only).
+    """
+
+    def __init__(self, objective: Objective, dataset: Dataset, settings: TrainSettings,
+                 run_dir: str | os.PathLike, *, seed: int = 0, device: str = "cpu",
+                 distributed: bool = True, log=print) -> None:
+        self.settings, self.seed, self.log = settings, seed, log
+        self.run_dir = Path(run_dir)
+        self.process = join(device) if distributed else Process(device=torch.device(device))
+        self.objective = objective.to(self.process.device)
+        self.dataset = dataset
+        self.discriminator: nn.Module | None = getattr(objective, "discriminator", None)
+        generator_params = [p for n, p in objective.named_parameters()
+                            if not n.startswith("discriminator.") and p.requires_grad]
+        self.optimizer = torch.optim.Adam(generator_params, lr=settings.lr, betas=settings.betas)
+        self.disc_optimizer = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr,
+                             betas=settings.betas) if self.discriminator is not None else None)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        cuda = self.process.device.type == "cuda"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.amp) \
+            if cuda else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+
+    # -- schedule -----------------------------------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        s = self.settings
+        if step < s.warmup_steps:
+            return (step + 1) / s.warmup_steps
+        if s.schedule == "constant":
+            return 1.0
+        progress = (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "step": self.step, "seed": self.seed, "settings": asdict(self.settings),
+            "objective": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+        }
+        if self.disc_optimizer is not None:
+            state["disc_optimizer"] = self.disc_optimizer.state_dict()
+        return state
+
+    def save(self) -> None:
+        """Rank 0 writes ``last.pt``, every rank its RNG states beside it; each atomically.
+        ``last.pt`` is written last, so a complete one always has its RNG files."""
+        folder = self.checkpoint_path.parent
+        save_atomic({"step": self.step, "rng": rng_state()},
+                    folder / f"rng-rank{self.process.rank}.pt")
+        if self.process.world > 1:
+            dist.barrier()
+        if self.process.main:
+            save_atomic(self.state_dict(), self.checkpoint_path)
+
+    def start(self, resume: bool) -> None:
+        """Continue from ``last.pt`` when ``resume`` (a fresh start where there is none); a
+        run folder that holds a checkpoint is never overwritten without ``resume``."""
+        if not self.checkpoint_path.is_file():
+            return
+        state = torch.load(self.checkpoint_path, map_location=self.process.device,
+                           weights_only=False)
+        if not resume:
+            raise FileExistsError(f"{self.checkpoint_path}: this run already has a checkpoint "
+                                  f"(step {state['step']}); pass --resume to continue it, or "
+                                  "choose another run name")
+        if state["seed"] != self.seed:
+            raise ValueError(f"{self.checkpoint_path}: written with seed {state['seed']}, "
+                             f"this run has seed {self.seed}")
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.disc_optimizer is not None:
+            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.step = state["step"]
+        rng_file = self.checkpoint_path.parent / f"rng-rank{self.process.rank}.pt"
+        rng = torch.load(rng_file, weights_only=False) if rng_file.is_file() else None
+        if rng is None or rng["step"] != self.step:
+            raise ValueError(f"{rng_file}: missing or not from step {self.step}; resume with "
+                             "the same number of processes the run was saved with")
+        set_rng_state(rng["rng"])
+        self._drop_scalars_after(self.step)
+
+    def _drop_scalars_after(self, step: int) -> None:
+        """Forget ``scalars.jsonl`` lines an interrupted run wrote after its checkpoint."""
+        path = self.run_dir / "scalars.jsonl"
+        if not self.process.main or not path.is_file():
+            return
+        lines = [line for line in path.read_text().splitlines() if _logged_step(line) <= step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in lines))
+        os.replace(tmp, path)
+
+    def _offset_rng_by_rank(self) -> None:
+        """Ranks draw different random numbers (augmentations, sampling) from one seed."""
+        if self.process.rank:
+            torch.manual_seed(int(torch.randint(0, 2**62, ())) + self.process.rank)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        batches = EpochBatches(self.dataset, self.settings.batch_size, self.process, self.seed,
+                               start=self.step)
+        return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.settings.workers,
+                          generator=torch.Generator().manual_seed(self.seed),
+                          persistent_workers=False)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def fit(self, stop_at: int | None = None) -> dict[str, float]:
+        """Train until ``settings.steps`` (or ``stop_at``, keeping the schedule of the full run)
+        and return the last step's losses. Checkpoints every ``checkpoint_every`` steps and at
+        the end."""
+        s = self.settings
+        end = min(s.steps, stop_at) if stop_at is not None else s.steps
+        if self.step == 0:
+            seed_all(self.seed)
+            self._offset_rng_by_rank()
+        model = self.objective
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)  # kept out of DDP's gradient buckets
+        if self.process.world > 1:
+            ids = [self.process.device.index] if self.process.device.type == "cuda" else None
+            model = DistributedDataParallel(self.objective, device_ids=ids)
+        writer = self._writer()
+        bar = self._progress(end)
+        model.train()
+        last: dict[str, float] = {}
+        started, first_step = time.perf_counter(), self.step
+        batches = iter(self._loader()) if self.step < end else iter(())
+        while self.step < end:
+            batch = {k: v.to(self.process.device, non_blocking=True) if isinstance(v, Tensor)
+                     else v for k, v in next(batches).items()}
+            last, visuals = self._train_step(model, batch)
+            self.step += 1
+            rate = (self.step - first_step) / (time.perf_counter() - started)
+            if self.process.main:
+                bar.set_postfix(loss=f"{last['total']:.4f}", steps_per_s=f"{rate:.2f}")
+                bar.update(1)
+                if self.step % s.log_every == 0 or self.step == end:
+                    self._log_scalars(writer, last | {"lr": self.scheduler.get_last_lr()[0],
+                                                      "steps_per_s": rate})
+                if writer is not None and (self.step % s.image_every == 0 or self.step == end):
+                    writer.add_image("source|driving|output", image_grid(visuals), self.step)
+            if self.step % s.checkpoint_every == 0 or self.step == end:
+                self.save()
+        bar.close()
+        if writer is not None:
+            writer.close()
+        if self.process.world > 1:
+            self.check_replicas()
+        self.objective.eval()
+        return last
+
+    def check_replicas(self) -> str:
+        """Raise unless every rank holds bit-identical parameters; returns their sha256.
+
+        Only parameters: DDP keeps them in sync. Buffers (BatchNorm running statistics) are
+        broadcast from rank 0 before each forward pass and then updated locally, and rank 0's
+        are the ones saved."""
+        digest = hashlib.sha256()
+        for name, param in sorted(self.objective.named_parameters()):
+            digest.update(name.encode())
+            digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+        mine = digest.hexdigest()
+        everyone: list[str | None] = [None] * self.process.world
+        dist.all_gather_object(everyone, mine)
+        if len(set(everyone)) != 1:
+            raise RuntimeError(f"ranks hold different weights after step {self.step}: "
+                               f"{everyone}")
+        if self.process.main:
+            self.log(f"weights identical on all {self.process.world} ranks "
+                     f"(sha256 {mine[:16]}) at step {self.step}")
+        return mine
+
+    def _train_step(self, model: nn.Module, batch: dict) -> tuple[dict[str, float], dict]:
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)
+        with self._autocast():
+            losses, visuals = model(batch)
+            total = sum(losses.values())
+        if not torch.isfinite(total.detach()):
+            raise FloatingPointError(f"step {self.step}: non-finite loss "
+                                     f"{ {k: float(v) for k, v in losses.items()} }")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.settings.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
+                                     self.settings.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        if self.discriminator is not None:
+            values["discriminator"] = self._discriminator_step(visuals, batch)
+        values["total"] = float(total.detach())
+        return values, visuals
+
+    def _discriminator_step(self, visuals: dict, batch: dict) -> float:
+        self.discriminator.requires_grad_(True)
+        with self._autocast():
+            loss = self.objective.discriminator_loss(visuals, batch)
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.process.world > 1:  # average the discriminator's gradients by hand
+            for param in self.discriminator.parameters():
+                if param.grad is not None:
+                    dist.all_reduce(param.grad)
+                    param.grad /= self.process.world
+        self.disc_optimizer.step()
+        return float(loss.detach())
+
+    # -- logs ---------------------------------------------------------------------------------
+    def _writer(self):
+        if not self.process.main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        # a resumed run drops the events an interrupted run logged after its checkpoint
+        return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step
+                             else None)
+
+    def _log_scalars(self, writer, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            writer.add_scalar(f"train/{key}", value, self.step)
+        with (self.run_dir / "scalars.jsonl").open("a") as handle:
+            handle.write(json.dumps({"step": self.step} | values) + "\n")
+
+    def _progress(self, end: int):
+        from tqdm import tqdm
+
+        return tqdm(total=end, initial=self.step, desc="train", unit="step",
+                    disable=not self.process.main or os.environ.get("THB_PROGRESS") == "0",
+                    dynamic_ncols=True)

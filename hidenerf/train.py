@@ -1,0 +1,157 @@
+"""Train HiDe-NeRF from a training config (``python -m hidenerf train --config FILE``).
+
+Pairs are a source and a driving frame of the same clip (:mod:`datasets.frame_pairs`). Every
+frame is analysed once with :mod:`facegeom` (3DMM fit, cached on disk): frames without a face
+are never drawn; the source SECC has the source's identity and expression, the driving SECC the
+source's identity and the driving expression, and the driving head pose is the camera.
+
+The run folder (``<output_dir>/<name>``) holds ``config.json`` (the config as run, and what was
+resolved at run time), ``checkpoints/`` (resume state), ``tb/`` (TensorBoard), ``scalars.jsonl``,
+``heldout.json`` (L1 on the held-out frames before and after training) and ``model.pt``, a
+checkpoint ``python -m hidenerf animate`` and the benchmark load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from benchcore import assets
+from benchcore.train_config import TrainConfig, open_training_data, write_resolved_config
+from benchcore.training import Process, Trainer
+from datasets.clip import Clip
+from datasets.frame_pairs import FramePairs, load_frame, split_frames
+from hidenerf.checkpoint import save_checkpoint
+from hidenerf.config import get_config
+from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
+from hidenerf.model import HiDeNeRF
+
+
+class FaceFits:
+    """Per-frame 3DMM fits of clips: identity, expression, (yaw, pitch, roll), face or not."""
+
+    def __init__(self, clips: list[Clip]) -> None:
+        from facegeom.analysis import FaceAnalyzer
+
+        analyzer = FaceAnalyzer(parts=("fit",), cache=assets.cache_dir() / "analyses",
+                                strict=True)
+        self.records = {clip.clip_id: [analyzer.analyze(clip.frame(i)) for i in range(len(clip))]
+                        for clip in clips}
+
+    def has_face(self, clip: Clip, index: int) -> bool:
+        return bool(self.records[clip.clip_id][index].has_face)
+
+    def __call__(self, clip: Clip, index: int):
+        return self.records[clip.clip_id][index]
+
+
+class HiDeNeRFPairs(Dataset):
+    """Frame pairs plus their SECC maps and the driving camera pose (see the module doc)."""
+
+    def __init__(self, pairs: FramePairs, fits: FaceFits, secc_size: int) -> None:
+        self.pairs, self.fits, self.secc_size = pairs, fits, secc_size
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.item(*self.pairs.pair(index))
+
+    def item(self, clip: Clip, source: int, driving: int) -> dict[str, Tensor]:
+        from facegeom.secc import render_secc_batch
+
+        src, drv = self.fits(clip, source), self.fits(clip, driving)
+        secc = render_secc_batch(np.stack([src.identity, src.identity]),
+                                 np.stack([src.expression, drv.expression]), self.secc_size)
+        size = self.pairs.size
+        return {"source": load_frame(clip, source, size),
+                "driving": load_frame(clip, driving, size),
+                "source_secc": secc[0], "driving_secc": secc[1],
+                "pose": torch.tensor([drv.yaw, drv.pitch, drv.roll], dtype=torch.float32)}
+
+
+@torch.no_grad()
+def heldout_l1(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]],
+               device: torch.device) -> float:
+    """Mean L1 (on [0, 1] RGB at the model's output size) over every held-out frame, each
+    animated from its clip's first training frame."""
+    objective_mode = model.training
+    model.eval()
+    errors = []
+    for clip in data.pairs.clips:
+        source = data.pairs.frames[clip.clip_id][0]
+        for driving in heldout.get(clip.clip_id, []):
+            item = {k: v[None].to(device) for k, v in data.item(clip, source, driving).items()}
+            pose = item["pose"]
+            camera = model.camera(pose[:, 0], pose[:, 1], pose[:, 2])
+            image = model(item["source"], item["source_secc"], item["driving_secc"],
+                          camera)["image"]
+            target = torch.nn.functional.interpolate(
+                item["driving"], size=image.shape[-2:], mode="bilinear", align_corners=False,
+                antialias=item["driving"].shape[-1] > image.shape[-1])
+            errors.append(float((image - target).abs().mean()))
+    model.train(objective_mode)
+    if not errors:
+        raise ValueError("no held-out frame with a face; raise `holdout`")
+    return float(np.mean(errors))
+
+
+def _fits(clips: list[Clip], process: Process) -> FaceFits:
+    """Rank 0 analyses (and caches) every frame first; the others then read the cache."""
+    if not process.main:
+        dist.barrier()
+    fits = FaceFits(clips)
+    if process.main and process.world > 1:
+        dist.barrier()
+    return fits
+
+
+def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
+          distributed: bool = True, log=print) -> Path:
+    """Train (or continue, with ``resume``) and return ``<run>/model.pt``. A finished run is
+    not trained again. Prints the held-out L1 at step 0 and at the end."""
+    if config.family != "hidenerf":
+        raise ValueError(f"{config.name}: family {config.family!r} is not hidenerf")
+    process, clips = open_training_data(config, distributed, log)
+    exported = config.run_dir / "model.pt"
+    fits = _fits(clips, process)
+    frames, heldout = {}, {}
+    for clip in clips:
+        frames[clip.clip_id], heldout[clip.clip_id] = split_frames(
+            clip, config.data.holdout, lambda i, c=clip: fits.has_face(c, i))
+    model_config = get_config(config.model, seed=config.seed)
+    pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
+                       model_config.image_size)
+    data = HiDeNeRFPairs(pairs, fits, model_config.secc_size)
+    weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
+    model = HiDeNeRF(model_config)
+    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device))
+    trainer = Trainer(objective, data, config.optim, config.run_dir, seed=config.seed,
+                      device=str(process.device), distributed=distributed, log=log)
+    trainer.start(resume)
+    if trainer.step >= config.optim.steps and exported.is_file():
+        log(f"{config.name}: already trained ({exported})")
+        return exported
+    write_resolved_config(config, {"perceptual_backend": objective.perceptual_backend}, process)
+    record_path = config.run_dir / "heldout.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if process.main and "step_0" not in record:
+        record["step_0"] = heldout_l1(model, data, heldout, process.device)
+    trainer.fit(stop_at)
+    if process.main:
+        record[f"step_{trainer.step}"] = heldout_l1(model, data, heldout, process.device)
+        tmp = record_path.with_name(".heldout.json.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, record_path)
+        save_checkpoint(exported, model, step=trainer.step)
+        log(f"{config.name}: held-out L1 {record['step_0']:.4f} at step 0, "
+            f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step} "
+            f"({sum(map(len, heldout.values()))} frames); checkpoint {exported}")
+    return exported
