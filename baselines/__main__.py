@@ -5,13 +5,15 @@
 
 ``--driving`` is a video file or a folder of image frames (sorted by name); ``--out`` is a
 folder (one RGB PNG per driving frame: 000000.png, 000001.png, ... at the driving frame size)
-or a video file (.mp4, .mkv, ...). Errors are one line naming the file and the problem.
+or a video file (.mp4, .mkv, ...). ``--max-frames N`` animates the first N driving frames only.
+Errors are one line naming the file and the problem (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -163,6 +165,8 @@ def animate(args: argparse.Namespace) -> int:
     method = cls(**kwargs)
     source = to_tensor(np.array(read_image(args.source)))
     frames, fps = driving_frames(Path(args.driving))
+    if args.max_frames is not None:
+        frames = itertools.islice(frames, args.max_frames)
     sink = FrameSink(Path(args.out), fps)
     complete = False
     try:
@@ -175,6 +179,16 @@ def animate(args: argparse.Namespace) -> int:
         sink.close(complete)
     print(f"wrote {sink.count} frames to {args.out}")
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -193,7 +207,9 @@ def parser() -> argparse.ArgumentParser:
                          help=f"fv2v only: fixed {angle} in degrees (free view)")
     run.add_argument("--config", default="vox256", help="vox256 (official) or tiny")
     run.add_argument("--device", default="cpu")
-    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--batch-size", type=_positive, default=8)
+    run.add_argument("--max-frames", type=_positive, default=None,
+                     help="animate only the first N driving frames")
     return root
 
 
@@ -205,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         if isinstance(error, CheckpointMismatch):
             message = f"{message} (do --method and --config match this checkpoint?)"
-        print(f"error: {message}", file=sys.stderr)
+        print("error: " + " ".join(str(message).split()), file=sys.stderr)  # one line
         return 2
 
 

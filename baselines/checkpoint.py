@@ -9,6 +9,7 @@ name, shape and dtype; a baseline that claims to load official weights matches t
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def load_official(path: str | os.PathLike, modules: dict[str, nn.Module]) -> dic
     except FileNotFoundError:
         raise CheckpointMismatch(f"{path}: checkpoint file not found") from None
     except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({error})") from None
+        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({_first_line(error)})") \
+            from None
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatch(f"{path}: expected a dict of state dicts, got {type(checkpoint)}")
     stored = {key: checkpoint.get(key) for key in modules}
@@ -94,6 +96,17 @@ def load_official(path: str | os.PathLike, modules: dict[str, nn.Module]) -> dic
     for key, module in modules.items():
         module.load_state_dict(stored[key], strict=True)
     return {k: v for k, v in checkpoint.items() if k not in modules}
+
+
+def _first_line(error: Exception, limit: int = 200) -> str:
+    """``Type: first line`` of an exception, shortened: torch.load's messages run over many
+    lines (the weights_only advice), and errors are reported on one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        detail = [b for a, b in itertools.pairwise(lines) if "WeightsUnpickler error" in a]
+        return "torch.load(weights_only=True) refused it" + (f": {detail[0]}" if detail else "")
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _tensor_layout(state: dict) -> dict[str, tuple[tuple[int, ...], str]]:
