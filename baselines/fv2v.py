@@ -22,7 +22,6 @@ Modules: :mod:`baselines.fv2v_nets` (networks, configs), :mod:`baselines.fv2v_bl
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -193,35 +192,23 @@ def benchmark_fv2v(
     size: int = 256,
 ) -> dict[str, float]:
     """Frames per second of :meth:`FaceVid2Vid.forward_batch` on ``size`` x ``size`` inputs
-    (random weights and frames; one warm-up batch not timed). Prints one line per config.
+    (random weights and frames; one warm-up batch not timed), measured by
+    :func:`baselines.bench.measure` (``python -m baselines.bench`` times every baseline).
+    Prints one line per config.
 
     Defaults: CUDA when available; on CPU 2 frames in batches of 1 for vox256 (~400 GMAC a
     frame) and 16 in batches of 8 for tiny, on GPU 64 frames in batches of 8.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from baselines.bench import default_device, measure
+
+    device = torch.device(device) if device is not None else default_device()
     results = {}
     for name in configs:
         heavy = device.type == "cpu" and name == "vox256"
         count = frames or (2 if heavy else 16 if device.type == "cpu" else 64)
         batch = batch_size or (1 if heavy else 8)
-        method = FaceVid2Vid(config=name, device=device, allow_random_init=True)
-        generator = torch.Generator().manual_seed(0)
-        source = torch.rand(3, size, size, generator=generator)
-        driving = torch.rand(batch, 3, size, size, generator=generator).to(device)
-        method.setup(source.to(device), driving[0])
-        method.forward_batch(driving)  # warm-up
-        _sync(device)
-        done, start = 0, time.perf_counter()
-        while done < count:
-            method.forward_batch(driving)
-            done += batch
-        _sync(device)
-        results[name] = done / (time.perf_counter() - start)
-        print(f"fv2v {name}: {results[name]:.2f} frames/s at {size}x{size} on {device} "
-              f"(batch {batch}, {done} frames)")
+        result = measure("fv2v", name, device, count, batch, size)
+        results[name] = result.fps
+        print(f"fv2v {name}: {result.fps:.2f} frames/s at {size}x{size} on {device} "
+              f"(batch {batch}, {result.frames} frames)")
     return results
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -246,3 +246,24 @@ def test_errors_in_a_subprocess_have_no_traceback(tiny_checkpoints: dict[str, Pa
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {corrupt}: ")
     assert "Traceback" not in result.stderr
     assert not any((tmp_path / "out").glob("*.png"))
+
+
+# --- speed benchmark ---------------------------------------------------------------------------
+
+
+def test_bench_prints_frames_per_second_of_each_baseline(capsys: pytest.CaptureFixture[str]):
+    from baselines import bench
+
+    threads = torch.get_num_threads()
+    assert bench.main(["--config", "tiny", "--size", "64", "--frames", "3", "--batch-size",
+                       "2", "--warmup", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"torch {torch.__version__}, {threads} threads")
+    assert [line.split()[:2] for line in lines[1:]] == [[m, "tiny"] for m in bench.METHODS]
+    for line in lines[1:]:
+        fps = float(line.split()[2])
+        assert fps > 0 and "frames/s" in line and "at 64x64, batch 2, 4 frames" in line
+    result = bench.measure("tpsmm", "tiny", frames=1, size=64, warmup=0)
+    assert result.frames == 1 and result.fps == pytest.approx(1 / result.seconds)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        bench.measure("hidenerf", "tiny")
