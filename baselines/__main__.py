@@ -3,6 +3,9 @@
     python -m baselines animate --method fomm --checkpoint vox-cpk.pth.tar \
         --source face.png --driving clip.mp4 --out frames/
 
+``python -m baselines train --config configs/train/fomm-tiny-sample.toml [--resume]`` trains
+one (also under ``torchrun``); see :mod:`baselines.train`.
+
 ``--driving`` is a video file or a folder of image frames (sorted by name); ``--out`` is a
 folder (one RGB PNG per driving frame: 000000.png, 000001.png, ... at the driving frame size)
 or a video file (.mp4, .mkv, ...). ``--max-frames N`` animates the first N driving frames only.
@@ -34,6 +37,7 @@ from benchcore.media import (
     video_fps,
     write_png,
 )
+from benchcore.train_config import add_train_arguments, config_from_arguments
 
 METHOD_MODULES = {"fomm": "baselines.fomm", "tpsmm": "baselines.tpsmm", "fv2v": "baselines.fv2v"}
 
@@ -181,6 +185,13 @@ def animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def train(args: argparse.Namespace) -> int:
+    from baselines.train import train as train_baseline
+
+    train_baseline(config_from_arguments(args), resume=args.resume, stop_at=args.stop_at)
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -210,13 +221,16 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive, default=8)
     run.add_argument("--max-frames", type=_positive, default=None,
                      help="animate only the first N driving frames")
+    fit = commands.add_parser("train", help="train a baseline from a training config "
+                              "(a single process or under torchrun)")
+    add_train_arguments(fit)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return animate(args)
+        return train(args) if args.command == "train" else animate(args)
     except (CliError, MediaError, CheckpointMismatch, ValueError, KeyError, OSError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         if isinstance(error, CheckpointMismatch):

@@ -1,9 +1,10 @@
 """Train HiDe-NeRF from a training config (``python -m hidenerf train --config FILE``).
 
 Pairs are a source and a driving frame of the same clip (:mod:`datasets.frame_pairs`). Every
-frame is analysed once with :mod:`facegeom` (3DMM fit, cached on disk): frames without a face
-are never drawn; the source SECC has the source's identity and expression, the driving SECC the
-source's identity and the driving expression, and the driving head pose is the camera.
+clip is fitted once with the 3DMM (:mod:`datasets.fits`, kept in the clip folder): frames
+without a face are never drawn; the source SECC has the clip's identity and the source's
+expression, the driving SECC the same identity and the driving expression, and the driving
+head pose is the camera.
 
 The run folder (``<output_dir>/<name>``) holds ``config.json`` (the config as run, and what was
 resolved at run time), ``checkpoints/`` (resume state), ``tb/`` (TensorBoard), ``scalars.jsonl``,
@@ -23,10 +24,10 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from benchcore import assets
 from benchcore.train_config import TrainConfig, open_training_data, write_resolved_config
 from benchcore.training import Process, Trainer
 from datasets.clip import Clip
+from datasets.fits import fit_clip, read_fits
 from datasets.frame_pairs import FramePairs, load_frame, split_frames
 from hidenerf.checkpoint import save_checkpoint
 from hidenerf.config import get_config
@@ -35,21 +36,26 @@ from hidenerf.model import HiDeNeRF
 
 
 class FaceFits:
-    """Per-frame 3DMM fits of clips: identity, expression, (yaw, pitch, roll), face or not."""
+    """The clips' 3DMM fits (:mod:`datasets.fits`: one identity per clip, an expression and a
+    head pose per frame, from the landmarks recorded at preparation), written into each clip
+    folder as ``fits.npz`` the first time."""
 
     def __init__(self, clips: list[Clip]) -> None:
-        from facegeom.analysis import FaceAnalyzer
+        from facegeom.fitting import Fitter
 
-        analyzer = FaceAnalyzer(parts=("fit",), cache=assets.cache_dir() / "analyses",
-                                strict=True)
-        self.records = {clip.clip_id: [analyzer.analyze(clip.frame(i)) for i in range(len(clip))]
-                        for clip in clips}
+        fitter = Fitter()
+        reason = fitter.available()
+        if reason:
+            raise ValueError(f"HiDe-NeRF training needs 3DMM fits: {reason}")
+        for clip in clips:
+            fit_clip(clip, fitter)
+        self.fits = {clip.clip_id: read_fits(clip) for clip in clips}
 
     def has_face(self, clip: Clip, index: int) -> bool:
-        return bool(self.records[clip.clip_id][index].has_face)
+        return bool(self.fits[clip.clip_id]["has_face"][index])
 
-    def __call__(self, clip: Clip, index: int):
-        return self.records[clip.clip_id][index]
+    def __getitem__(self, clip: Clip) -> dict[str, np.ndarray]:
+        return self.fits[clip.clip_id]
 
 
 class HiDeNeRFPairs(Dataset):
@@ -67,14 +73,14 @@ class HiDeNeRFPairs(Dataset):
     def item(self, clip: Clip, source: int, driving: int) -> dict[str, Tensor]:
         from facegeom.secc import render_secc_batch
 
-        src, drv = self.fits(clip, source), self.fits(clip, driving)
-        secc = render_secc_batch(np.stack([src.identity, src.identity]),
-                                 np.stack([src.expression, drv.expression]), self.secc_size)
+        fits = self.fits[clip]
+        secc = render_secc_batch(np.stack([fits["identity"]] * 2),
+                                 fits["expression"][[source, driving]], self.secc_size)
         size = self.pairs.size
         return {"source": load_frame(clip, source, size),
                 "driving": load_frame(clip, driving, size),
                 "source_secc": secc[0], "driving_secc": secc[1],
-                "pose": torch.tensor([drv.yaw, drv.pitch, drv.roll], dtype=torch.float32)}
+                "pose": torch.from_numpy(fits["pose"][driving].astype(np.float32))}
 
 
 @torch.no_grad()
@@ -104,7 +110,7 @@ def heldout_l1(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int
 
 
 def _fits(clips: list[Clip], process: Process) -> FaceFits:
-    """Rank 0 analyses (and caches) every frame first; the others then read the cache."""
+    """Rank 0 fits every clip first (or finds its fits); the others then read them."""
     if not process.main:
         dist.barrier()
     fits = FaceFits(clips)
