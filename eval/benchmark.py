@@ -72,6 +72,56 @@ def method_factory(spec: MethodConfig, config: RunConfig,
     return make
 
 
+def train_method(spec: MethodConfig, shard: Shard, log: Callable[[str], None]) -> MethodConfig:
+    """For a method with a ``train`` config: train it (rank 0, one process; a finished run is
+    reused, an interrupted one resumed) and return the spec with the exported checkpoint and
+    model config as options. Other specs are returned unchanged."""
+    if not spec.train:
+        return spec
+    from benchcore.train_config import load_train_config
+
+    train_config = load_train_config(spec.train)
+    if train_config.family != spec.name:
+        raise ValueError(f"{spec.train}: trains {train_config.family!r}, but the method is "
+                         f"{spec.name!r}")
+    if train_config.family == "hidenerf":
+        from hidenerf.train import train
+    else:
+        from baselines.train import train
+    if shard.main:
+        log(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")
+        checkpoint = train(train_config, resume=True, distributed=False, log=log)
+    barrier(shard)
+    if not shard.main:
+        checkpoint = train_config.run_dir / ("model.pt" if spec.name == "hidenerf"
+                                             else "checkpoint.pth.tar")
+    options = spec.options | {"checkpoint": str(checkpoint), "config": train_config.model}
+    return MethodConfig(spec.name, spec.label, options)
+
+
+def check_fingerprint(spec: MethodConfig, folder: Path) -> None:
+    """Refuse to mix outputs of two different models under one label: ``method.json`` in the
+    method's output folder records its options and the sha256 of its checkpoint file."""
+    from benchcore.assets import sha256_of
+
+    record = {"name": spec.name, "options": spec.options}
+    checkpoint = spec.options.get("checkpoint")
+    if checkpoint and Path(checkpoint).is_file():
+        record["checkpoint_sha256"] = sha256_of(Path(checkpoint))
+    path = folder / "method.json"
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != record:
+            raise ValueError(f"{path}: method {spec.display!r} changed since its outputs and "
+                             f"rows were made ({previous} -> {record}); give it another label "
+                             "or start a new run folder")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".method.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
 def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
                   shard: Shard | None = None) -> dict[str, RunSummary]:
     """Run every method of ``config``; returns a summary per method label (this rank's pairs
@@ -98,6 +148,9 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     device = local_device(config.device, shard)
     summaries = {}
     for spec in config.methods:
+        spec = train_method(spec, shard, log)
+        if shard.main:
+            check_fingerprint(spec, run_dir / "outputs" / spec.display)
         summary = runner.run(spec.display, method_factory(spec, config, device), config.protocols)
         summaries[spec.display] = summary
         log(f"{spec.display}: {summary.computed} pairs computed, {summary.reused} reused, "

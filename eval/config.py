@@ -28,6 +28,9 @@ class MethodConfig:
     """Name in tables and output folders; defaults to ``name``."""
     options: dict = field(default_factory=dict)
     """Keyword arguments for the method's constructor (checkpoint, config, ...)."""
+    train: str = ""
+    """A training config (``configs/train/*.toml``): the benchmark trains the method first (or
+    reuses the finished run) and evaluates the checkpoint that run exports."""
 
     @property
     def display(self) -> str:

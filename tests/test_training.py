@@ -195,3 +195,22 @@ perceptual_backend = "l1"
     ranks = [torch.load(folder / f"rng-rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
     assert (tmp_path / "runs" / "ddp" / "checkpoint.pth.tar").is_file()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "train").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_shipped_training_configs_parse(path: Path):
+    from benchcore.train_config import load_train_config
+
+    cfg = load_train_config(path)
+    assert cfg.name == path.stem and cfg.data.holdout >= 1
+    if cfg.family == "hidenerf":
+        from hidenerf.config import get_config
+        from hidenerf.losses import LossWeights
+
+        get_config(cfg.model)
+        LossWeights.from_dict(cfg.loss, str(path))
+    else:
+        from baselines.train import loss_weights
+
+        loss_weights(cfg.loss, str(path))
