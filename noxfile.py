@@ -48,13 +48,16 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput: where the runner's time goes, and the face-geometry stages."""
+    """Throughput: where the runner's time goes, the face-geometry stages, each baseline's
+    frames/s and HiDe-NeRF's ms/frame, memory and FLOPs."""
     session.install("-e", ".")
     session.run("python", "-m", "eval.bench", *session.posargs, env=_offline_env())
     session.run("python", "-m", "eval.bench", "--frame-step", "1", "--clip-length", "64",
                 *session.posargs, env=_offline_env())
     session.run("python", "-m", "facegeom.bench", env=_offline_env())
     session.run("python", "-m", "eval.scaling", env=_offline_env())
+    session.run("python", "-m", "baselines.bench")
+    session.run("python", "-m", "hidenerf.bench")
 
 
 @nox.session

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from benchcore.toml_table import read_table
 from benchcore.training import Process, TrainSettings, join
 
 FAMILIES = ("hidenerf", "fomm", "tpsmm", "fv2v")
@@ -73,15 +73,7 @@ class TrainConfig:
 
 def load_train_config(path: str | os.PathLike, **overrides) -> TrainConfig:
     """Read a training config; ``overrides`` replace top-level keys (None: keep)."""
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            table = tomllib.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: training config not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: invalid TOML ({error})") from None
-    table.update({k: v for k, v in overrides.items() if v is not None})
+    table = read_table(path, "training config", **overrides)
     return train_config_from_dict(table, str(path))
 
 

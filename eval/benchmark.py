@@ -72,15 +72,17 @@ def method_factory(spec: MethodConfig, config: RunConfig,
     return make
 
 
-def train_method(spec: MethodConfig, shard: Shard, log: Callable[[str], None]) -> MethodConfig:
-    """For a method with a ``train`` config: train it (rank 0, one process; a finished run is
-    reused, an interrupted one resumed) and return the spec with the exported checkpoint and
-    model config as options. Other specs are returned unchanged."""
+def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
+                 log: Callable[[str], None]) -> MethodConfig:
+    """For a method with a ``train`` config: train it into ``<output_dir>/train/<name>`` (rank
+    0, one process; a finished run is reused, an interrupted one resumed) and return the spec
+    with the exported checkpoint and model config as options. Other specs are returned as
+    they are."""
     if not spec.train:
         return spec
     from benchcore.train_config import load_train_config
 
-    train_config = load_train_config(spec.train)
+    train_config = load_train_config(spec.train, output_dir=str(Path(config.output_dir) / "train"))
     if train_config.family != spec.name:
         raise ValueError(f"{spec.train}: trains {train_config.family!r}, but the method is "
                          f"{spec.name!r}")
@@ -148,7 +150,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     device = local_device(config.device, shard)
     summaries = {}
     for spec in config.methods:
-        spec = train_method(spec, shard, log)
+        spec = train_method(spec, config, shard, log)
         if shard.main:
             check_fingerprint(spec, run_dir / "outputs" / spec.display)
         summary = runner.run(spec.display, method_factory(spec, config, device), config.protocols)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from benchcore.toml_table import read_table
 
 
 @dataclass
@@ -29,8 +30,9 @@ class MethodConfig:
     options: dict = field(default_factory=dict)
     """Keyword arguments for the method's constructor (checkpoint, config, ...)."""
     train: str = ""
-    """A training config (``configs/train/*.toml``): the benchmark trains the method first (or
-    reuses the finished run) and evaluates the checkpoint that run exports."""
+    """A training config (``configs/train/*.toml``): the benchmark trains the method first into
+    ``<output_dir>/train/<name>`` (or reuses the finished run) and evaluates the checkpoint that
+    run exports."""
 
     @property
     def display(self) -> str:
@@ -61,15 +63,7 @@ class RunConfig:
 
 
 def load_config(path: str | os.PathLike, **overrides) -> RunConfig:
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            table = tomllib.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: invalid TOML ({error})") from None
-    table.update({k: v for k, v in overrides.items() if v is not None})
+    table = read_table(path, "config file", **overrides)
     return config_from_dict(table, str(path))
 
 

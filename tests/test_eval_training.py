@@ -18,7 +18,7 @@ def write_configs(folder: Path, dataset_root: Path, steps: int) -> Path:
 name = "fomm-mini"
 family = "fomm"
 model = "tiny"
-output_dir = "{folder / 'train'}"
+output_dir = "elsewhere"
 [data]
 name = "mini"
 root = "{dataset_root}"
@@ -53,7 +53,7 @@ def test_a_method_is_trained_then_evaluated_and_reruns_reuse_both(tmp_path: Path
     first = run_benchmark(load_config(run), log=lines.append)["fomm-mini"]
     assert first.computed == len(mini_dataset.pairs("same-identity")) and not first.problems
     assert any("training from" in line for line in lines)
-    exported = tmp_path / "train" / "fomm-mini" / "checkpoint.pth.tar"
+    exported = tmp_path / "runs" / "train" / "fomm-mini" / "checkpoint.pth.tar"  # run's folder
     assert exported.is_file()
     with (tmp_path / "runs" / "trained" / "results.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["method"] == "fomm-mini"]
