@@ -141,6 +141,14 @@ class EpochBatches(Sampler[list[int]]):
         return 2**62
 
 
+RESUME_MUST_MATCH = ("batch_size", "lr", "betas", "schedule", "warmup_steps", "grad_clip", "amp")
+"""Settings a resumed run must share with its checkpoint: they change the optimisation."""
+
+
+def _comparable(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def _logged_step(line: str) -> float:
     """The step of a ``scalars.jsonl`` line; a torn or empty line counts as after any step."""
     try:
@@ -273,6 +281,13 @@ class Trainer:
         if state["seed"] != self.seed:
             raise ValueError(f"{self.checkpoint_path}: written with seed {state['seed']}, "
                              f"this run has seed {self.seed}")
+        now = asdict(self.settings)
+        changed = sorted(k for k in RESUME_MUST_MATCH
+                         if _comparable(state["settings"][k]) != _comparable(now[k]))
+        if changed:
+            raise ValueError(f"{self.checkpoint_path}: the run was made with other "
+                             f"{', '.join(changed)} than this config; resuming would mix two "
+                             "runs (only steps and logging may change)")
         self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

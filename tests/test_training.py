@@ -116,6 +116,9 @@ def test_fomm_resume_gives_the_uninterrupted_weights(tmp_path: Path, mini_datase
     assert torch.load(split.run_dir / "checkpoints" / "last.pt", weights_only=False)["step"] == 3
     with pytest.raises(FileExistsError, match="pass --resume"):
         train(split, log=lambda _: None)
+    changed = config(tmp_path, mini_dataset.root, "fomm", "split", lr=5e-4)
+    with pytest.raises(ValueError, match="made with other lr than this config"):
+        train(changed, resume=True, log=lambda _: None)
     resumed = train(split, resume=True, log=lambda _: None)
     assert_same_weights(weights(whole, ""), weights(resumed, ""))
     first = weights(whole, "")["kp_detector"]
