@@ -121,6 +121,9 @@ def test_fomm_resume_gives_the_uninterrupted_weights(tmp_path: Path, mini_datase
         train(changed, resume=True, log=lambda _: None)
     resumed = train(split, resume=True, log=lambda _: None)
     assert_same_weights(weights(whole, ""), weights(resumed, ""))
+    loaded = train(config(tmp_path, mini_dataset.root, "fomm", "workers", workers=2),
+                   log=lambda _: None)
+    assert_same_weights(weights(whole, ""), weights(loaded, ""))  # DataLoader processes
     first = weights(whole, "")["kp_detector"]
     torch.manual_seed(0)
     from baselines.fomm import FOMM
