@@ -35,20 +35,19 @@ import torch
 
 from benchcore.toml_table import read_table
 from benchcore.training import Process, TrainSettings, join
+from eval.config import DatasetConfig
 
 FAMILIES = ("hidenerf", "fomm", "tpsmm", "fv2v")
 
 
 @dataclass
-class TrainData:
-    name: str = "sample"
-    root: str = ""
-    size: int = 256
-    frame_step: int = 4
-    clip_length: int = 16
-    cross_per_source: int = 1
+class TrainData(DatasetConfig):
+    """The evaluation configs' dataset keys, plus which frames training may draw."""
+
     holdout: int = 4
+    """The last ``holdout`` frames of every clip are never trained on."""
     pairs_per_clip: int = 64
+    """(source, driving) pairs per clip and epoch."""
 
 
 @dataclass
@@ -103,13 +102,11 @@ def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Pro
 
     from datasets.frame_pairs import video_clips
     from eval.benchmark import load_dataset
-    from eval.config import DatasetConfig, RunConfig
+    from eval.config import RunConfig
 
     process = join(config.device) if distributed else Process(device=torch.device(config.device))
     d = config.data
-    spec = DatasetConfig(name=d.name, root=d.root, size=d.size, frame_step=d.frame_step,
-                         clip_length=d.clip_length, cross_per_source=d.cross_per_source)
-    run = RunConfig(name=config.name, seed=config.seed, dataset=spec)
+    run = RunConfig(name=config.name, seed=config.seed, dataset=d)
     if not process.main:
         dist.barrier()
     dataset = load_dataset(run, log if process.main else (lambda _: None))
