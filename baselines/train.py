@@ -29,8 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.modules import ImagePyramid, coordinate_grid
-from benchcore.train_config import TrainConfig, open_training_data, write_resolved_config
-from benchcore.training import Objective, Trainer, seed_all
+from benchcore.train_config import (
+    TrainConfig,
+    open_training_data,
+    start_trainer,
+    write_resolved_config,
+)
+from benchcore.training import Objective, seed_all
 from benchcore.vgg import VGG19Features, load_vgg19
 from datasets.frame_pairs import FramePairs, split_frames
 
@@ -275,9 +280,8 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     objective = BaselineObjective(method, kit)
     frames = {c.clip_id: split_frames(c, config.data.holdout)[0] for c in data}
     pairs = FramePairs(data, frames, config.data.pairs_per_clip, config.seed, method.size[0])
-    trainer = Trainer(objective, pairs, config.optim, config.run_dir, seed=config.seed,
-                      device=str(process.device), distributed=distributed, log=log)
-    trainer.start(resume)
+    trainer = start_trainer(config, objective, pairs, process, resume=resume,
+                            distributed=distributed, log=log)
     if trainer.step >= config.optim.steps and exported.is_file():
         log(f"{config.name}: already trained ({exported})")
         return exported

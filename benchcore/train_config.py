@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from benchcore.toml_table import read_table
-from benchcore.training import Process, TrainSettings, join
+from benchcore.training import Process, Trainer, TrainSettings, join
 from eval.config import DatasetConfig
 
 FAMILIES = ("hidenerf", "fomm", "tpsmm", "fv2v")
@@ -117,6 +117,15 @@ def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Pro
         raise ValueError(f"{config.name}: dataset {dataset.root} has no clip with "
                          f"{d.holdout + 2} frames or more")
     return process, clips
+
+
+def start_trainer(config: TrainConfig, objective, dataset, process: Process, *, resume: bool,
+                  distributed: bool, log) -> Trainer:
+    """The config's :class:`Trainer`, continued from its checkpoint when ``resume``."""
+    trainer = Trainer(objective, dataset, config.optim, config.run_dir, seed=config.seed,
+                      device=str(process.device), distributed=distributed, log=log)
+    trainer.start(resume)
+    return trainer
 
 
 def write_resolved_config(config: TrainConfig, resolved: dict, process: Process) -> None:

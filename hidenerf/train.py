@@ -24,8 +24,13 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from benchcore.train_config import TrainConfig, open_training_data, write_resolved_config
-from benchcore.training import Process, Trainer
+from benchcore.train_config import (
+    TrainConfig,
+    open_training_data,
+    start_trainer,
+    write_resolved_config,
+)
+from benchcore.training import Process
 from datasets.clip import Clip
 from datasets.fits import fit_clip, read_fits
 from datasets.frame_pairs import FramePairs, load_frame, split_frames
@@ -139,9 +144,8 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
     objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device))
-    trainer = Trainer(objective, data, config.optim, config.run_dir, seed=config.seed,
-                      device=str(process.device), distributed=distributed, log=log)
-    trainer.start(resume)
+    trainer = start_trainer(config, objective, data, process, resume=resume,
+                            distributed=distributed, log=log)
     if trainer.step >= config.optim.steps and exported.is_file():
         log(f"{config.name}: already trained ({exported})")
         return exported
