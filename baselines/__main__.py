@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.checkpoint import CheckpointMismatch
+from baselines.checkpoint import CheckpointMismatch, UnreadableCheckpoint
 from benchcore.media import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return train(args) if args.command == "train" else animate(args)
     except (CliError, MediaError, CheckpointMismatch, ValueError, KeyError, OSError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        if isinstance(error, CheckpointMismatch):
+        if isinstance(error, CheckpointMismatch) and not isinstance(error, UnreadableCheckpoint):
             message = f"{message} (do --method and --config match this checkpoint?)"
         print("error: " + " ".join(str(message).split()), file=sys.stderr)  # one line
         return 2

@@ -24,6 +24,10 @@ class CheckpointMismatch(ValueError):
     """The checkpoint's names or shapes differ from the model's; the message lists them."""
 
 
+class UnreadableCheckpoint(CheckpointMismatch):
+    """The file is missing, not a torch checkpoint, or not a dict of state dicts."""
+
+
 def read_layout(tsv: str | os.PathLike) -> Layout:
     layout: Layout = {}
     with open(tsv, newline="") as handle:
@@ -82,12 +86,13 @@ def load_official(path: str | os.PathLike, modules: dict[str, nn.Module]) -> dic
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointMismatch(f"{path}: checkpoint file not found") from None
+        raise UnreadableCheckpoint(f"{path}: checkpoint file not found") from None
     except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({_first_line(error)})") \
+        raise UnreadableCheckpoint(f"{path}: not a readable checkpoint ({_first_line(error)})") \
             from None
     if not isinstance(checkpoint, dict):
-        raise CheckpointMismatch(f"{path}: expected a dict of state dicts, got {type(checkpoint)}")
+        raise UnreadableCheckpoint(f"{path}: expected a dict of state dicts, "
+                                   f"got {type(checkpoint)}")
     stored = {key: checkpoint.get(key) for key in modules}
     absent = [key for key, value in stored.items() if not isinstance(value, dict)]
     if absent:

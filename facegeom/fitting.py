@@ -32,7 +32,8 @@ JAW_CONTOUR = tuple(i for i in range(17) if i != 8)
 @dataclass(frozen=True)
 class Fit:
     """One frame's fit. Angles in degrees (eos convention: yaw positive when the subject turns
-    to their left, i.e. toward image right; pitch positive looking up; roll positive
+    to their left, i.e. toward image right; pitch positive tilting the nose down (the rotation
+    is Ry(yaw) Rx(pitch) Rz(roll), see hidenerf/cameras.py and its test); roll positive
     counter-clockwise in the image)."""
 
     yaw: float

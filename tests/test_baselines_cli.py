@@ -212,7 +212,8 @@ def test_one_line_errors(capsys: pytest.CaptureFixture[str], tiny_checkpoints: d
 
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(os.urandom(256))
-    assert "not a readable checkpoint" in _fails(capsys, argv(checkpoint=garbage))
+    unreadable = _fails(capsys, argv(checkpoint=garbage))
+    assert "not a readable checkpoint" in unreadable and "--config match" not in unreadable
 
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(media["video"].read_bytes()[:4096] + os.urandom(2048))
