@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchcore import atomic
+
 Layout = dict[str, dict[str, tuple[tuple[int, ...], str]]]
 """module -> parameter name -> (shape, dtype name such as ``"float32"``)."""
 
@@ -125,9 +127,5 @@ def _tensor_layout(state: dict) -> dict[str, tuple[tuple[int, ...], str]]:
 
 def save_official(path: str | os.PathLike, modules: dict[str, nn.Module], **extra) -> None:
     """Write modules in the official layout, atomically (temp file then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {key: module.state_dict() for key, module in modules.items()} | extra
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic.torch_save(payload, path)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from benchcore import atomic
 from benchcore.toml_table import read_table
 from benchcore.training import Process, Trainer, TrainSettings, join
 from eval.config import DatasetConfig
@@ -133,11 +134,8 @@ def write_resolved_config(config: TrainConfig, resolved: dict, process: Process)
     perceptual loss backend), so a run folder says how its weights were made."""
     if not process.main:
         return
-    config.run_dir.mkdir(parents=True, exist_ok=True)
     record = json.loads(config.to_json()) | {"resolved": resolved}
-    tmp = config.run_dir / ".config.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(tmp, config.run_dir / "config.json")
+    atomic.write_json(config.run_dir / "config.json", record)
 
 
 def add_train_arguments(parser) -> None:

@@ -37,6 +37,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from benchcore import atomic
+
 
 @dataclass
 class TrainSettings:
@@ -179,14 +181,6 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def save_atomic(payload: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def image_grid(visuals: dict[str, Tensor], rows: int = 4) -> Tensor:
     """source | driving | output (| more) side by side for the first ``rows`` samples:
     (3, rows * H, columns * W) in [0, 1]."""
@@ -260,12 +254,12 @@ class Trainer:
         """Rank 0 writes ``last.pt``, every rank its RNG states beside it; each atomically.
         ``last.pt`` is written last, so a complete one always has its RNG files."""
         folder = self.checkpoint_path.parent
-        save_atomic({"step": self.step, "rng": rng_state()},
-                    folder / f"rng-rank{self.process.rank}.pt")
+        atomic.torch_save({"step": self.step, "rng": rng_state()},
+                          folder / f"rng-rank{self.process.rank}.pt")
         if self.process.world > 1:
             dist.barrier()
         if self.process.main:
-            save_atomic(self.state_dict(), self.checkpoint_path)
+            atomic.torch_save(self.state_dict(), self.checkpoint_path)
 
     def start(self, resume: bool) -> None:
         """Continue from ``last.pt`` when ``resume`` (a fresh start where there is none); a
@@ -309,9 +303,7 @@ class Trainer:
         if not self.process.main or not path.is_file():
             return
         lines = [line for line in path.read_text().splitlines() if _logged_step(line) <= step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(line + "\n" for line in lines))
-        os.replace(tmp, path)
+        atomic.write_text(path, "".join(line + "\n" for line in lines))
 
     def _offset_rng_by_rank(self) -> None:
         """Ranks draw different random numbers (augmentations, sampling) from one seed."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from benchcore import assets
+from benchcore import assets, atomic
 from benchcore.method import Method, available, build
 from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
@@ -48,10 +47,8 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
 def write_run_record(run_dir: Path, config: RunConfig, dataset_root: Path) -> None:
     """``run.json``: the resolved config and the prepared dataset's folder, so that reports can
     be rebuilt from the run folder alone."""
-    record = {"config": asdict(config), "dataset_root": str(dataset_root)}
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(tmp, run_dir / "run.json")
+    atomic.write_json(run_dir / "run.json",
+                      {"config": asdict(config), "dataset_root": str(dataset_root)})
 
 
 def check_methods(config: RunConfig) -> None:
@@ -118,10 +115,7 @@ def check_fingerprint(spec: MethodConfig, folder: Path) -> None:
                              f"rows were made ({previous} -> {record}); give it another label "
                              "or start a new run folder")
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".method.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic.write_json(path, record)
 
 
 def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,

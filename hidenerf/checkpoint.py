@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from benchcore import atomic
 from hidenerf.config import HiDeNeRFConfig
 from hidenerf.model import HiDeNeRF
 
@@ -22,11 +23,8 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | os.PathLike, model: HiDeNeRF, **extra) -> None:
     """Write atomically (temp file, then rename). ``extra`` (step, optimiser state) is kept."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "config": model.config.to_dict(),
-                "model": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+    atomic.torch_save({"format": FORMAT, "config": model.config.to_dict(),
+                       "model": model.state_dict(), **extra}, path)
 
 
 def load_checkpoint(path: str | os.PathLike,

@@ -15,7 +15,6 @@ checkpoint ``python -m hidenerf animate`` and the benchmark load.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from benchcore import atomic
 from benchcore.train_config import (
     TrainConfig,
     open_training_data,
@@ -157,9 +157,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     trainer.fit(stop_at)
     if process.main:
         record[f"step_{trainer.step}"] = heldout_l1(model, data, heldout, process.device)
-        tmp = record_path.with_name(".heldout.json.tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, record_path)
+        atomic.write_json(record_path, record)
         save_checkpoint(exported, model, step=trainer.step)
         log(f"{config.name}: held-out L1 {record['step_0']:.4f} at step 0, "
             f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step} "
