@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from benchcore.cli import run_subcommand
 from datasets.layouts import DATASETS
 
 EXAMPLES = """examples:
@@ -132,15 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     layouts = sub.add_parser("layouts", help="print the datasets, their layouts and splits")
     layouts.set_defaults(func=_layouts)
 
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        if args.debug:
-            raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    return run_subcommand(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from benchcore import assets
+from benchcore.cli import run_subcommand
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -91,15 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     asset.add_argument("names", nargs="*", help="asset names (default: all)")
     asset.set_defaults(func=_assets)
 
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        if args.debug:
-            raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    return run_subcommand(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,20 @@
+"""The command lines' shared error contract: a user-facing problem is one line on stderr and
+exit status 2; ``--debug`` shows the traceback instead."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run_subcommand(args: argparse.Namespace) -> int:
+    """Call ``args.func(args)``, turning OSError, ValueError, KeyError and RuntimeError into
+    ``error: <message>`` (unless ``args.debug``)."""
+    try:
+        return args.func(args)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        if args.debug:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
