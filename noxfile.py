@@ -1,13 +1,12 @@
 """Sessions: ``nox -s eval`` (the benchmark on the embedded default), ``tests``, ``lint``.
 
 Each session installs the project with what it needs into its own virtualenv (reused across
-runs). ``eval`` points the asset manager's offline directory at ``../shared/models/sfm`` when
-that folder exists and ``THB_ASSETS_DIR`` is not set, so the 3DMM metrics run offline.
+runs). The Surrey Face Model ships inside the package (``facegeom/sfm/``), so the 3DMM metrics
+and HiDe-NeRF run offline on a fresh clone.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nox
@@ -16,13 +15,6 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).resolve().parent
-SHARED_SFM = ROOT.parent / "shared" / "models" / "sfm"
-
-
-def _offline_env() -> dict[str, str]:
-    if "THB_ASSETS_DIR" not in os.environ and SHARED_SFM.is_dir():
-        return {"THB_ASSETS_DIR": str(SHARED_SFM)}
-    return {}
 
 
 @nox.session(name="eval")
@@ -30,7 +22,7 @@ def eval_(session: nox.Session) -> None:
     """Run the benchmark on the embedded default (or ``nox -s eval -- --config FILE``)."""
     session.install("-e", ".")
     args = session.posargs or ["--config", "configs/default.toml"]
-    session.run("python", "-m", "eval", "run", *args, env=_offline_env())
+    session.run("python", "-m", "eval", "run", *args)
 
 
 @nox.session
@@ -51,11 +43,11 @@ def bench(session: nox.Session) -> None:
     """Throughput: where the runner's time goes, the face-geometry stages, each baseline's
     frames/s and HiDe-NeRF's ms/frame, memory and FLOPs."""
     session.install("-e", ".")
-    session.run("python", "-m", "eval.bench", *session.posargs, env=_offline_env())
+    session.run("python", "-m", "eval.bench", *session.posargs)
     session.run("python", "-m", "eval.bench", "--frame-step", "1", "--clip-length", "64",
-                *session.posargs, env=_offline_env())
-    session.run("python", "-m", "facegeom.bench", env=_offline_env())
-    session.run("python", "-m", "eval.scaling", env=_offline_env())
+                *session.posargs)
+    session.run("python", "-m", "facegeom.bench")
+    session.run("python", "-m", "eval.scaling")
     session.run("python", "-m", "baselines.bench")
     session.run("python", "-m", "hidenerf.bench")
 

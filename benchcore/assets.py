@@ -143,7 +143,7 @@ def candidates(asset: Asset, offline: Path | None = None) -> list[Path]:
 
 
 def how_to_get(asset: Asset) -> str:
-    if asset.package:
+    if asset.package and not (asset.url or asset.pip):
         dist = asset.package.split(":")[0].replace("_", "-")
         return f"pip install {dist}, or put {asset.filename} in $THB_ASSETS_DIR"
     return (
