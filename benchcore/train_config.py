@@ -67,6 +67,12 @@ class TrainConfig:
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
+    @property
+    def exported(self) -> Path:
+        """The weights a finished run exports for the benchmark and the ``animate`` commands:
+        HiDe-NeRF's ``model.pt``, or the official layout of the warping baselines."""
+        return self.run_dir / ("model.pt" if self.family == "hidenerf" else "checkpoint.pth.tar")
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 

@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from benchcore import atomic
+from benchcore.progress import progress
 
 
 @dataclass
@@ -444,8 +445,5 @@ class Trainer:
             handle.write(json.dumps({"step": self.step} | values) + "\n")
 
     def _progress(self, end: int):
-        from tqdm import tqdm
-
-        return tqdm(total=end, initial=self.step, desc="train", unit="step",
-                    disable=not self.process.main or os.environ.get("THB_PROGRESS") == "0",
-                    dynamic_ncols=True)
+        return progress(total=end, initial=self.step, desc="train", unit="step",
+                        enabled=self.process.main)

@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from tqdm import tqdm
-
 from benchcore.media import MediaError
+from benchcore.progress import progress
 from datasets.clip import Clip
 from datasets.fits import fit_clip, has_fits
 from datasets.layouts import Discovery, Source
@@ -122,8 +121,7 @@ def prepare_split(found: Discovery, out_root: str | os.PathLike, options: Prepar
             outcomes[source.name] = earlier
     log(f"{len(found.sources)} videos: {len(outcomes)} done earlier, {len(pending)} to prepare "
         f"with {workers} process{'es' if workers > 1 else ''}")
-    bar = tqdm(total=len(pending), unit="video", desc="preparing",
-               disable=os.environ.get("THB_PROGRESS", "1") == "0")
+    bar = progress(total=len(pending), unit="video", desc="preparing", enabled=bool(pending))
     with bar:
         for outcome in _run(pending, out_root, options, fit, workers):
             outcomes[outcome.name] = outcome

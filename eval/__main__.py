@@ -6,6 +6,7 @@ Errors are one line naming the file and the problem; ``--debug`` shows the trace
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from benchcore import assets
@@ -41,6 +42,8 @@ def _run(args: argparse.Namespace) -> int:
     from eval.config import load_config
     from reports.build import build_reports
 
+    if args.offline:
+        os.environ["THB_OFFLINE"] = "1"
     config = load_config(args.config, output_dir=args.output_dir)
     shard = distributed.start(config.device)
     try:
@@ -55,6 +58,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     paths = build_reports(config.run_dir)
     print("tables: " + ", ".join(str(p) for p in paths))
+    failed = {label: s.failure for label, s in summaries.items() if s.failure}
+    if failed:
+        print(f"{len(failed)} method{'s' if len(failed) > 1 else ''} failed: " +
+              "; ".join(f"{label} ({reason})" for label, reason in failed.items()),
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -75,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the benchmark described by a config file")
     run.add_argument("--config", default="configs/default.toml")
     run.add_argument("--output-dir", help="override the config's output_dir")
+    run.add_argument("--offline", action="store_true",
+                     help="never download (as THB_OFFLINE=1): missing assets are reported")
     run.set_defaults(func=_run)
 
     score = sub.add_parser("score", help="score outputs that already exist on disk")

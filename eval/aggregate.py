@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eval.metrics import metric_class
-from eval.results import ResultRow
+from eval.results import METHOD_PAIR_ID, ResultRow
 from eval.set_metrics import SET_PAIR_ID
 
 BOOTSTRAP_SAMPLES = 1000
@@ -71,10 +71,15 @@ def _direction(metric: str) -> bool:
 
 
 def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
-    """Summaries in first-seen key order."""
+    """Summaries in first-seen key order. A method-level failure row (``METHOD_PAIR_ID``)
+    counts only where the method has no other row for that metric: a later successful run's
+    pair rows supersede it."""
     groups: dict[tuple, list[ResultRow]] = defaultdict(list)
     for row in rows:
         groups[(row.method, row.dataset, row.protocol, row.metric)].append(row)
+    for key, group in groups.items():
+        if any(r.pair_id != METHOD_PAIR_ID for r in group):
+            groups[key] = [r for r in group if r.pair_id != METHOD_PAIR_ID]
     out = []
     for (method, dataset, protocol, metric), group in groups.items():
         ok = [r for r in group if r.status == "ok"]

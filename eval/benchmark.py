@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,10 +16,11 @@ from benchcore.method import Method, available, build
 from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
 from eval.config import MethodConfig, RunConfig
-from eval.distributed import Shard, ShardedResults, barrier, local_device
-from eval.metrics import build_metrics
-from eval.results import ResultStore
-from eval.runner import Runner, RunSummary, seed_everything
+from eval.distributed import Shard, ShardedResults, any_rank, barrier, local_device
+from eval.metrics import Metric, build_metrics
+from eval.preflight import preflight, report
+from eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
+from eval.runner import MethodFailed, Runner, RunSummary, one_line, seed_everything
 
 # Modules that register methods when imported; a method is built by its registered name.
 METHOD_MODULES = ["baselines.reference", "baselines.fomm", "baselines.tpsmm", "baselines.fv2v",
@@ -74,7 +77,7 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
     """For a method with a ``train`` config: train it into ``<output_dir>/train/<name>`` (rank
     0, one process; a finished run is reused, an interrupted one resumed) and return the spec
     with the exported checkpoint and model config as options. Other specs are returned as
-    they are."""
+    they are. A failed training raises :class:`MethodFailed` on every rank."""
     if not spec.train:
         return spec
     from benchcore.train_config import load_train_config
@@ -87,20 +90,24 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
         from hidenerf.train import train
     else:
         from baselines.train import train
+    problem = ""
     if shard.main:
         log(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")
-        checkpoint = train(train_config, resume=True, distributed=False, log=log)
-    barrier(shard)
-    if not shard.main:
-        checkpoint = train_config.run_dir / ("model.pt" if spec.name == "hidenerf"
-                                             else "checkpoint.pth.tar")
-    options = spec.options | {"checkpoint": str(checkpoint), "config": train_config.model}
+        try:
+            train(train_config, resume=True, distributed=False, log=log)
+        except Exception as error:  # a failure stays with its method
+            problem = one_line(error)
+    if any_rank(bool(problem), shard):  # also the barrier: the others wait for rank 0
+        raise MethodFailed(f"training failed: {problem or 'on rank 0 (see its log)'}")
+    options = spec.options | {"checkpoint": str(train_config.exported),
+                              "config": train_config.model}
     return MethodConfig(spec.name, spec.label, options)
 
 
 def check_fingerprint(spec: MethodConfig, folder: Path) -> None:
     """Refuse to mix outputs of two different models under one label: ``method.json`` in the
-    method's output folder records its options and the sha256 of its checkpoint file."""
+    method's output folder records its options and the sha256 of its checkpoint file. A record
+    with no outputs beside it yet (the method failed before making any) is simply replaced."""
     from benchcore.assets import sha256_of
 
     record = {"name": spec.name, "options": spec.options}
@@ -108,7 +115,7 @@ def check_fingerprint(spec: MethodConfig, folder: Path) -> None:
     if checkpoint and Path(checkpoint).is_file():
         record["checkpoint_sha256"] = sha256_of(Path(checkpoint))
     path = folder / "method.json"
-    if path.is_file():
+    if path.is_file() and any(p.is_dir() for p in folder.iterdir()):
         previous = json.loads(path.read_text())
         if previous != record:
             raise ValueError(f"{path}: method {spec.display!r} changed since its outputs and "
@@ -118,14 +125,34 @@ def check_fingerprint(spec: MethodConfig, folder: Path) -> None:
     atomic.write_json(path, record)
 
 
+def method_failure_rows(label: str, dataset: str, protocols: list[str], metrics: list[Metric],
+                        reason: str) -> list[ResultRow]:
+    """A method that could not be trained or set up: one error row per protocol and metric,
+    under :data:`METHOD_PAIR_ID`, so its rows say why. They never mark a pair done: a rerun
+    tries the method again, and its pair rows then supersede these."""
+    return [ResultRow(label, dataset, protocol, METHOD_PAIR_ID, metric.name, metric.backend,
+                      math.nan, 0, status="error", reason=reason)
+            for protocol in protocols for metric in metrics if protocol in metric.protocols]
+
+
 def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
                   shard: Shard | None = None) -> dict[str, RunSummary]:
     """Run every method of ``config``; returns a summary per method label (this rank's pairs
-    under torchrun, where rank 0 merges every rank's rows into ``results.csv`` at the end)."""
+    under torchrun, where rank 0 merges every rank's rows into ``results.csv`` at the end).
+
+    A method whose training or set-up fails gets error rows with the reason (its summary's
+    ``failure``), and the other methods still run."""
     shard = shard or Shard()
     seed_everything(config.seed)
+    if config.offline:
+        os.environ["THB_OFFLINE"] = "1"
     check_methods(config)
     start = time.perf_counter()
+    metrics = build_metrics(config.metrics, config.metric_options)
+    if shard.main:
+        report(preflight(config, metrics), log)
+    else:
+        preflight(config, metrics)  # the same checks, said once by rank 0
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     if not shard.main:
@@ -134,20 +161,27 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     if shard.main:
         write_run_record(run_dir, config, dataset.root)
         barrier(shard)
-    metrics = build_metrics(config.metrics, config.metric_options)
     store = (ResultStore(run_dir / "results.csv") if shard.world == 1
              else ShardedResults(run_dir / "results.csv", shard))
     runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size, log,
                     analysis_cache=assets.cache_dir() / "analyses", shard=shard)
-    for name, reason in runner.unavailable().items():
-        log(f"metric {name} skipped: {reason}")
     device = local_device(config.device, shard)
     summaries = {}
     for spec in config.methods:
-        spec = train_method(spec, config, shard, log)
-        if shard.main:
-            check_fingerprint(spec, run_dir / "outputs" / spec.display)
-        summary = runner.run(spec.display, method_factory(spec, config, device), config.protocols)
+        try:
+            spec = train_method(spec, config, shard, log)
+            if shard.main:
+                check_fingerprint(spec, run_dir / "outputs" / spec.display)
+            summary = runner.run(spec.display, method_factory(spec, config, device),
+                                 config.protocols)
+        except MethodFailed as error:
+            summary = RunSummary(failure=str(error))
+            log(f"{spec.display}: {error}")
+            if shard.main:
+                store.append(method_failure_rows(spec.display, dataset.name, config.protocols,
+                                                 metrics, str(error)))
+            summaries[spec.display] = summary
+            continue
         summaries[spec.display] = summary
         log(f"{spec.display}: {summary.computed} pairs computed, {summary.reused} reused, "
             f"{summary.skipped} skipped, {len(summary.problems)} errors "

@@ -49,6 +49,8 @@ class RunConfig:
     protocols: list[str] = field(default_factory=lambda: ["same-identity", "cross-identity"])
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1"])
     metric_options: dict = field(default_factory=dict)
+    offline: bool = False
+    """Forbid downloads (as ``THB_OFFLINE=1``): missing assets are reported, never fetched."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     methods: list[MethodConfig] = field(default_factory=list)
 

@@ -14,6 +14,9 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+METHOD_PAIR_ID = "*"
+"""Pair id of the rows that say a whole method failed (training or set-up), not one pair."""
+
 
 @dataclass
 class ResultRow:

@@ -14,7 +14,6 @@ rows, in pair order. Under torchrun each rank takes its share of the pairs (``ev
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from benchcore.media import (
     MediaError,
@@ -37,6 +35,7 @@ from benchcore.media import (
     write_png,
 )
 from benchcore.method import Method
+from benchcore.progress import progress
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
 from eval.distributed import Shard, all_sum, any_rank
@@ -48,6 +47,10 @@ from eval.results import ResultRow, ResultStore
 from eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
 
 COMPLETE = ".complete"
+
+
+class MethodFailed(RuntimeError):
+    """A method could not be trained or built: the failure belongs to the method, not a pair."""
 
 
 def seed_everything(seed: int) -> None:
@@ -71,6 +74,8 @@ class RunSummary:
     skipped: int = 0
     problems: list[PairProblem] = field(default_factory=list)
     seconds: float = 0.0
+    failure: str = ""
+    """Why the method could not run at all (training or set-up), empty when it ran."""
 
 
 class OutputCache:
@@ -170,8 +175,15 @@ def score(
     return {metric.name: metric.compute() for metric in metrics}
 
 
-def _one_line(error: Exception) -> str:
+def one_line(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _build(make_method: Callable[[], Method]) -> Method:
+    try:
+        return make_method()
+    except Exception as error:  # any set-up failure is the method's
+        raise MethodFailed(f"set-up failed: {one_line(error)}") from error
 
 
 class Runner:
@@ -245,8 +257,8 @@ class Runner:
             pending = [p for p in mine if not self._finished(method_name, protocol, p, done,
                                                              metrics, cache)]
             summary.reused += len(mine) - len(pending)
-            bar = tqdm(pending, desc=f"{method_name} {protocol}", unit="pair", leave=False,
-                       disable=os.environ.get("THB_PROGRESS", "1") == "0" or not self.shard.main)
+            bar = progress(pending, desc=f"{method_name} {protocol}", unit="pair",
+                           enabled=self.shard.main and bool(pending))
             # pipeline of depth one: pair k is scored on a worker thread while the method
             # generates pair k + 1; rows are appended in pair order, by the worker only
             previous: Future | None = None
@@ -254,12 +266,12 @@ class Runner:
                 for pair in bar:
                     problem = ""
                     if not pair.skip and not cache.complete(pair.pair_id):
+                        if method is None:
+                            method = _build(make_method)
                         try:
-                            if method is None:
-                                method = make_method()
                             generate(method, self.dataset, pair, cache, self.batch_size)
                         except (MediaError, ValueError, RuntimeError, OSError) as error:
-                            problem = _one_line(error)
+                            problem = one_line(error)
                     if previous is not None:
                         previous.result()  # re-raises anything unexpected
                     previous = scorer.submit(self._score_and_record, summary, method_name,
@@ -282,7 +294,7 @@ class Runner:
             try:
                 values = self._score(method_name, protocol, pair, cache, metrics)
             except (MediaError, ValueError, RuntimeError, OSError) as error:
-                problem = _one_line(error)
+                problem = one_line(error)
         if problem:
             summary.problems.append(PairProblem(method_name, protocol, pair.pair_id, problem))
             self.log(f"  error: {method_name} {protocol} {pair.pair_id}: {problem}")

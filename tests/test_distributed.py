@@ -102,9 +102,6 @@ def test_embedded_default_under_torchrun(tmp_path: Path) -> None:
                      f"--nproc_per_node={processes}", "--master_port=29518"]
                     if processes > 1 else [sys.executable])
         env = {**os.environ, "THB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-        sfm = REPO.parent / "shared" / "models" / "sfm"
-        if sfm.is_dir():
-            env.setdefault("THB_ASSETS_DIR", str(sfm))
         result = subprocess.run([*launcher, "-m", "eval", "run", "--config",
                                  str(config), "--output-dir", str(folder)],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)

@@ -75,8 +75,4 @@ def test_embedded_default_end_to_end(tmp_path: Path) -> None:
 def _env() -> dict[str, str]:
     import os
 
-    env = dict(os.environ)
-    sfm = REPO.parent / "shared" / "models" / "sfm"
-    if sfm.is_dir():
-        env.setdefault("THB_ASSETS_DIR", str(sfm))
-    return env
+    return dict(os.environ)

@@ -23,8 +23,8 @@ def detector() -> FaceDetector:
 
 
 @pytest.fixture(scope="module")
-def fitter(shared_dir: Path) -> Fitter:
-    fitter = Fitter(offline=str(shared_dir / "models" / "sfm"))
+def fitter() -> Fitter:
+    fitter = Fitter()  # the Surrey Face Model shipped in facegeom/sfm/
     assert fitter.available() == ""
     return fitter
 
@@ -112,10 +112,9 @@ def test_shared_identity_per_clip(woman_fits, fitter) -> None:
 
 # -- analysis cache ----------------------------------------------------------------------------
 
-def test_analysis_cache_hits_and_repairs(pyfeat_data: Path, tmp_path: Path, shared_dir) -> None:
+def test_analysis_cache_hits_and_repairs(pyfeat_data: Path, tmp_path: Path) -> None:
     _, frame = _frames(pyfeat_data / "single_face.mp4", 1, 1)[0]
-    analyzer = FaceAnalyzer(parts=("fit",), cache=tmp_path,
-                            fitter=Fitter(offline=str(shared_dir / "models" / "sfm")))
+    analyzer = FaceAnalyzer(parts=("fit",), cache=tmp_path, fitter=Fitter())
     first = analyzer.analyze(frame)
     second = analyzer.analyze(frame)
     assert analyzer.cache.hits == 1 and analyzer.cache.misses == 1

@@ -22,8 +22,6 @@ from eval.metrics.morphable import (
     neutral_mesh,
 )
 
-SFM_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "sfm"
-
 
 @dataclass
 class Analysis:
@@ -190,10 +188,7 @@ def test_avd_mesh_distance_closed_form_and_directions() -> None:
 
 
 def test_avd_on_the_surrey_face_model(monkeypatch) -> None:
-    if not (SFM_DIR / "sfm_shape_3448.bin").is_file():
-        pytest.skip(f"Surrey Face Model files not found under {SFM_DIR}")
     pytest.importorskip("eos")
-    monkeypatch.setenv("THB_ASSETS_DIR", str(SFM_DIR))
     (avd,) = build_metrics(["avd_s"])
     assert avd.available() == ""
     identity = np.zeros(63)

@@ -12,26 +12,19 @@ import torch
 from eval.metrics import build_metrics
 from eval.metrics.base import FrameBatch
 
-SFM_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "sfm"
-
-
 
 @pytest.fixture(scope="module")
 def analysed(pyfeat_data: Path):
     pytest.importorskip("dlib")
     pytest.importorskip("eos")
-    if not (SFM_DIR / "sfm_shape_3448.bin").is_file():
-        pytest.skip(f"Surrey Face Model files not found under {SFM_DIR}")
     from benchcore.media import iter_video
     from facegeom.analysis import FaceAnalyzer
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("THB_ASSETS_DIR", str(SFM_DIR))
-        analyzer = FaceAnalyzer(parts=("fit", "dlib"), strict=True)
-        woman = list(itertools.islice(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4"), 0, 61))
-        man = next(iter_video(pyfeat_data / "single_face.mp4"))
-        frames = {"woman0": woman[0], "woman30": woman[30], "woman60": woman[60], "man": man}
-        records = {key: analyzer.analyze(frame) for key, frame in frames.items()}
+    analyzer = FaceAnalyzer(parts=("fit", "dlib"), strict=True)
+    woman = list(itertools.islice(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4"), 0, 61))
+    man = next(iter_video(pyfeat_data / "single_face.mp4"))
+    frames = {"woman0": woman[0], "woman30": woman[30], "woman60": woman[60], "man": man}
+    records = {key: analyzer.analyze(frame) for key, frame in frames.items()}
     assert all(r.has_face for r in records.values()), {k: r.has_face for k, r in records.items()}
     return records
 
@@ -71,7 +64,7 @@ def test_csim_same_person_above_different_people(analysed) -> None:
 
 
 def test_pose_and_shape_metrics_zero_on_identical_and_symmetric(analysed, monkeypatch) -> None:
-    monkeypatch.setenv("THB_ASSETS_DIR", str(SFM_DIR))  # AVD builds SFM meshes
+    # AVD builds SFM meshes (the model shipped in facegeom/sfm/)
     r = analysed
     a, b = r["woman0"], r["man"]
     for name in ("apd", "aed_3dmm", "avd_d", "akd"):

@@ -36,14 +36,6 @@ def _values(store: ResultStore) -> dict[tuple, float]:
     return {row.key: row.value for row in store.rows()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sfm_offline(shared_dir: Path):
-    """The Surrey Face Model files from ../shared through the offline directory."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("THB_ASSETS_DIR", str(shared_dir / "models" / "sfm"))
-        yield
-
-
 @pytest.fixture(scope="module")
 def scored(mini_dataset, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("run")

@@ -1,0 +1,126 @@
+"""The pre-flight check at the start of ``eval run``: before any work, one block naming each
+missing asset or file, what it disables (metrics, methods, training) and how to fix it.
+
+Looking an asset up downloads it when it has a URL and the network is allowed (first use), so
+what the block lists is what is still missing after that. A missing dataset folder stops the run
+here with a one-line error; everything else only disables what needs it, and the run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchcore import assets
+from eval.config import MethodConfig, RunConfig
+from eval.metrics import Metric
+
+
+@dataclass
+class Gap:
+    """One missing thing: what it is, why, the fix, and what it disables."""
+
+    what: str
+    why: str
+    fix: str
+    disables: list[str] = field(default_factory=list)
+
+
+class Findings:
+    """Gaps keyed by what is missing, so an asset needed by three metrics is listed once."""
+
+    def __init__(self) -> None:
+        self.gaps: dict[str, Gap] = {}
+
+    def add(self, what: str, why: str, fix: str, disables: str) -> None:
+        gap = self.gaps.setdefault(what, Gap(what, why, fix))
+        if disables not in gap.disables:
+            gap.disables.append(disables)
+
+    def add_errors(self, errors: list[assets.AssetError], disables: str) -> None:
+        for error in errors:
+            if isinstance(error, assets.AssetMissing):
+                asset = assets.get(error.name)
+                self.add(f"asset {error.name} ({asset.filename})", error.reason, error.fix,
+                         disables)
+            else:
+                self.add(f"asset {error.name}", str(error), "delete the file and run "
+                         f"`python -m eval assets download {error.name}`", disables)
+
+
+def check_dataset(config: RunConfig) -> None:
+    """A prepared dataset's folder must exist: nothing can run without it."""
+    root = config.dataset.root
+    if config.dataset.name != "sample" and root and not Path(root).is_dir():
+        raise FileNotFoundError(
+            f"{root}: dataset folder of {config.dataset.name!r} not found; fix: prepare it with "
+            f"`python -m datasets prepare ... --out {root}`, or set [dataset] root to its folder")
+
+
+def _check_metrics(metrics: list[Metric], findings: Findings) -> None:
+    for metric in metrics:
+        with assets.collect_missing() as errors:
+            reason = metric.available()
+        if errors:
+            findings.add_errors(errors, f"metric {metric.name}")
+        elif reason:
+            why, _, fix = reason.partition("; fix: ")
+            findings.add(f"metric {metric.name}", why, fix or "see why", f"metric {metric.name}")
+
+
+def _check_method(spec: MethodConfig, findings: Findings) -> None:
+    checkpoint = spec.options.get("checkpoint")
+    if checkpoint and not spec.train and not Path(checkpoint).is_file():
+        findings.add(f"checkpoint {checkpoint}", "file not found",
+                     f"give the path of a {spec.name} checkpoint in the method's options",
+                     f"method {spec.display}")
+    if spec.train:
+        _check_training(spec, findings)
+
+
+def _check_training(spec: MethodConfig, findings: Findings) -> None:
+    from benchcore.train_config import load_train_config
+
+    config = load_train_config(spec.train)
+    if config.exported.is_file():
+        return  # trained already: nothing more is needed
+    backend = config.loss.get("perceptual_backend", "auto")
+    if config.loss.get("perceptual", 1) and backend != "l1":
+        with assets.collect_missing() as errors:
+            try:
+                assets.resolve("vgg19")
+            except assets.AssetError:
+                pass
+        effect = (f"training of {spec.display} (its config requires VGG-19)" if backend == "vgg19"
+                  else f"VGG-19 perceptual loss when training {spec.display} (an L1 image "
+                       "pyramid is used instead)")
+        findings.add_errors(errors, effect)
+    if config.family == "hidenerf":
+        from facegeom.fitting import Fitter
+
+        with assets.collect_missing() as errors:
+            Fitter().available()
+        findings.add_errors(errors, f"training of {spec.display} (it needs 3DMM fits)")
+
+
+def preflight(config: RunConfig, metrics: list[Metric]) -> list[Gap]:
+    """Every gap of ``config`` (dataset errors raise); looking assets up may download them."""
+    check_dataset(config)
+    findings = Findings()
+    _check_metrics(metrics, findings)
+    for spec in config.methods:
+        _check_method(spec, findings)
+    return list(findings.gaps.values())
+
+
+def report(gaps: list[Gap], log: Callable[[str], None]) -> None:
+    """The pre-flight block: one entry per gap with what it disables, why, and the fix."""
+    if not gaps:
+        log("pre-flight: every asset and file the run needs is here")
+        return
+    lines = [f"pre-flight: {len(gaps)} missing; the run goes on without what each disables"]
+    for gap in gaps:
+        lines += [f"  - {gap.what}: disables {', '.join(gap.disables)}",
+                  f"      why: {gap.why}", f"      fix: {gap.fix}"]
+    log("\n".join(lines))
