@@ -1,8 +1,10 @@
 """Command line: ``python -m reports {build,regress,update-reference}``.
 
 - ``build RUN_DIR ...``: rebuild a run's leaderboards, tables and HTML from its result rows.
-- ``regress --reference FILE --current FILE [--tolerance METRIC=VALUE ...]``: exit 1 with a
-  list when a metric got worse than the reference beyond its tolerance, else 0.
+- ``regress --reference FILE --current FILE [--tolerances FILE] [--tolerance METRIC=VALUE ...]``:
+  exit 1 with a list when a metric got worse than the reference beyond its tolerance, else 0.
+- ``derive-tolerances --reference FILE --runs FILE ... --out FILE``: the trained rows'
+  tolerances from leaderboards of the same config run on other CPU configurations.
 - ``update-reference --current FILE --reference FILE``: deliberately replace the reference.
 """
 
@@ -35,16 +37,44 @@ def _tolerances(items: list[str]) -> dict[str, float]:
 
 
 def _regress(args: argparse.Namespace) -> int:
-    from reports.regress import compare
+    from reports.regress import TrainedTolerances, compare
 
-    regressions = compare(Path(args.reference), Path(args.current), _tolerances(args.tolerance))
+    trained = TrainedTolerances.read(Path(args.tolerances)) if args.tolerances else None
+    regressions = compare(Path(args.reference), Path(args.current), _tolerances(args.tolerance),
+                          trained)
     if not regressions:
-        print(f"no regression: {args.current} against {args.reference}")
+        rows = len(trained.tolerances) if trained else 0
+        print(f"no regression: {args.current} against {args.reference}"
+              + (f" ({rows} trained rows with tolerances from {args.tolerances})" if rows else ""))
         return 0
     print(f"{len(regressions)} regression(s) of {args.current} against {args.reference}:")
     for regression in regressions:
         print(f"  {regression}")
     return 1
+
+
+def _trained_methods(leaderboard: Path) -> list[str]:
+    """Labels of the methods the run trains, from the ``run.json`` beside its leaderboard."""
+    import json
+
+    record = leaderboard.parent / "run.json"
+    if not record.is_file():
+        raise FileNotFoundError(f"{record}: run record not found (give --methods)")
+    methods = json.loads(record.read_text())["config"]["methods"]
+    return [m["label"] or m["name"] for m in methods if m.get("train")]
+
+
+def _derive_tolerances(args: argparse.Namespace) -> int:
+    from reports.regress import derive_tolerances, write_tolerances
+
+    reference = Path(args.reference)
+    methods = args.methods or _trained_methods(reference)
+    rows = derive_tolerances(reference, [Path(p) for p in args.runs], methods)
+    write_tolerances(Path(args.out), rows, [args.reference, *args.runs])
+    unstable = sum(r["status_may_change"] for r in rows)
+    print(f"{args.out}: {len(rows)} rows of {', '.join(methods)} from {1 + len(args.runs)} runs "
+          f"({unstable} whose status differs between runs)")
+    return 0
 
 
 def _update_reference(args: argparse.Namespace) -> int:
@@ -69,7 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     regress.add_argument("--reference", required=True)
     regress.add_argument("--current", required=True)
     regress.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE")
+    regress.add_argument("--tolerances", help="trained rows' tolerances (derive-tolerances)")
     regress.set_defaults(func=_regress)
+    derive = sub.add_parser("derive-tolerances",
+                            help="trained rows' tolerances from runs on several CPU setups")
+    derive.add_argument("--reference", required=True, help="the reference run's leaderboard")
+    derive.add_argument("--runs", nargs="+", required=True,
+                        help="leaderboards of the same config on other CPU configurations")
+    derive.add_argument("--methods", nargs="*", help="trained labels (default: from run.json)")
+    derive.add_argument("--out", required=True)
+    derive.set_defaults(func=_derive_tolerances)
     update = sub.add_parser("update-reference", help="replace the reference deliberately")
     update.add_argument("--current", required=True)
     update.add_argument("--reference", required=True)
