@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.offline:
         os.environ["THB_OFFLINE"] = "1"
-    config = load_config(args.config, output_dir=args.output_dir)
+    config = load_config(args.config, args.set, output_dir=args.output_dir)
     shard = distributed.start(config.device)
     try:
         log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the benchmark described by a config file")
     run.add_argument("--config", default="configs/default.toml")
     run.add_argument("--output-dir", help="override the config's output_dir")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="change a config setting: dataset.root=/data/vox1-test, seed=1, "
+                          "methods.LABEL.checkpoint=/ckpt/vox-cpk.pth.tar (recorded in run.json)")
     run.add_argument("--offline", action="store_true",
                      help="never download (as THB_OFFLINE=1): missing assets are reported")
     run.set_defaults(func=_run)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchcore.toml_table import read_table
@@ -53,6 +54,8 @@ class RunConfig:
     """Forbid downloads (as ``THB_OFFLINE=1``): missing assets are reported, never fetched."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     methods: list[MethodConfig] = field(default_factory=list)
+    settings: list[str] = field(default_factory=list)
+    """The command line's ``--set KEY=VALUE`` assignments applied on top of the file."""
 
     @property
     def run_dir(self) -> Path:
@@ -64,9 +67,55 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def load_config(path: str | os.PathLike, **overrides) -> RunConfig:
+def load_config(path: str | os.PathLike, settings: list[str] | tuple[str, ...] = (),
+                **overrides) -> RunConfig:
+    """The run config in file ``path``, with ``settings`` (``--set``) applied on top and
+    ``overrides`` replacing top-level keys."""
     table = read_table(path, "config file", **overrides)
+    for setting in settings:
+        apply_setting(table, setting)
+    if settings:
+        table["settings"] = list(settings)
     return config_from_dict(table, str(path))
+
+
+def _value(text: str):
+    """A TOML value (number, boolean, array, quoted string), else the text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_setting(table: dict, setting: str) -> None:
+    """Apply ``KEY=VALUE`` to a config table. ``KEY`` is a dotted path: ``seed``,
+    ``dataset.root``, ``metric_options.csim.backend``, or ``methods.LABEL.KEY`` for the method
+    with that label (or name), where a key that is not a method field (``name``, ``label``,
+    ``train``, ``options``) is one of its options (``methods.fomm.checkpoint=...``)."""
+    key, sep, text = setting.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ValueError(f"--set {setting!r}: expected KEY=VALUE, e.g. dataset.root=/data/vox")
+    value = _value(text.strip())
+    if parts[0] == "methods":
+        if len(parts) != 3:
+            raise ValueError(f"--set {setting!r}: expected methods.LABEL.KEY=VALUE")
+        methods = table.get("methods", [])
+        matches = [m for m in methods if (m.get("label") or m.get("name")) == parts[1]]
+        if not matches:
+            labels = ", ".join(m.get("label") or m.get("name") for m in methods)
+            raise ValueError(f"--set {setting!r}: no method labelled {parts[1]!r} "
+                             f"(labels: {labels})")
+        target = matches[0]
+        if parts[2] not in {f.name for f in fields(MethodConfig)}:
+            target = target.setdefault("options", {})
+        target[parts[2]] = value
+        return
+    for part in parts[:-1]:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"--set {setting!r}: {part!r} is not a table")
+    table[parts[-1]] = value
 
 
 def config_from_dict(table: dict, origin: str) -> RunConfig:

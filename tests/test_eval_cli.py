@@ -76,3 +76,26 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def test_settings_from_the_command_line(mini_dataset, run_config, tmp_path: Path,
+                                        capsys) -> None:
+    """``--set`` changes the dataset root, a top-level key and a method's field; run.json keeps
+    the assignments; a dataset folder that does not exist is caught before any work."""
+    import json
+
+    config = run_config(tmp_path, "cli-set", tmp_path / "elsewhere", ["l1"], ("same-identity",))
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "elsewhere: dataset folder of 'mini' not found; fix: " in err and "\n" not in err
+    settings = [f"dataset.root={mini_dataset.root}", "seed=7",
+                'methods.driving-copy.label="truth"']
+    assert main(["run", "--config", str(config), *(f"--set={s}" for s in settings)]) == 0
+    record = json.loads((tmp_path / "runs" / "cli-set" / "run.json").read_text())
+    assert record["config"]["settings"] == settings
+    assert record["config"]["seed"] == 7
+    assert record["dataset_root"] == str(mini_dataset.root)
+    board = _leaderboard(tmp_path / "runs" / "cli-set" / "leaderboard.csv")
+    assert board[("truth", "l1")] == 0.0
+    assert main(["run", "--config", str(config), "--set", "methods.nobody.checkpoint=x"]) == 2
+    assert "no method labelled 'nobody'" in capsys.readouterr().err
