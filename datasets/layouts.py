@@ -9,7 +9,8 @@
   then that split's folder). VoxCeleb1 segments take the FOMM partition of their YouTube video.
 - ``th1kh`` (TalkingHead-1KH): the official crop's output ``<root>/{train,val}/cropped_clips/
   {video_name}_S.._E.._L.._T.._R.._B...mp4``, checked against the clip list when one is given.
-  TalkingHead-1KH has no identity labels: a clip's identity is its source video.
+  TalkingHead-1KH has no identity labels: a clip's identity is its YouTube video (all the
+  one-minute chunks ``<youtube_id>_<dddd>`` of one video show one speaker).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ DATASETS: dict[str, dict[str, tuple[str, ...]]] = {
 FOMM_NAME = re.compile(r"^(id\d+)#(.+)#(\d{6})#(\d{6})(\.mp4)?$")
 IDENTITY = re.compile(r"^id\d+$")
 TH1KH_NAME = re.compile(r"^(.+)_S(\d+)_E(\d+)_L(\d+)_T(\d+)_R(\d+)_B(\d+)\.mp4$")
+TH1KH_CHUNK = re.compile(r"_\d{4}$")
+"""TalkingHead-1KH's ``video_name`` is a one-minute chunk ``<youtube_id>_<4 digits>`` of a
+YouTube video (its ``videos_split.sh``); YouTube ids may themselves hold ``_``."""
+
+
+def th1kh_identity(video_name: str) -> str:
+    """The speaker of a TalkingHead-1KH clip: its YouTube video, the chunk number stripped."""
+    return TH1KH_CHUNK.sub("", video_name)
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,6 @@ def _th1kh(root: Path, split: str, split_file) -> Discovery:
             found.excluded[str(path.relative_to(root))] = "not in the clip list"
         else:
             names.add(path.name)
-            found.sources.append(Source(path, path.stem, match.group(1)))
+            found.sources.append(Source(path, path.stem, th1kh_identity(match.group(1))))
     found.missing = sorted(listed - names) if listed is not None else []
     return found

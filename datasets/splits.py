@@ -3,9 +3,11 @@
 - VoxCeleb1: the train/test partition of FOMM's preprocessing, ``vox-metadata.csv`` of
   AliaksandrSiarohin/video-preprocessing (asset ``vox1_metadata``, sha256-checked). A row is a
   clip ``{person_id}#{video_id}#{start:06d}#{end:06d}.mp4`` (start/end: frames of the YouTube
-  video), the name FOMM's ``load_videos.py`` writes under ``train/`` or ``test/``. Upstream
-  lists a few clips in both partitions; they count as test here, so no training clip is also a
-  test clip.
+  video), the name FOMM's ``load_videos.py`` writes under ``train/`` or ``test/``. That script
+  writes every clip of a YouTube video into the partition of the video's *first* row, so the
+  few clips listed in both partitions (videos ``hgB5ziAudzU`` and ``ST2JZXcyYkE``) land in
+  ``train/``; the same rule here gives FOMM's folders exactly: 19,242 train and 522 test
+  clips.
 - VoxCeleb2: no split file exists; the split is the release's folder (``dev/`` or ``test/``).
 - TalkingHead-1KH: the clip lists of its ``data_list.zip`` (lines ``video_name,H,W,S,E,L,T,R,B``:
   source height and width, start and end frame, crop box), which name the files its official
@@ -50,17 +52,12 @@ class Vox1Split:
 
     def partition_of_video(self, video_id: str) -> str | None:
         """For raw VoxCeleb1 segments, which FOMM's clips do not name: the partition of the
-        YouTube video's clips (test if any of them is a test clip)."""
+        YouTube video's clips (one per video, as FOMM writes them)."""
         return self._videos.get(video_id)
 
     @cached_property
     def _videos(self) -> dict[str, str]:
-        videos: dict[str, str] = {}
-        for name, partition in self.clips.items():
-            video = name.split("#")[1]
-            if videos.get(video) != "test":
-                videos[video] = partition
-        return videos
+        return {name.split("#")[1]: partition for name, partition in self.clips.items()}
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -83,11 +80,11 @@ def load_vox1_split(path: str | os.PathLike | None = None) -> Vox1Split:
         if reader.fieldnames != VOX1_COLUMNS:
             raise ValueError(f"{file}: columns {reader.fieldnames}, expected {VOX1_COLUMNS}")
         clips: dict[str, str] = {}
+        first_row: dict[str, str] = {}  # video_id -> partition of its first row
         for row in reader:
             name = fomm_clip_name(row["person_id"], row["video_id"], int(row["start"]),
                                   int(row["end"]))
-            if clips.get(name) != "test":
-                clips[name] = row["partition"]
+            clips[name] = first_row.setdefault(row["video_id"], row["partition"])
     source = SplitFile(VOX1_ASSET, str(file), asset.sha256, asset.url)
     return Vox1Split(clips, source)
 

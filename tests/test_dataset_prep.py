@@ -153,7 +153,7 @@ def test_fomm_layout_finds_the_listed_test_clips_and_leaves_out_the_rest(fomm_ro
     assert found.excluded == {"test/holiday.mp4": "name is not person_id#video_id#start#end.mp4",
                               "test/" + metadata_names(vox1_csv, "train", 1)[0]:
                                   "a train clip in vox-metadata.csv"}
-    assert len(found.missing) == 525 - 6 and test[0].removesuffix(".mp4") not in found.missing
+    assert len(found.missing) == 522 - 6 and test[0].removesuffix(".mp4") not in found.missing
     assert found.split_file.sha256 == (
         "dfbaf55a6edaaf84add29f93692f8bb7289aff1102631bcdf1b1aaf52f3953f7")
 
@@ -309,23 +309,27 @@ def test_voxceleb1_segments_take_the_fomm_partition_of_their_video(tmp_path, cro
 # --- TalkingHead-1KH ---------------------------------------------------------------------------
 
 def test_talkinghead1kh_val_clips_checked_against_the_clip_list(tmp_path, crops):
-    listed = ["0Abc_d-EfGh,1080,1920,120,480,700,80,1212,592",
-              "zYx_9,1080,1920,0,300,640,40,1240,640",
-              "notDownloaded,1080,1920,0,90,600,50,1200,650"]
+    # video names as videos_split.sh writes them: <youtube_id>_<4-digit chunk>, ids with "_"
+    listed = ["0Abc_d-EfGh_0003,1080,1920,120,480,700,80,1212,592",
+              "0Abc_d-EfGh_0011,1080,1920,30,300,690,70,1200,580",
+              "zYx_9_0000,1080,1920,0,300,640,40,1240,640",
+              "notDownloaded_0001,1080,1920,0,90,600,50,1200,650"]
     clip_list = tmp_path / "val_list.txt"
     clip_list.write_text("\n".join(listed) + "\n")
     parsed = read_th1kh_list(clip_list)
-    assert parsed[0].video_name == "0Abc_d-EfGh" and parsed[0].box == (700, 80, 1212, 592)
+    assert parsed[0].video_name == "0Abc_d-EfGh_0003" and parsed[0].box == (700, 80, 1212, 592)
     folder = tmp_path / "th1kh" / "val" / "cropped_clips"
     write_video(folder / parsed[0].file_name, crops["man-a"])
-    write_video(folder / parsed[1].file_name, crops["woman-a"])
+    write_video(folder / parsed[1].file_name, crops["man-b"])
+    write_video(folder / parsed[2].file_name, crops["woman-a"])
     write_video(folder / "unlisted_S0_E10_L1_T2_R3_B4.mp4", crops["man-b"])
     found = discover("talkinghead1kh", "th1kh", tmp_path / "th1kh", "val", clip_list)
-    assert [s.identity for s in found.sources] == ["0Abc_d-EfGh", "zYx_9"]
-    assert found.sources[0].name == "0Abc_d-EfGh_S120_E480_L700_T80_R1212_B592"
+    # two chunks of one YouTube video are one speaker; "zYx_9" keeps its "_9"
+    assert [s.identity for s in found.sources] == ["0Abc_d-EfGh", "0Abc_d-EfGh", "zYx_9"]
+    assert found.sources[0].name == "0Abc_d-EfGh_0003_S120_E480_L700_T80_R1212_B592"
     assert found.excluded == {"val/cropped_clips/unlisted_S0_E10_L1_T2_R3_B4.mp4":
                               "not in the clip list"}
-    assert found.missing == ["notDownloaded_S0_E90_L600_T50_R1200_B650.mp4"]
+    assert found.missing == ["notDownloaded_0001_S0_E90_L600_T50_R1200_B650.mp4"]
     assert len(found.split_file.sha256) == 64
 
     out = tmp_path / "out"
@@ -334,7 +338,11 @@ def test_talkinghead1kh_val_clips_checked_against_the_clip_list(tmp_path, crops)
                           str(clip_list), "--out", str(out), "--size", "64", "--frame-step",
                           "4", "--no-fit", "--max-driving-frames", "2"]) == 0
     same = read_pairs(out / "pairs" / "same-identity.jsonl")
-    assert [p.driving_frames for p in same] == [[1, 2], [1, 2]]  # 3 kept frames, at most 2
+    assert [p.driving_frames for p in same] == [[1, 2]] * 3  # 3 kept frames, at most 2
+    cross = read_pairs(out / "pairs" / "cross-identity.jsonl")
+    speaker = {s.name: s.identity for s in found.sources}
+    assert cross and all(speaker[p.source_clip.rsplit("-", 1)[0]] !=
+                         speaker[p.driving_clip.rsplit("-", 1)[0]] for p in cross)
     record = json.loads((out / "dataset.json").read_text())
     assert record["split_file"]["name"] == "talkinghead1kh-val-list"
     assert record["missing"] == found.missing and record["fits"] is None
@@ -353,10 +361,12 @@ def test_vox1_split_counts_and_a_tampered_file_is_refused(vox1_csv, tmp_path):
     from benchcore.assets import AssetCorrupt
 
     split = load_vox1_split(vox1_csv)
-    # 19,550 train and 525 test rows upstream; duplicates and 3 clips listed in both go
-    assert split.counts() == {"train": 19239, "test": 525}
-    assert split.partition_of_clip("id10282#hgB5ziAudzU#008914#009055.mp4") == "test"
-    assert split.partition_of_video("hgB5ziAudzU") == "test"
+    # 19,550 train and 525 test rows upstream; with the repeated rows merged and the 3 clips
+    # listed in both partitions in their video's first-row partition (train), FOMM's folders
+    assert split.counts() == {"train": 19242, "test": 522}
+    assert split.partition_of_clip("id10282#hgB5ziAudzU#008914#009055.mp4") == "train"
+    assert split.partition_of_clip("id10306#ST2JZXcyYkE#018239#018675.mp4") == "train"
+    assert split.partition_of_video("hgB5ziAudzU") == "train"
     assert split.partition_of_clip("id10005#WMh3ye5tBsE#003657#003994") == "train"
     tampered = tmp_path / "vox-metadata.csv"
     tampered.write_bytes(vox1_csv.read_bytes().replace(b",test,", b",train,", 1))

