@@ -227,6 +227,11 @@ class FOMM(WarpingMethod):
     name = "fomm"
     configs = CONFIGS
     modes = ("relative", "absolute")
+    # the papers' protocols: reconstruction (same identity) drives with absolute keypoints from
+    # the clip's frame 0, as the official reconstruction.py; motion transfer (cross identity)
+    # is relative to the driving clip's first frame, as the official animate.py / demo
+    protocol_options = {"same-identity": {"mode": "absolute"},
+                        "cross-identity": {"mode": "relative"}}
 
     def build(self, cfg: FOMMConfig) -> dict[str, nn.Module]:
         return {"kp_detector": KPDetector(cfg), "generator": OcclusionAwareGenerator(cfg)}

@@ -345,6 +345,11 @@ class TPSMM(WarpingMethod):
     name = "tpsmm"
     configs = CONFIGS
     modes = ("relative", "absolute", "avd")
+    # the papers' protocols: reconstruction (same identity) drives with absolute keypoints from
+    # the clip's frame 0, as the official reconstruction.py; motion transfer (cross identity)
+    # is relative to the driving clip's first frame, as the official animate.py / demo
+    protocol_options = {"same-identity": {"mode": "absolute"},
+                        "cross-identity": {"mode": "relative"}}
 
     def build(self, cfg: TPSMMConfig) -> dict[str, nn.Module]:
         return {"inpainting_network": InpaintingNetwork(cfg), "kp_detector": KPDetector(cfg),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from typing import ClassVar
 
 import torch
 
@@ -19,6 +20,10 @@ class Method(ABC):
 
     #: Registry name, e.g. ``"source-copy"``; also the folder name of its cached outputs.
     name: str = ""
+    #: Constructor options per evaluation protocol, as the method's paper evaluates it (e.g.
+    #: FOMM: absolute keypoints when reconstructing a video, relative ones for motion
+    #: transfer); a config's ``options`` and ``protocol_options`` override them.
+    protocol_options: ClassVar[dict[str, dict]] = {}
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -73,8 +78,12 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(name: str, **kwargs) -> Method:
-    """Construct a registered method by name; a clear error lists the known names."""
+def method_class(name: str) -> type[Method]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown method {name!r}; known: {', '.join(available()) or 'none'}")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def build(name: str, **kwargs) -> Method:
+    """Construct a registered method by name; a clear error lists the known names."""
+    return method_class(name)(**kwargs)

@@ -1,7 +1,7 @@
 """Pair protocols and pair-list files, so every method is scored on exactly the same pairs.
 
-same-identity: source = a clip's first frame, driving = the clip's other frames, ground truth =
-the driving frames. cross-identity: source = a still of one identity (or a clip's first frame),
+same-identity (reconstruction, as FOMM's ``reconstruction.py``): source = a clip's first frame,
+driving = every frame of the clip, frame 0 included, ground truth = the driving frames. cross-identity: source = a still of one identity (or a clip's first frame),
 driving = the frames of a clip of another identity, chosen with a seeded generator.
 
 A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``. Pairs whose source
@@ -51,10 +51,10 @@ def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
                 source_clip=clip.clip_id,
                 source_frame=0,
                 driving_clip=clip.clip_id,
-                driving_frames=list(range(1, len(clip))),
+                driving_frames=list(range(len(clip))),
                 ground_truth=True,
                 source_face=faces[0],
-                driving_faces=faces[1:],
+                driving_faces=faces,
                 skip="" if faces[0] else "source frame has no face",
             )
         )

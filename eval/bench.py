@@ -98,16 +98,16 @@ def main(argv: list[str] | None = None) -> None:
         instrument(runner, timer)
         start = time.perf_counter()
         for spec in config.methods:
-            make = method_factory(spec, config)
-
-            def timed_method(make=make, label=spec.display):
-                method = make()
-                if isinstance(method, FramewiseMethod):
-                    timer.patch(method, "forward_batch", f"method {label}")
-                return method
-
-            runner.run(spec.display, timed_method, config.protocols)
             for protocol in config.protocols:
+                make = method_factory(spec, config, protocol)
+
+                def timed_method(make=make, label=spec.display):
+                    method = make()
+                    if isinstance(method, FramewiseMethod):
+                        timer.patch(method, "forward_batch", f"method {label}")
+                    return method
+
+                runner.run(spec.display, timed_method, [protocol])
                 frames += sum(len(p.driving_frames) for p in dataset.pairs(protocol)
                               if not p.skip)
         total = time.perf_counter() - start

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchcore import assets, atomic
-from benchcore.method import Method, available, build
+from benchcore.method import Method, available, build, method_class
 from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
 from eval.config import MethodConfig, RunConfig
@@ -48,10 +48,12 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
 
 
 def write_run_record(run_dir: Path, config: RunConfig, dataset_root: Path) -> None:
-    """``run.json``: the resolved config and the prepared dataset's folder, so that reports can
-    be rebuilt from the run folder alone."""
-    atomic.write_json(run_dir / "run.json",
-                      {"config": asdict(config), "dataset_root": str(dataset_root)})
+    """``run.json``: the resolved config, each method's options per protocol as it is built,
+    and the prepared dataset's folder, so that reports can be rebuilt from the run folder."""
+    options = {spec.display: {p: protocol_options(spec, p) for p in config.protocols}
+               for spec in config.methods}
+    atomic.write_json(run_dir / "run.json", {"config": asdict(config), "method_options": options,
+                                             "dataset_root": str(dataset_root)})
 
 
 def check_methods(config: RunConfig) -> None:
@@ -63,11 +65,19 @@ def check_methods(config: RunConfig) -> None:
             raise KeyError(f"unknown method {spec.name!r}; known: {', '.join(available())}")
 
 
-def method_factory(spec: MethodConfig, config: RunConfig,
+def protocol_options(spec: MethodConfig, protocol: str) -> dict:
+    """The method's constructor options for one protocol: its paper's defaults for that
+    protocol, then the config's ``options``, then its ``protocol_options``."""
+    paper = method_class(spec.name).protocol_options.get(protocol, {})
+    return paper | spec.options | spec.protocol_options.get(protocol, {})
+
+
+def method_factory(spec: MethodConfig, config: RunConfig, protocol: str,
                    device: str | None = None) -> Callable[[], Method]:
     def make() -> Method:
         seed_everything(config.seed)
-        return build(spec.name, device=device or config.device, **spec.options)
+        return build(spec.name, device=device or config.device,
+                     **protocol_options(spec, protocol))
 
     return make
 
@@ -104,13 +114,14 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
     return MethodConfig(spec.name, spec.label, options)
 
 
-def check_fingerprint(spec: MethodConfig, folder: Path) -> None:
+def check_fingerprint(spec: MethodConfig, protocols: list[str], folder: Path) -> None:
     """Refuse to mix outputs of two different models under one label: ``method.json`` in the
     method's output folder records its options and the sha256 of its checkpoint file. A record
     with no outputs beside it yet (the method failed before making any) is simply replaced."""
     from benchcore.assets import sha256_of
 
-    record = {"name": spec.name, "options": spec.options}
+    record = {"name": spec.name, "options": spec.options,
+              "protocol_options": {p: protocol_options(spec, p) for p in protocols}}
     checkpoint = spec.options.get("checkpoint")
     if checkpoint and Path(checkpoint).is_file():
         record["checkpoint_sha256"] = sha256_of(Path(checkpoint))
@@ -171,9 +182,12 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
         try:
             spec = train_method(spec, config, shard, log)
             if shard.main:
-                check_fingerprint(spec, run_dir / "outputs" / spec.display)
-            summary = runner.run(spec.display, method_factory(spec, config, device),
-                                 config.protocols)
+                check_fingerprint(spec, config.protocols, run_dir / "outputs" / spec.display)
+            summary = RunSummary()
+            for protocol in config.protocols:  # a method per protocol: its options may differ
+                summary.add(runner.run(spec.display,
+                                       method_factory(spec, config, protocol, device),
+                                       [protocol]))
         except MethodFailed as error:
             summary = RunSummary(failure=str(error))
             log(f"{spec.display}: {error}")

@@ -30,6 +30,9 @@ class MethodConfig:
     """Name in tables and output folders; defaults to ``name``."""
     options: dict = field(default_factory=dict)
     """Keyword arguments for the method's constructor (checkpoint, config, ...)."""
+    protocol_options: dict = field(default_factory=dict)
+    """Options per protocol (``{"same-identity": {"mode": "absolute"}}``), over ``options`` and
+    over the method's own paper defaults (``Method.protocol_options``)."""
     train: str = ""
     """A training config (``configs/train/*.toml``): the benchmark trains the method first into
     ``<output_dir>/train/<name>`` (or reuses the finished run) and evaluates the checkpoint that

@@ -77,6 +77,14 @@ class RunSummary:
     failure: str = ""
     """Why the method could not run at all (training or set-up), empty when it ran."""
 
+    def add(self, other: RunSummary) -> None:
+        """Count another run of the same method (another protocol) in this summary."""
+        self.computed += other.computed
+        self.reused += other.reused
+        self.skipped += other.skipped
+        self.problems += other.problems
+        self.seconds += other.seconds
+
 
 class OutputCache:
     """Generated frames of one method x dataset x protocol: ``<root>/<pair_id>/000000.png``."""

@@ -623,10 +623,9 @@ def test_cli_animates_real_frames(tmp_path, capsys, sfm_assets, woman_frames):
 
 def test_cli_without_the_3dmm_files_is_a_one_line_error(tmp_path, capsys, monkeypatch,
                                                         woman_frames):
+    from benchcore import assets
     from benchcore.media import write_png
     from hidenerf.__main__ import main
-
-    from benchcore import assets
 
     pytest.importorskip("dlib")
     monkeypatch.setattr(assets, "_package_file", lambda asset: None)  # not shipped, not cached
