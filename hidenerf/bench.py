@@ -63,12 +63,12 @@ def frame_conv_macs(c: HiDeNeRFConfig) -> dict[str, int]:
         secc += conv_macs(e, e, 3, s)
     secc += conv_macs(e, e, 3, s)
     r = c.render_size
-    refine = conv_macs(c.feature_channels, c.refine_channels[0], 3, r)
+    refine = conv_macs(c.feature_channels + 1, c.refine_channels[0], 3, r)  # + opacity
     cin = c.refine_channels[0]
     for cout in c.refine_channels:
-        r *= 2
-        refine += conv_macs(cin, cout, 3, r) + conv_macs(cout, cout, 3, r) + conv_macs(
-            cin, cout, 1, r)
+        r *= 2  # each stage also sees the warped source (3 channels)
+        refine += conv_macs(cin + 3, cout, 3, r) + conv_macs(cout, cout, 3, r) + conv_macs(
+            cin + 3, cout, 1, r)
         cin = cout
     refine += conv_macs(cin, 3, 3, r)
     return {"secc_encoder": secc, "refine": refine}

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from benchcore.training import Objective
 from benchcore.vgg import VGG19Features, load_vgg19, perceptual_l1
-from hidenerf.model import HiDeNeRF, resize
+from hidenerf.model import HiDeNeRF, animate_batch, resize
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class PatchDiscriminator(nn.Module):
 
 
 class HiDeNeRFObjective(Objective):
-    """Batch keys: source, driving (B, 3, H, W), source_secc, driving_secc (B, 3, S, S), all in
-    [0, 1], and pose (B, 3): the driving frame's yaw, pitch, roll in degrees (its camera)."""
+    """Batch: :class:`hidenerf.train.HiDeNeRFPairs` items (source and driving frames, SECCs,
+    source and driving cameras)."""
 
     def __init__(self, model: HiDeNeRF, weights: LossWeights,
                  vgg: VGG19Features | None) -> None:
@@ -112,9 +112,7 @@ class HiDeNeRFObjective(Objective):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         w, model = self.weights, self.model
-        pose = batch["pose"]
-        camera = model.camera(pose[:, 0], pose[:, 1], pose[:, 2])
-        out = model(batch["source"], batch["source_secc"], batch["driving_secc"], camera)
+        out = animate_batch(model, batch)
         image = out["image"]
         target = resize(batch["driving"], model.config.image_size)
         losses = {"l1": w.l1 * (image - target).abs().mean(),

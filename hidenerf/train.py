@@ -3,8 +3,9 @@
 Pairs are a source and a driving frame of the same clip (:mod:`datasets.frame_pairs`). Every
 clip is fitted once with the 3DMM (:mod:`datasets.fits`, kept in the clip folder): frames
 without a face are never drawn; the source SECC has the clip's identity and the source's
-expression, the driving SECC the same identity and the driving expression, and the driving
-head pose is the camera.
+expression, the driving SECC the same identity and the driving expression; the source fit's
+camera registers the tri-planes with the source image and the driving fit's camera (rotation,
+translation and scale) renders the output.
 
 The run folder (``<output_dir>/<name>``) holds ``config.json`` (the config as run, and what was
 resolved at run time), ``checkpoints/`` (resume state), ``tb/`` (TensorBoard), ``scalars.jsonl``,
@@ -35,9 +36,10 @@ from datasets.clip import Clip
 from datasets.fits import fit_clip, read_fits
 from datasets.frame_pairs import FramePairs, load_frame, split_frames
 from hidenerf.checkpoint import save_checkpoint
-from hidenerf.config import get_config
+from hidenerf.config import HiDeNeRFConfig, get_config
+from hidenerf.geometry import fit_camera, posed_secc
 from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
-from hidenerf.model import HiDeNeRF
+from hidenerf.model import HiDeNeRF, animate_batch
 
 
 class FaceFits:
@@ -64,10 +66,11 @@ class FaceFits:
 
 
 class HiDeNeRFPairs(Dataset):
-    """Frame pairs plus their SECC maps and the driving camera pose (see the module doc)."""
+    """Frame pairs plus their SECC maps and the source and driving head cameras (see the module
+    doc)."""
 
-    def __init__(self, pairs: FramePairs, fits: FaceFits, secc_size: int) -> None:
-        self.pairs, self.fits, self.secc_size = pairs, fits, secc_size
+    def __init__(self, pairs: FramePairs, fits: FaceFits, config: HiDeNeRFConfig) -> None:
+        self.pairs, self.fits, self.config = pairs, fits, config
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -78,14 +81,21 @@ class HiDeNeRFPairs(Dataset):
     def item(self, clip: Clip, source: int, driving: int) -> dict[str, Tensor]:
         from facegeom.secc import render_secc_batch
 
-        fits = self.fits[clip]
-        secc = render_secc_batch(np.stack([fits["identity"]] * 2),
-                                 fits["expression"][[source, driving]], self.secc_size)
+        c, fits = self.config, self.fits[clip]
+        identity = np.stack([fits["identity"]] * 2)
+        expression = fits["expression"][[source, driving]]
+        secc = render_secc_batch(identity, expression, c.secc_size)
+        frame = clip.info.size
+        cameras = [fit_camera(fits["rotation"][i], fits["translation"][i], fits["scale"][i],
+                              frame, frame, c.secc_span, c.focal, c.cam_distance)
+                   for i in (source, driving)]
+        posed = posed_secc(identity[:1], expression[:1], cameras[0], c.encoder_size, c.secc_span)
         size = self.pairs.size
         return {"source": load_frame(clip, source, size),
                 "driving": load_frame(clip, driving, size),
-                "source_secc": secc[0], "driving_secc": secc[1],
-                "pose": torch.from_numpy(fits["pose"][driving].astype(np.float32))}
+                "posed_secc": posed[0], "source_secc": secc[0], "driving_secc": secc[1],
+                "source_camera": cameras[0].vector()[0],
+                "driving_camera": cameras[1].vector()[0]}
 
 
 @torch.no_grad()
@@ -100,10 +110,7 @@ def heldout_l1(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int
         source = data.pairs.frames[clip.clip_id][0]
         for driving in heldout.get(clip.clip_id, []):
             item = {k: v[None].to(device) for k, v in data.item(clip, source, driving).items()}
-            pose = item["pose"]
-            camera = model.camera(pose[:, 0], pose[:, 1], pose[:, 2])
-            image = model(item["source"], item["source_secc"], item["driving_secc"],
-                          camera)["image"]
+            image = animate_batch(model, item)["image"]
             target = torch.nn.functional.interpolate(
                 item["driving"], size=image.shape[-2:], mode="bilinear", align_corners=False,
                 antialias=item["driving"].shape[-1] > image.shape[-1])
@@ -140,7 +147,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     model_config = get_config(config.model, seed=config.seed)
     pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
                        model_config.image_size)
-    data = HiDeNeRFPairs(pairs, fits, model_config.secc_size)
+    data = HiDeNeRFPairs(pairs, fits, model_config)
     weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
     objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device))
