@@ -28,6 +28,7 @@ from benchcore.media import to_uint8, write_png
 from benchcore.train_config import load_train_config, open_training_data, start_trainer
 from datasets.frame_pairs import FramePairs, split_frames
 from hidenerf.config import get_config
+from hidenerf.critics import load_identity_network
 from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
 from hidenerf.model import HiDeNeRF, animate_batch
 from hidenerf.train import FaceFits, HiDeNeRFPairs
@@ -93,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     data = HiDeNeRFPairs(pairs, fits, model_config)
     weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
-    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, torch.device("cpu")))
+    cpu = torch.device("cpu")
+    identity = load_identity_network(cpu) if weights.identity else None
+    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, cpu), identity)
     trainer = start_trainer(config, objective, data, _cpu(), resume=False, distributed=False,
                             log=print)
     budget, started, wall = 60 * args.minutes, time.process_time(), time.perf_counter()

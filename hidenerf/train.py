@@ -37,6 +37,7 @@ from datasets.fits import fit_clip, read_fits
 from datasets.frame_pairs import FramePairs, load_frame, split_frames
 from hidenerf.checkpoint import save_checkpoint
 from hidenerf.config import HiDeNeRFConfig, get_config
+from hidenerf.critics import load_identity_network
 from hidenerf.geometry import fit_camera, posed_secc
 from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
 from hidenerf.model import HiDeNeRF, animate_batch
@@ -150,13 +151,16 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     data = HiDeNeRFPairs(pairs, fits, model_config)
     weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
-    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device))
+    identity = load_identity_network(process.device) if weights.identity else None
+    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device),
+                                  identity)
     trainer = start_trainer(config, objective, data, process, resume=resume,
                             distributed=distributed, log=log)
     if trainer.step >= config.optim.steps and exported.is_file():
         log(f"{config.name}: already trained ({exported})")
         return exported
-    write_resolved_config(config, {"perceptual_backend": objective.perceptual_backend}, process)
+    write_resolved_config(config, {"perceptual_backend": objective.perceptual_backend,
+                                   "identity_backend": objective.identity_backend}, process)
     record_path = config.run_dir / "heldout.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if process.main and "step_0" not in record:
