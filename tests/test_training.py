@@ -151,9 +151,10 @@ def test_hidenerf_resume_is_exact_and_logs_scalars_and_images(tmp_path: Path, mi
     events = EventAccumulator(str(split.run_dir / "tb"), size_guidance={"images": 0}).Reload()
     assert [e.step for e in events.Scalars("train/l1")] == [2, 4, 6]
     grid = events.Images("source|driving|output")
-    assert [e.step for e in grid] == [3, 4, 6] and grid[0].width == 3 * 128 + 4 * 2
+    assert [e.step for e in grid] == [3, 4, 6] and grid[0].width == 3 * 256 + 4 * 2
     resolved = json.loads((split.run_dir / "config.json").read_text())["resolved"]
-    assert resolved == {"perceptual_backend": "l1-pyramid (VGG-19 weights absent)"}
+    assert resolved == {"perceptual_backend": "l1-pyramid (VGG-19 weights absent)",
+                        "identity_backend": "off"}
 
 
 def test_hidenerf_short_run_lowers_the_held_out_l1(tmp_path: Path, mini_dataset, sfm_assets):
