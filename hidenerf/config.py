@@ -1,4 +1,4 @@
-"""HiDe-NeRF configurations: ``tiny`` (CPU tests, 32 -> 128 px) and ``paper`` (64 -> 256 px).
+"""HiDe-NeRF configurations: ``tiny`` (CPU tests, 32 -> 256 px) and ``paper`` (64 -> 256 px).
 
 Every number here that the paper does not state is justified in ``docs/hidenerf-design.md``.
 A config is a frozen dataclass; ``seed`` fixes the parameter initialisation of
