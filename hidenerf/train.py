@@ -40,7 +40,7 @@ from hidenerf.config import HiDeNeRFConfig, get_config
 from hidenerf.critics import load_identity_network
 from hidenerf.geometry import fit_camera, posed_secc
 from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
-from hidenerf.model import HiDeNeRF, animate_batch
+from hidenerf.model import HiDeNeRF, animate_batch, resize
 
 
 class FaceFits:
@@ -100,23 +100,25 @@ class HiDeNeRFPairs(Dataset):
 
 
 @torch.no_grad()
-def heldout_l1(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]],
+def heldout_l1(model: HiDeNeRF | None, data: HiDeNeRFPairs, heldout: dict[str, list[int]],
                device: torch.device) -> float:
     """Mean L1 (on [0, 1] RGB at the model's output size) over every held-out frame, each
-    animated from its clip's first training frame."""
-    objective_mode = model.training
-    model.eval()
+    animated from its clip's first training frame; ``model=None``: source-copy (the source
+    frame itself) on the same frames."""
+    objective_mode = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    size = data.config.image_size
     errors = []
     for clip in data.pairs.clips:
         source = data.pairs.frames[clip.clip_id][0]
         for driving in heldout.get(clip.clip_id, []):
             item = {k: v[None].to(device) for k, v in data.item(clip, source, driving).items()}
-            image = animate_batch(model, item)["image"]
-            target = torch.nn.functional.interpolate(
-                item["driving"], size=image.shape[-2:], mode="bilinear", align_corners=False,
-                antialias=item["driving"].shape[-1] > image.shape[-1])
-            errors.append(float((image - target).abs().mean()))
-    model.train(objective_mode)
+            image = (animate_batch(model, item)["image"] if model is not None
+                     else resize(item["source"], size))
+            errors.append(float((image - resize(item["driving"], size)).abs().mean()))
+    if model is not None:
+        model.train(objective_mode)
     if not errors:
         raise ValueError("no held-out frame with a face; raise `holdout`")
     return float(np.mean(errors))
@@ -164,6 +166,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     record_path = config.run_dir / "heldout.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if process.main and "step_0" not in record:
+        record["source_copy"] = heldout_l1(None, data, heldout, process.device)
         record["step_0"] = heldout_l1(model, data, heldout, process.device)
     trainer.fit(stop_at)
     if process.main:
@@ -171,6 +174,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
         atomic.write_json(record_path, record)
         save_checkpoint(exported, model, step=trainer.step)
         log(f"{config.name}: held-out L1 {record['step_0']:.4f} at step 0, "
-            f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step} "
+            f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step}, source-copy "
+            f"{record['source_copy']:.4f} "
             f"({sum(map(len, heldout.values()))} frames); checkpoint {exported}")
     return exported

@@ -688,10 +688,9 @@ def test_cli_animates_real_frames(tmp_path, capsys, sfm_assets, woman_frames):
 
 def test_cli_without_the_3dmm_files_is_a_one_line_error(tmp_path, capsys, monkeypatch,
                                                         woman_frames):
+    import facegeom.fitting
     from benchcore.media import write_png
     from hidenerf.__main__ import main
-
-    import facegeom.fitting
 
     pytest.importorskip("dlib")
     # the SFM ships inside the package: stand in for a checkout whose copy is missing
