@@ -1,8 +1,9 @@
 """Pair protocols and pair-list files, so every method is scored on exactly the same pairs.
 
 same-identity (reconstruction, as FOMM's ``reconstruction.py``): source = a clip's first frame,
-driving = every frame of the clip, frame 0 included, ground truth = the driving frames. cross-identity: source = a still of one identity (or a clip's first frame),
-driving = the frames of a clip of another identity, chosen with a seeded generator.
+driving = every frame of the clip, frame 0 included, ground truth = the driving frames.
+cross-identity: source = a still of one identity (or a clip's first frame), driving = the
+frames of a clip of another identity, chosen with a seeded generator.
 
 A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``. Pairs whose source
 has no face stay in the list with ``skip`` set, so nothing is dropped silently.

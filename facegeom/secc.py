@@ -70,14 +70,20 @@ def render_secc_batch(identity: np.ndarray | torch.Tensor, expression: np.ndarra
                       device: str | torch.device = "cpu") -> torch.Tensor:
     """identity (B, K_id), expression (B, K_exp) -> SECC maps (B, 3, size, size) in [0, 1]."""
     model = model or load_sfm()
+    return render_vertices(mesh_vertices(identity, expression, model, device), size, model)
+
+
+def mesh_vertices(identity: np.ndarray | torch.Tensor, expression: np.ndarray | torch.Tensor,
+                  model: MorphableModel, device: str | torch.device = "cpu") -> torch.Tensor:
+    """identity (B, K_id), expression (B, K_exp) -> canonical-pose vertices (B, V, 3), model
+    units."""
     identity = torch.as_tensor(np.asarray(identity, np.float32), device=device)
     expression = torch.as_tensor(np.asarray(expression, np.float32), device=device)
     mean = torch.from_numpy(model.mean).to(device)
     id_basis = torch.from_numpy(model.identity_basis).to(device)
     exp_basis = torch.from_numpy(model.expression_basis).to(device)
-    vertices = (mean[None] + torch.einsum("vck,bk->bvc", id_basis, identity)
-                + torch.einsum("vck,bk->bvc", exp_basis, expression))
-    return render_vertices(vertices, size, model)
+    return (mean[None] + torch.einsum("vck,bk->bvc", id_basis, identity)
+            + torch.einsum("vck,bk->bvc", exp_basis, expression))
 
 
 def render_secc(identity: np.ndarray | torch.Tensor, expression: np.ndarray | torch.Tensor,

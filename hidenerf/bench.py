@@ -1,12 +1,14 @@
-"""CPU cost of one HiDe-NeRF output frame: ``python -m hidenerf.bench [--threads N]``.
+"""CPU cost of one HiDe-NeRF output frame: ``python -m hidenerf.bench [--threads N]``;
+``--compare`` puts the ``paper`` config beside FOMM, TPSMM and face-vid2vid in one table.
 
-For ``tiny`` at 128x128 and ``paper`` at 256x256 (batch 1, random init, eval, no_grad), each in
-a fresh subprocess, it prints:
+For ``tiny`` and ``paper``, both 256x256 (batch 1, random init, eval, no_grad), each in a fresh
+subprocess, it prints:
 
 * ms per output frame, wall clock and process CPU time (the CPU time is the fairer number on
   a shared machine; the load average is printed beside it) of what
   :class:`hidenerf.method.HiDeNeRFMethod` does per driving frame (encode the driving SECC,
-  render rays x samples through LED + tri-planes + decoder, refine), median over timed frames;
+  render rays x samples through LED + tri-planes + decoder, warp the source, refine), median
+  over timed frames;
   the once-per-source encoding (MGA) is timed separately;
 * peak memory of the per-frame renders: the process's peak resident set size (``VmHWM`` in
   ``/proc/self/status``, reset through ``/proc/self/clear_refs`` after the model is built and
@@ -33,7 +35,7 @@ import torch
 
 from hidenerf.config import HiDeNeRFConfig, get_config
 
-SIZES = {"tiny": 128, "paper": 256}
+SIZES = {"tiny": 256, "paper": 256}
 
 
 def point_macs(c: HiDeNeRFConfig) -> dict[str, int]:
@@ -63,12 +65,12 @@ def frame_conv_macs(c: HiDeNeRFConfig) -> dict[str, int]:
         secc += conv_macs(e, e, 3, s)
     secc += conv_macs(e, e, 3, s)
     r = c.render_size
-    refine = conv_macs(c.feature_channels, c.refine_channels[0], 3, r)
+    refine = conv_macs(c.feature_channels + 1, c.refine_channels[0], 3, r)  # + opacity
     cin = c.refine_channels[0]
     for cout in c.refine_channels:
-        r *= 2
-        refine += conv_macs(cin, cout, 3, r) + conv_macs(cout, cout, 3, r) + conv_macs(
-            cin, cout, 1, r)
+        r *= 2  # each stage also sees the warped source (3 channels)
+        refine += conv_macs(cin + 3, cout, 3, r) + conv_macs(cout, cout, 3, r) + conv_macs(
+            cin + 3, cout, 1, r)
         cin = cout
     refine += conv_macs(cin, 3, 3, r)
     return {"secc_encoder": secc, "refine": refine}
@@ -115,37 +117,59 @@ def _reset_peak_rss() -> bool:
     return _status_kib("VmHWM") is not None
 
 
-def measure(name: str, frames: int) -> dict:
-    from hidenerf.model import HiDeNeRF
+class FrameRunner:
+    """A random-init model of config ``name``, a random source and random SECC maps; what the
+    Method does once per source (:meth:`setup`: posed-SECC-conditioned tri-planes, source SECC
+    features) and per driving frame (:meth:`frame`: driving SECC features, rays through LED,
+    tri-planes and decoder, the warp and the refine network). The per-frame face analysis
+    (dlib + eos) is not included."""
 
-    config = get_config(name)
-    size = SIZES[name]
-    model = HiDeNeRF(config).eval()
-    gen = torch.Generator().manual_seed(0)
-    source = torch.rand(1, 3, size, size, generator=gen)
-    secc_src = torch.rand(1, 3, config.secc_size, config.secc_size, generator=gen)
-    seccs = [torch.rand(1, 3, config.secc_size, config.secc_size, generator=gen)
-             for _ in range(frames + 1)]
-    with torch.no_grad():
-        start = time.perf_counter()
-        planes = model.encode_source(source, secc_src)
-        feat_src = model.encode_secc(secc_src)
-        encode_ms = 1e3 * (time.perf_counter() - start)
-        reset = _reset_peak_rss()
-        base_kib = (_status_kib("VmRSS") if reset
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        times, cpu_times = [], []
-        for i, secc in enumerate(seccs):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            camera = model.camera(5.0 * i, 0.0, 0.0)
-            out = model.render(planes, feat_src, model.encode_secc(secc), camera)
-            assert out["image"].shape == (1, 3, size, size)
-            if i > 0:  # the first frame is a warm-up
-                times.append(1e3 * (time.perf_counter() - start))
-                cpu_times.append(1e3 * (time.process_time() - cpu_start))
-        peak_kib = (_status_kib("VmHWM") if reset
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    params = sum(p.numel() for p in model.parameters())
+    def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
+        from hidenerf.model import HiDeNeRF
+
+        self.config = get_config(name)
+        self.device = torch.device(device)
+        self.model = HiDeNeRF(self.config).eval().to(self.device)
+        c = self.config
+        gen = torch.Generator().manual_seed(0)
+        self.source = torch.rand(1, 3, c.image_size, c.image_size, generator=gen).to(device)
+        self.posed = torch.rand(1, 3, c.encoder_size, c.encoder_size, generator=gen).to(device)
+        self.secc = torch.rand(1, 3, c.secc_size, c.secc_size, generator=gen).to(device)
+        self.source_camera = self.model.camera(0.0, 0.0, 0.0)
+
+    @torch.no_grad()
+    def setup(self) -> None:
+        self.planes = self.model.encode_source(self.source, self.posed)
+        self.feat_src = self.model.encode_secc(self.secc)
+
+    @torch.no_grad()
+    def frame(self, index: int) -> torch.Tensor:
+        secc = torch.roll(self.secc, index, -1)
+        camera = self.model.camera(5.0 * index, 0.0, 0.0)
+        return self.model.render(self.planes, self.feat_src, self.model.encode_secc(secc),
+                                 self.source, self.source_camera, camera)["image"]
+
+
+def measure(name: str, frames: int) -> dict:
+    runner = FrameRunner(name)
+    config, size = runner.config, SIZES[name]
+    start = time.perf_counter()
+    runner.setup()
+    encode_ms = 1e3 * (time.perf_counter() - start)
+    reset = _reset_peak_rss()
+    base_kib = (_status_kib("VmRSS") if reset
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    times, cpu_times = [], []
+    for i in range(frames + 1):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        out = runner.frame(i)
+        assert out.shape == (1, 3, size, size)
+        if i > 0:  # the first frame is a warm-up
+            times.append(1e3 * (time.perf_counter() - start))
+            cpu_times.append(1e3 * (time.process_time() - cpu_start))
+    peak_kib = (_status_kib("VmHWM") if reset
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    params = sum(p.numel() for p in runner.model.parameters())
     return {"config": name, "size": size, "threads": torch.get_num_threads(),
             "params_m": params / 1e6, "encode_source_ms": encode_ms,
             "ms_per_frame": statistics.median(times), "frames_timed": len(times),
@@ -155,6 +179,34 @@ def measure(name: str, frames: int) -> dict:
             "rss_before_mib": base_kib / 1024, "peak_rss_mib": peak_kib / 1024,
             "peak_rss_delta_mib": (peak_kib - base_kib) / 1024,
             **analytic(config)}
+
+
+def compare(frames: int, warmup: int = 1, log=print) -> list:
+    """One table, one process, the same threads: FOMM, TPSMM, face-vid2vid (vox256) and
+    HiDe-NeRF ``paper``, all 256x256, batch 1, random init, on the CPU
+    (:class:`baselines.bench.Measurement` rows; HiDe-NeRF's setup is the source encoding)."""
+    from baselines import bench
+
+    device = torch.device("cpu")
+    log(bench.header(device))
+    rows = [bench.measure(name, "vox256", device, frames, 1, 256, warmup)
+            for name in bench.METHODS]
+    runner = FrameRunner("paper")
+    start = time.perf_counter()
+    runner.setup()
+    setup = time.perf_counter() - start
+    for i in range(warmup):
+        runner.frame(i)
+    start = time.perf_counter()
+    for i in range(frames):
+        runner.frame(warmup + i)
+    rows.append(bench.Measurement("hidenerf", "paper", "cpu", 256, 1, frames,
+                                  time.perf_counter() - start, setup))
+    for row in rows:
+        log(row.line())
+    log("(HiDe-NeRF per frame: driving SECC features, volume rendering, warp, refine; the "
+        "per-frame dlib + eos face analysis that feeds it is not included)")
+    return rows
 
 
 def report(r: dict) -> str:
@@ -183,12 +235,19 @@ def report(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hidenerf.bench", description=__doc__)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads (default: torch's choice, as baselines.bench)")
     parser.add_argument("--configs", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--frames", type=int, default=0, help="timed frames (0: 5 tiny, 2 paper)")
+    parser.add_argument("--compare", action="store_true",
+                        help="one table: FOMM, TPSMM, face-vid2vid (vox256) and HiDe-NeRF paper "
+                             "at 256x256, same process and threads")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.compare:
+        compare(args.frames or 3)
+        return 0
     if args.one:
         frames = args.frames or (5 if args.one == "tiny" else 2)
         print(json.dumps(measure(args.one, frames)))

@@ -17,8 +17,9 @@ Conventions (all right-handed, OpenGL-like, the same as eos / glm):
 * Pixels: row i, column j of an H x W image; pixel centres at (j + 0.5, i + 0.5). Image rows go
   down, camera y goes up. Pinhole focal length ``f_px = focal * W`` (``focal`` in units of the
   image width), principal point at the image centre.
-* Ray parameter t is the camera-space *depth* (distance along -z), because the camera-space
-  direction of every ray has z = -1: ``X(t) = origin + t * direction`` in canonical space.
+* Rays are ``X(t) = origin + t * direction`` in canonical space with unit directions: t is a
+  canonical distance. Each ray is marched where it crosses the sphere of radius sqrt(3) about
+  the origin, which holds the whole [-1, 1]^3 box (:meth:`Camera.near_far`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -83,6 +85,14 @@ class Camera:
     def batch_size(self) -> int:
         return self.rotation.shape[0]
 
+    @staticmethod
+    def cat(cameras: list[Camera]) -> Camera:
+        """One batch from several (same lens)."""
+        first = cameras[0]
+        return Camera(torch.cat([c.rotation for c in cameras]),
+                      torch.cat([c.translation for c in cameras]),
+                      torch.cat([c.scale for c in cameras]), first.focal, first.distance)
+
     def to(self, device: torch.device | str) -> Camera:
         return Camera(self.rotation.to(device), self.translation.to(device),
                       self.scale.to(device), self.focal, self.distance)
@@ -110,27 +120,49 @@ class Camera:
         return torch.stack([col, row], -1)
 
     def rays(self, height: int, width: int) -> tuple[Tensor, Tensor]:
-        """Rays through pixel centres, row-major: origins (B, H*W, 3), directions (B, H*W, 3).
-
-        Directions are *not* unit length: ``X(t) = o + t d`` puts X at camera depth t.
-        """
+        """Rays through pixel centres, row-major: origins (B, H*W, 3), directions (B, H*W, 3),
+        both in canonical space; directions have unit length, so a ray parameter t is a
+        canonical distance and densities integrate over length, not depth."""
         device, dtype = self.rotation.device, self.rotation.dtype
         f_px = self.focal * width
         rows = (torch.arange(height, device=device, dtype=dtype) + 0.5 - height / 2) / f_px
         cols = (torch.arange(width, device=device, dtype=dtype) + 0.5 - width / 2) / f_px
         v, u = torch.meshgrid(-rows, cols, indexing="ij")
         dirs_cam = torch.stack([u, v, -torch.ones_like(u)], -1).reshape(-1, 3)  # (H*W, 3)
-        # canonical direction = R^T d_c / s  (row vectors: d_c @ R / s)
-        dirs = dirs_cam[None] @ self.rotation / self.scale[:, None, None]
+        # canonical direction = R^T d_c (row vectors: d_c @ R); the scale drops out once unit
+        dirs = F.normalize(dirs_cam[None] @ self.rotation, dim=-1)
         origins = self.center()[:, None, :].expand_as(dirs)
         return origins, dirs
 
-    def near_far(self, radius: float) -> tuple[Tensor, Tensor]:
-        """Depth range (B, 1, 1) each: head-centre depth -/+ radius * scale, near clamped > 0."""
-        depth = -self.full_translation()[:, 2]
-        near = (depth - radius * self.scale).clamp_min(1e-3)
-        far = depth + radius * self.scale
-        return near[:, None, None], far[:, None, None]
+    @staticmethod
+    def near_far(origins: Tensor, directions: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+        """Where each ray (B, R, 3), unit directions, enters and leaves the canonical sphere of
+        ``radius`` about the origin: near, far (B, R, 1). A ray that misses the sphere gets
+        near = far (an empty segment); near is clamped at 0 (the camera is outside the box)."""
+        t_mid = -(origins * directions).sum(-1, keepdim=True)
+        gap = (origins + t_mid * directions).pow(2).sum(-1, keepdim=True)
+        half = (radius**2 - gap).clamp_min(0).sqrt()
+        return (t_mid - half).clamp_min(0), (t_mid + half).clamp_min(0)
+
+    def source_grid(self, points: Tensor) -> Tensor:
+        """Canonical points (B, N, 3) -> (u, v, w): (u, v) the ``grid_sample`` coordinates of
+        their projection in this camera's image (align_corners=False, v down), w their depth
+        coordinate in the head's rotated frame (R X)_z, toward the camera. The tri-planes are
+        built in this frame from the source image (:mod:`hidenerf.triplane`)."""
+        pixels = self.project(points, 2, 2)  # pixels of a 2 x 2 image = grid coordinates + 1
+        depth = (points @ self.rotation.transpose(1, 2))[..., 2:]
+        return torch.cat([pixels - 1, depth], -1)
+
+    def vector(self) -> Tensor:
+        """(B, 13): rotation (flattened, 9), translation (3), scale (1), the form a camera
+        travels in through data loaders (:func:`camera_from_vector`)."""
+        return torch.cat([self.rotation.flatten(1), self.translation, self.scale[:, None]], 1)
+
+
+def camera_from_vector(vector: Tensor, focal: float, distance: float) -> Camera:
+    """Inverse of :meth:`Camera.vector`: (B, 13) -> Camera."""
+    return Camera(vector[:, :9].unflatten(1, (3, 3)), vector[:, 9:12], vector[:, 12],
+                  focal=focal, distance=distance)
 
 
 def camera_from_pose(

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hidenerf.model_utils import sampling_dtype
+
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
     """NeRF encoding ``[x, sin(2^k pi x), cos(2^k pi x)]_{k<L}``: (..., D) -> (..., D (1 + 2L))."""
@@ -54,8 +56,10 @@ def secc_coords(points: Tensor, span: float) -> Tensor:
 
 def sample_image(features: Tensor, coords: Tensor) -> Tensor:
     """features (B, C, H, W), grid coords (B, N, 2) in [-1, 1] -> (B, N, C); bilinear,
-    align_corners=False, border padding (a point beyond the SECC frame reads the frame edge)."""
-    out = F.grid_sample(features, coords[:, None].to(features.dtype), mode="bilinear",
+    align_corners=False, border padding (a point beyond the SECC frame reads the frame edge);
+    float32 also under bf16 autocast (coordinates are never rounded to the feature dtype)."""
+    dtype = sampling_dtype(features, coords)
+    out = F.grid_sample(features.to(dtype), coords[:, None].to(dtype), mode="bilinear",
                         padding_mode="border", align_corners=False)
     return out[:, :, 0].transpose(1, 2)
 

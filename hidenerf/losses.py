@@ -8,7 +8,14 @@
     deformation  mean over rays of sum_s w_s |offset_s|^2: LED offsets where the rendering puts
                  its weight, so the canonical space stays the source's unless the expression
                  needs otherwise
-    adversarial  LSGAN generator term of a patch discriminator (off by default: weight 0)
+    adversarial  LSGAN generator term of a multi-scale patch discriminator
+                 (:mod:`hidenerf.critics`; off by default: weight 0, on in the paper config)
+    feature_matching
+                 L1 between the discriminator's features of the output and of the driving
+                 frame, every scale and layer (with the adversarial term)
+    identity     1 - cosine of ArcFace embeddings of output and driving frame; where the
+                 ArcFace weights (asset ``arcface_r50``) or onnx2torch are absent it is skipped
+                 with the reason logged and recorded as ``identity_backend``
 
 Every weight is a key of the training config's ``[loss]`` table.
 """
@@ -24,7 +31,14 @@ from torch import Tensor, nn
 
 from benchcore.training import Objective
 from benchcore.vgg import VGG19Features, load_vgg19, perceptual_l1
-from hidenerf.model import HiDeNeRF, resize
+from hidenerf.critics import (
+    MultiScaleDiscriminator,
+    discriminator_gan_loss,
+    feature_matching_loss,
+    generator_gan_loss,
+    identity_loss,
+)
+from hidenerf.model import HiDeNeRF, animate_batch, resize
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +50,8 @@ class LossWeights:
     perceptual: float = 0.1
     deformation: float = 0.1
     adversarial: float = 0.0
+    feature_matching: float = 0.0
+    identity: float = 0.0
     perceptual_backend: str = "auto"
 
     @classmethod
@@ -44,6 +60,8 @@ class LossWeights:
         if unknown:
             raise ValueError(f"{origin}: unknown [loss] keys {unknown}")
         weights = cls(**table)
+        if weights.feature_matching and not weights.adversarial:
+            raise ValueError(f"{origin}: feature_matching needs the adversarial term")
         if weights.perceptual_backend not in ("auto", "vgg19", "l1"):
             raise ValueError(f"{origin}: perceptual_backend must be auto, vgg19 or l1")
         return weights
@@ -74,35 +92,20 @@ def pyramid_l1(prediction: Tensor, target: Tensor, levels: int = 3) -> Tensor:
     return total
 
 
-class PatchDiscriminator(nn.Module):
-    """Small LSGAN patch discriminator on [0, 1] images (used only when adversarial > 0)."""
-
-    def __init__(self, width: int = 32, blocks: int = 3) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for i in range(blocks):
-            layers += [nn.Conv2d(channels, width * 2**i, 4, stride=2, padding=1),
-                       nn.LeakyReLU(0.2)]
-            channels = width * 2**i
-        layers.append(nn.Conv2d(channels, 1, 3, padding=1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, image: Tensor) -> Tensor:
-        return self.net(image * 2 - 1)
-
-
 class HiDeNeRFObjective(Objective):
-    """Batch keys: source, driving (B, 3, H, W), source_secc, driving_secc (B, 3, S, S), all in
-    [0, 1], and pose (B, 3): the driving frame's yaw, pitch, roll in degrees (its camera)."""
+    """Batch: :class:`hidenerf.train.HiDeNeRFPairs` items (source and driving frames, SECCs,
+    source and driving cameras). ``identity``: the ArcFace network and its backend string from
+    :func:`hidenerf.critics.load_identity_network` (None when the weight is 0)."""
 
-    def __init__(self, model: HiDeNeRF, weights: LossWeights,
-                 vgg: VGG19Features | None) -> None:
+    def __init__(self, model: HiDeNeRF, weights: LossWeights, vgg: VGG19Features | None,
+                 identity: tuple[nn.Module | None, str] | None = None) -> None:
         super().__init__()
         self.model, self.weights = model, weights
-        self.vgg = [vgg]  # a list keeps the frozen VGG out of state_dict and DDP
+        self.vgg = [vgg]  # lists keep the frozen critics out of state_dict and DDP
+        self.arcface, self.identity_backend = identity if identity else (None, "off")
+        self.arcface = [self.arcface]
         if weights.adversarial > 0:
-            self.discriminator = PatchDiscriminator()
+            self.discriminator = MultiScaleDiscriminator()
 
     @property
     def perceptual_backend(self) -> str:
@@ -112,9 +115,7 @@ class HiDeNeRFObjective(Objective):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         w, model = self.weights, self.model
-        pose = batch["pose"]
-        camera = model.camera(pose[:, 0], pose[:, 1], pose[:, 2])
-        out = model(batch["source"], batch["source_secc"], batch["driving_secc"], camera)
+        out = animate_batch(model, batch)
         image = out["image"]
         target = resize(batch["driving"], model.config.image_size)
         losses = {"l1": w.l1 * (image - target).abs().mean(),
@@ -129,11 +130,19 @@ class HiDeNeRFObjective(Objective):
             spread = (out["weights"] * out["offsets"].pow(2).sum(-1)).sum(-1)
             losses["deformation"] = w.deformation * spread.mean()
         if w.adversarial:
-            losses["adversarial"] = w.adversarial * (1 - self.discriminator(image)).pow(2).mean()
+            fake = self.discriminator(image)
+            losses["adversarial"] = w.adversarial * generator_gan_loss(fake)
+            if w.feature_matching:
+                with torch.no_grad():
+                    real = self.discriminator(target)
+                losses["feature_matching"] = w.feature_matching * feature_matching_loss(fake,
+                                                                                        real)
+        if w.identity and self.arcface[0] is not None:
+            losses["identity"] = w.identity * identity_loss(self.arcface[0], image, target)
         visuals = {"source": batch["source"], "driving": batch["driving"], "output": image}
         return losses, visuals
 
     def discriminator_loss(self, visuals: dict[str, Tensor], batch: dict[str, Tensor]) -> Tensor:
         real = resize(batch["driving"], self.model.config.image_size)
         fake = visuals["output"].detach()
-        return (1 - self.discriminator(real)).pow(2).mean() + self.discriminator(fake).pow(2).mean()
+        return discriminator_gan_loss(self.discriminator(real), self.discriminator(fake))

@@ -1,13 +1,11 @@
 """HiDe-NeRF behind the benchmark's Method interface, registered as ``"hidenerf"``.
 
-Per pair (``setup``): analyse the source frame with ``facegeom``, render its SECC (source
-identity, source expression), encode the tri-planes and the source SECC features once.
+Per pair (``setup``): analyse the source frame with ``facegeom``; its fit gives the source
+camera (rotation, translation, scale), the source SECC posed as the source (the encoder's
+input) and the frontal source SECC (LED's); encode the tri-planes and the SECC features once.
 Per driving frame: analyse it, render the driving SECC (source identity, *driving* expression),
-and render from the driving head pose (yaw, pitch, roll) as the camera; any of the three angles
-can be overridden (free view). The output is resized to the driving frame size.
-
-Translation and scale of the 3DMM fit are not used: benchmark frames are face-aligned crops,
-so the head stays at the canonical distance and centre (see docs/hidenerf-design.md).
+and render from the driving fit's camera; any of the three angles can be overridden (free view,
+the head kept where the fit put it). The output is resized to the driving frame size.
 A driving frame without a face keeps the last driving pose and expression (the source's before
 the first face), so a clip never loses frames.
 """
@@ -22,7 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchcore.method import FramewiseMethod, register
+from hidenerf.cameras import Camera, rotation_from_ypr
 from hidenerf.config import get_config
+from hidenerf.geometry import fit_camera, posed_secc
 from hidenerf.model import HiDeNeRF
 
 
@@ -83,39 +83,54 @@ class HiDeNeRFMethod(FramewiseMethod):
         size = self.model.config.secc_size
         return _secc_tensor(render_secc(identity, expression, size)).to(self.device)
 
-    def _pose(self, analysis) -> tuple[float, float, float]:
-        angles = []
-        for key in ("yaw", "pitch", "roll"):
-            value = self.overrides[key]
-            angles.append(float(getattr(analysis, key)) if value is None else float(value))
-        return angles[0], angles[1], angles[2]
+    def _camera(self, analysis, width: int, height: int) -> Camera:
+        """The frame's head camera from its fit (rotation, translation, scale); overridden angles
+        render another view of the head, kept where the fit put it."""
+        c = self.model.config
+        view = None
+        if any(value is not None for value in self.overrides.values()):
+            angles = [float(getattr(analysis, key)) if value is None else float(value)
+                      for key, value in self.overrides.items()]
+            view = rotation_from_ypr(*(torch.tensor([a]) for a in angles))[0].numpy()
+        return fit_camera(analysis.rotation, analysis.translation, analysis.scale, width,
+                          height, c.secc_span, c.focal, c.cam_distance, view).to(self.device)
 
     # -- FramewiseMethod -------------------------------------------------------------------------
     def setup(self, source: Tensor, driving_first: Tensor) -> None:
         analysis = self._analyze(source)
         if not analysis.has_face:
             raise ValueError("hidenerf: no face found in the source image")
+        c = self.model.config
         self._source = analysis
         self._last = analysis
-        secc = self._secc(analysis.identity, analysis.expression)[None]
-        self._planes = self.model.encode_source(source[None].to(self.device), secc)
-        self._secc_src = self.model.encode_secc(secc)
+        height, width = source.shape[-2:]
+        self._source_camera = fit_camera(analysis.rotation, analysis.translation, analysis.scale,
+                                         width, height, c.secc_span, c.focal,
+                                         c.cam_distance).to(self.device)
+        posed = posed_secc(analysis.identity[None], analysis.expression[None],
+                           self._source_camera.to("cpu"), c.encoder_size, c.secc_span)
+        self._source_image = source[None].to(self.device)
+        self._planes = self.model.encode_source(self._source_image, posed.to(self.device))
+        self._secc_src = self.model.encode_secc(
+            self._secc(analysis.identity, analysis.expression)[None])
 
     def forward_batch(self, driving: Tensor) -> Tensor:
-        seccs, poses = [], []
+        seccs, cameras = [], []
+        height, width = driving.shape[-2:]
         for frame in driving:
             analysis = self._analyze(frame)
             if analysis.has_face:
                 self._last = analysis
             seccs.append(self._secc(self._source.identity, self._last.expression))
-            poses.append(self._pose(self._last))
+            cameras.append(self._camera(self._last, width, height))
         batch = driving.shape[0]
-        yaw, pitch, roll = (torch.tensor(v) for v in zip(*poses, strict=True))
-        camera = self.model.camera(yaw, pitch, roll)
         planes = [p.expand(batch, *p.shape[1:]) for p in self._planes]
         secc_src = self._secc_src.expand(batch, *self._secc_src.shape[1:])
         secc_drv = self.model.encode_secc(torch.stack(seccs))
-        image = self.model.render(planes, secc_src, secc_drv, camera)["image"]
+        source = self._source_image.expand(batch, *self._source_image.shape[1:])
+        source_camera = Camera.cat([self._source_camera] * batch)
+        image = self.model.render(planes, secc_src, secc_drv, source, source_camera,
+                                  Camera.cat(cameras))["image"]
         if image.shape[-2:] != driving.shape[-2:]:
             shrink = image.shape[-1] > driving.shape[-1]
             image = F.interpolate(image, size=driving.shape[-2:], mode="bilinear",

@@ -1,12 +1,18 @@
 """HiDe-NeRF: MGA tri-planes + LED deformation + volume rendering + refine network.
 
-    planes   = MGA(source image [+ source SECC])                 once per source
-    e_s, e_d = SECCEncoder(source SECC), SECCEncoder(driving SECC)
-    for every sample x on a ray of the (driving or free-view) head-pose camera:
+    planes   = MGA(source image, posed source SECC)    once per source, in the source camera
+    e_s, e_d = SECCEncoder(source SECC), SECCEncoder(driving SECC)          frontal SECCs
+    for every sample x on a ray of the (driving or free-view) head camera, in canonical space:
         x_c            = x + LED(x, e_s, e_d)                    backward offset, canonical
-        density, feat  = Decoder(concat_s triplane_s(x_c)),  density = 0 outside [-1, 1]^3
-    feature image, opacity, depth = volume rendering (coarse + importance samples)
-    image    = Refine(feature image)                              e.g. 32 -> 128, 64 -> 256
+        g              = source camera's grid coordinates of x_c      (u, v) in the source image
+        density, feat  = Decoder(concat_s triplane_s(g)),  density = 0 outside [-1, 1]^3
+    feature image, opacity, flow = volume rendering; empty rays show the source (background)
+    warped   = source image sampled at the upsampled flow (the rendered correspondence)
+    image    = Refine(feature image, opacity, warped)        e.g. 32 -> 256, 64 -> 256
+
+The source pose is taken out by the cameras: the planes are built in the source camera's frame
+and every driving point reaches them through canonical space (driving camera -> canonical ->
+source camera), i.e. by the relative head motion of the two 3DMM fits.
 """
 
 from __future__ import annotations
@@ -15,21 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hidenerf.cameras import Camera, camera_from_pose
+from hidenerf.cameras import Camera, camera_from_pose, camera_from_vector
 from hidenerf.config import HiDeNeRFConfig
 from hidenerf.deformation import LEDField, SECCEncoder
+from hidenerf.model_utils import resize
 from hidenerf.refine import RefineNet
 from hidenerf.rendering import Decoder, render_rays
 from hidenerf.triplane import TriplaneEncoder, sample_multiscale
-
-
-def resize(image: Tensor, size: int) -> Tensor:
-    """(B, C, H, W) -> (B, C, size, size), bilinear with antialiasing when shrinking."""
-    if image.shape[-2:] == (size, size):
-        return image
-    shrink = image.shape[-1] > size or image.shape[-2] > size
-    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=shrink)
 
 
 class HiDeNeRF(nn.Module):
@@ -42,7 +40,7 @@ class HiDeNeRF(nn.Module):
         c = config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
-            self.encoder = TriplaneEncoder(6 if c.encoder_uses_secc else 3, c.image_size,
+            self.encoder = TriplaneEncoder(6 if c.encoder_uses_secc else 3, c.encoder_size,
                                            c.plane_sizes, c.plane_channels, c.encoder_base,
                                            c.encoder_max)
             self.secc_encoder = SECCEncoder(c.led_secc_channels, c.led_secc_downsample)
@@ -50,87 +48,134 @@ class HiDeNeRF(nn.Module):
                                 c.led_max_offset, c.led_out_std, c.secc_span)
             self.decoder = Decoder(len(c.plane_sizes) * c.plane_channels, c.decoder_hidden,
                                    c.feature_channels)
-            self.background = nn.Parameter(torch.zeros(c.feature_channels))
             self.refine = RefineNet(c.feature_channels, c.refine_channels)
 
     # -- pieces -----------------------------------------------------------------------------
     def camera(self, yaw: float | Tensor, pitch: float | Tensor, roll: float | Tensor,
                translation: Tensor | None = None, scale: float | Tensor = 1.0) -> Camera:
         """A head-pose camera with this config's focal length and distance (degrees)."""
-        device = self.background.device
+        device = self.decoder.net[0].weight.device
         cam = camera_from_pose(yaw, pitch, roll, translation, scale, self.config.focal,
                                self.config.cam_distance)
         return cam.to(device)
 
-    def encode_source(self, source_image: Tensor, source_secc: Tensor) -> list[Tensor]:
-        """source_image (B, 3, H, W), source_secc (B, 3, S, S), both in [0, 1]
-        -> tri-planes, list over scales of (B, 3, C, R_s, R_s)."""
-        x = resize(source_image, self.config.image_size) * 2 - 1
+    def camera_from_vector(self, vector: Tensor) -> Camera:
+        """(B, 13) camera vectors (:meth:`Camera.vector`) -> cameras with this config's lens."""
+        return camera_from_vector(vector, self.config.focal, self.config.cam_distance)
+
+    def encode_source(self, source_image: Tensor, posed_secc: Tensor) -> list[Tensor]:
+        """source_image (B, 3, H, W) and the source SECC *posed as the source*
+        (:func:`hidenerf.geometry.posed_secc`), both in [0, 1] -> tri-planes registered with
+        the source image, list over scales of (B, 3, C, R_s, R_s)."""
+        size = self.config.encoder_size
+        x = resize(source_image, size) * 2 - 1
         if self.config.encoder_uses_secc:
-            x = torch.cat([x, resize(source_secc, self.config.image_size) * 2 - 1], 1)
+            x = torch.cat([x, resize(posed_secc, size) * 2 - 1], 1)
         return self.encoder(x)
 
     def encode_secc(self, secc: Tensor) -> Tensor:
-        """SECC (B, 3, S, S) in [0, 1] -> LED features (B, C_e, s, s)."""
+        """Frontal SECC (B, 3, S, S) in [0, 1] -> LED features (B, C_e, s, s)."""
         return self.secc_encoder(resize(secc, self.config.secc_size))
 
-    def field(self, planes: list[Tensor], secc_src: Tensor, secc_drv: Tensor):
-        """The radiance field for one (source, driving) pair as a :data:`FieldFn`."""
+    def field(self, planes: list[Tensor], secc_src: Tensor, secc_drv: Tensor,
+              source_camera: Camera):
+        """The radiance field for one (source, driving) pair as a :data:`FieldFn`; its feature
+        carries, after the decoder's channels, the (u, v) where the deformed point projects in
+        the source image."""
 
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
             flat = points.reshape(shape[0], -1, 3)
             offsets = self.led(flat, secc_src, secc_drv)
             canonical = flat + offsets
-            density, feature = self.decoder(sample_multiscale(planes, canonical))
-            inside = (canonical.abs() <= 1).all(-1)
-            density = density * inside
+            grid = source_camera.source_grid(canonical)
+            density, feature = self.decoder(sample_multiscale(planes, grid))
+            density = density * (canonical.abs() <= 1).all(-1)
+            feature = torch.cat([feature, grid[..., :2]], -1)
             return (density.reshape(shape), feature.reshape(*shape, -1),
                     offsets.reshape(*shape, 3))
 
         return fn
 
+    def _background(self, source_image: Tensor) -> Tensor:
+        """Per ray (B, r*r, F + 2): the source image's colour at the ray's pixel, zero
+        features, and the pixel's own grid coordinates (so an empty ray warps nothing)."""
+        r = self.config.render_size
+        b = source_image.shape[0]
+        colour = resize(source_image, r).flatten(2).transpose(1, 2)
+        centres = (torch.arange(r, device=source_image.device, dtype=colour.dtype) + 0.5) / r
+        v, u = torch.meshgrid(centres * 2 - 1, centres * 2 - 1, indexing="ij")
+        grid = torch.stack([u, v], -1).reshape(1, -1, 2).expand(b, -1, -1)
+        zeros = colour.new_zeros(b, r * r, self.config.feature_channels - 3)
+        return torch.cat([colour, zeros, grid], -1)
+
     def render(self, planes: list[Tensor], secc_src: Tensor, secc_drv: Tensor,
-               camera: Camera) -> dict[str, Tensor]:
+               source_image: Tensor, source_camera: Camera, camera: Camera) -> dict[str, Tensor]:
         """Render from encoded source and SECC features; see :meth:`forward` for the outputs."""
         c = self.config
         h = w = c.render_size
         origins, dirs = camera.rays(h, w)
-        near, far = camera.near_far(c.bound_radius)
-        field = self.field(planes, secc_src, secc_drv)
-        background = torch.sigmoid(self.background)
+        near, far = camera.near_far(origins, dirs, c.bound_radius)
+        field = self.field(planes, secc_src, secc_drv, source_camera)
+        background = self._background(source_image)
         chunk = c.ray_chunk if (c.ray_chunk and not self.training) else origins.shape[1]
         parts = [
-            render_rays(field, origins[:, i:i + chunk], dirs[:, i:i + chunk], near, far,
-                        c.n_coarse, c.n_fine, train=self.training, background=background)
+            render_rays(field, origins[:, i:i + chunk], dirs[:, i:i + chunk],
+                        near[:, i:i + chunk], far[:, i:i + chunk], c.n_coarse, c.n_fine,
+                        train=self.training, background=background[:, i:i + chunk])
             for i in range(0, origins.shape[1], chunk)
         ]
         keys = ("feature", "opacity", "depth", "weights", "t", "aux")
         out = {k: torch.cat([p[k] for p in parts], 1) for k in keys}
         b = origins.shape[0]
-        feature_image = out["feature"].transpose(1, 2).reshape(b, -1, h, w)
-        image = self.refine(feature_image)
+        rendered = out["feature"].transpose(1, 2).reshape(b, -1, h, w)
+        feature_image, flow = rendered[:, :-2], rendered[:, -2:]
+        opacity = out["opacity"].reshape(b, 1, h, w)
+        warped = warp(resize(source_image, c.image_size), flow)
+        image = self.refine(feature_image, opacity, warped)
         return {
             "image": image,
+            "warped": warped,
+            "flow": flow,
             "low_res_image": feature_image[:, :3],
             "feature_image": feature_image,
-            "opacity": out["opacity"].reshape(b, 1, h, w),
+            "opacity": opacity,
             "depth": out["depth"].reshape(b, 1, h, w),
             "weights": out["weights"],
             "t": out["t"],
             "offsets": out["aux"],
         }
 
-    def forward(self, source_image: Tensor, source_secc: Tensor, driving_secc: Tensor,
-                camera: Camera) -> dict[str, Tensor]:
+    def forward(self, source_image: Tensor, posed_secc: Tensor, source_secc: Tensor,
+                driving_secc: Tensor, source_camera: Camera, camera: Camera) -> dict[str, Tensor]:
         """Animate a source with a driving SECC, rendered from ``camera``.
 
-        source_image (B, 3, H, W), source_secc, driving_secc (B, 3, S, S), all in [0, 1];
-        camera: B head-pose cameras (driving pose, source pose or any free view).
-        Returns image (B, 3, image_size, image_size) in [0, 1], low_res_image (B, 3, r, r),
-        feature_image (B, F, r, r), opacity and depth (B, 1, r, r) with r = render_size,
-        weights and t (B, r*r, S_total), offsets (B, r*r, S_total, 3).
+        source_image (B, 3, H, W), posed_secc (B, 3, *, *) the source SECC posed as the source,
+        source_secc, driving_secc (B, 3, S, S) frontal, all in [0, 1]; source_camera: the
+        source's head cameras (where the tri-planes are registered); camera: B head cameras to
+        render from (driving pose, source pose or any free view).
+        Returns image (B, 3, image_size, image_size) in [0, 1]; warped: the source image warped
+        by the rendered correspondence ``flow`` (B, 2, r, r), source grid coordinates;
+        low_res_image (B, 3, r, r), feature_image (B, F, r, r), opacity and depth (B, 1, r, r)
+        with r = render_size (depth: distance along the ray); weights and t (B, r*r, S_total),
+        offsets (B, r*r, S_total, 3).
         """
-        planes = self.encode_source(source_image, source_secc)
+        planes = self.encode_source(source_image, posed_secc)
         return self.render(planes, self.encode_secc(source_secc), self.encode_secc(driving_secc),
-                           camera)
+                           source_image, source_camera, camera)
+
+
+def animate_batch(model: HiDeNeRF, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The model's outputs for a batch of :class:`hidenerf.train.HiDeNeRFPairs` items."""
+    return model(batch["source"], batch["posed_secc"], batch["source_secc"],
+                 batch["driving_secc"], model.camera_from_vector(batch["source_camera"]),
+                 model.camera_from_vector(batch["driving_camera"]))
+
+
+def warp(image: Tensor, flow: Tensor) -> Tensor:
+    """image (B, 3, H, W) sampled at the grid coordinates ``flow`` (B, 2, h, w) bilinearly
+    upsampled to H x W (border padding): the source pixels the volume says each output pixel
+    shows."""
+    grid = F.interpolate(flow, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return F.grid_sample(image, grid.permute(0, 2, 3, 1).to(image.dtype), mode="bilinear",
+                         padding_mode="border", align_corners=False)

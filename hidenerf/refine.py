@@ -1,11 +1,16 @@
-"""Refine network: low-resolution feature image -> RGB at the output resolution, in [0, 1].
+"""Refine network: low-resolution feature image + the warped source -> RGB at the output size.
 
-feature (B, C_f, h, w) -> image (B, 3, h * 2^k, w * 2^k), k = len(channels).
+inputs: feature (B, C_f, h, w) and opacity (B, 1, h, w) from the volume, and ``warped``
+(B, 3, H, W) with H = h * 2^k, k = len(channels): the source image sampled where the volume says
+each output pixel comes from (its rendered correspondence; the source itself where the volume is
+empty, i.e. the source background composited by 1 - opacity).
 
-Each stage: bilinear x2 upsampling, two 3x3 convs (LeakyReLU 0.2) with a 1x1 skip (residual).
-The output is ``sigmoid(logit(up(rgb_low)) + conv(x))`` where rgb_low is the first three
-feature channels (the volume-rendered low-res RGB, in (0, 1)): the network starts near a plain
-upsampling of the rendered colour and learns the detail as a residual in logit space.
+Stem on [feature, opacity]; each stage: bilinear x2 upsampling, concatenation of the warped
+source at that size, two 3x3 convs (LeakyReLU 0.2) with a 1x1 skip (residual). The output is
+``sigmoid(logit(warped) + conv(x))``: the network starts as the warped source (so an untrained
+model with an empty volume returns the source image) and learns corrections as a residual in
+logit space, with the volume's features telling it where the warp is wrong (occlusions, mouth
+interior, lighting).
 """
 
 from __future__ import annotations
@@ -14,27 +19,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hidenerf.model_utils import resize
+
 
 class _UpBlock(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv1 = nn.Conv2d(cin + 3, cout, 3, 1, 1)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
-        self.skip = nn.Conv2d(cin, cout, 1)
+        self.skip = nn.Conv2d(cin + 3, cout, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, warped: Tensor) -> Tensor:
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = torch.cat([x, resize(warped, x.shape[-1]) * 2 - 1], 1)
         y = F.leaky_relu(self.conv1(x), 0.2)
         y = F.leaky_relu(self.conv2(y), 0.2)
         return y + self.skip(x)
 
 
 class RefineNet(nn.Module):
-    """Feature image (B, C_f, h, w) -> RGB (B, 3, h 2^k, w 2^k) in [0, 1]."""
+    """(feature (B, C_f, h, w), opacity (B, 1, h, w), warped (B, 3, H, W)) -> RGB (B, 3, H, W)
+    in [0, 1]."""
 
     def __init__(self, feature_channels: int, channels: tuple[int, ...]) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(feature_channels, channels[0], 3, 1, 1)
+        self.stem = nn.Conv2d(feature_channels + 1, channels[0], 3, 1, 1)
         widths = (channels[0], *channels)
         self.blocks = nn.ModuleList(_UpBlock(a, b) for a, b in zip(widths[:-1], widths[1:],
                                                                     strict=True))
@@ -42,11 +51,9 @@ class RefineNet(nn.Module):
         nn.init.normal_(self.to_rgb.weight, std=1e-2)
         nn.init.zeros_(self.to_rgb.bias)
 
-    def forward(self, feature: Tensor) -> Tensor:
-        x = F.leaky_relu(self.stem(feature), 0.2)
+    def forward(self, feature: Tensor, opacity: Tensor, warped: Tensor) -> Tensor:
+        x = F.leaky_relu(self.stem(torch.cat([feature, opacity], 1)), 0.2)
         for block in self.blocks:
-            x = block(x)
-        size = x.shape[-2:]
-        rgb_low = feature[:, :3].clamp(1e-4, 1 - 1e-4)
-        base = torch.logit(F.interpolate(rgb_low, size=size, mode="bilinear", align_corners=False))
+            x = block(x, warped)
+        base = torch.logit(warped.clamp(1e-4, 1 - 1e-4))
         return torch.sigmoid(base + self.to_rgb(x))

@@ -3,8 +3,9 @@
 Pairs are a source and a driving frame of the same clip (:mod:`datasets.frame_pairs`). Every
 clip is fitted once with the 3DMM (:mod:`datasets.fits`, kept in the clip folder): frames
 without a face are never drawn; the source SECC has the clip's identity and the source's
-expression, the driving SECC the same identity and the driving expression, and the driving
-head pose is the camera.
+expression, the driving SECC the same identity and the driving expression; the source fit's
+camera registers the tri-planes with the source image and the driving fit's camera (rotation,
+translation and scale) renders the output.
 
 The run folder (``<output_dir>/<name>``) holds ``config.json`` (the config as run, and what was
 resolved at run time), ``checkpoints/`` (resume state), ``tb/`` (TensorBoard), ``scalars.jsonl``,
@@ -35,9 +36,11 @@ from datasets.clip import Clip
 from datasets.fits import fit_clip, read_fits
 from datasets.frame_pairs import FramePairs, load_frame, split_frames
 from hidenerf.checkpoint import save_checkpoint
-from hidenerf.config import get_config
+from hidenerf.config import HiDeNeRFConfig, get_config
+from hidenerf.critics import load_identity_network
+from hidenerf.geometry import fit_camera, posed_secc
 from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
-from hidenerf.model import HiDeNeRF
+from hidenerf.model import HiDeNeRF, animate_batch, resize
 
 
 class FaceFits:
@@ -64,10 +67,11 @@ class FaceFits:
 
 
 class HiDeNeRFPairs(Dataset):
-    """Frame pairs plus their SECC maps and the driving camera pose (see the module doc)."""
+    """Frame pairs plus their SECC maps and the source and driving head cameras (see the module
+    doc)."""
 
-    def __init__(self, pairs: FramePairs, fits: FaceFits, secc_size: int) -> None:
-        self.pairs, self.fits, self.secc_size = pairs, fits, secc_size
+    def __init__(self, pairs: FramePairs, fits: FaceFits, config: HiDeNeRFConfig) -> None:
+        self.pairs, self.fits, self.config = pairs, fits, config
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -78,37 +82,43 @@ class HiDeNeRFPairs(Dataset):
     def item(self, clip: Clip, source: int, driving: int) -> dict[str, Tensor]:
         from facegeom.secc import render_secc_batch
 
-        fits = self.fits[clip]
-        secc = render_secc_batch(np.stack([fits["identity"]] * 2),
-                                 fits["expression"][[source, driving]], self.secc_size)
+        c, fits = self.config, self.fits[clip]
+        identity = np.stack([fits["identity"]] * 2)
+        expression = fits["expression"][[source, driving]]
+        secc = render_secc_batch(identity, expression, c.secc_size)
+        frame = clip.info.size
+        cameras = [fit_camera(fits["rotation"][i], fits["translation"][i], fits["scale"][i],
+                              frame, frame, c.secc_span, c.focal, c.cam_distance)
+                   for i in (source, driving)]
+        posed = posed_secc(identity[:1], expression[:1], cameras[0], c.encoder_size, c.secc_span)
         size = self.pairs.size
         return {"source": load_frame(clip, source, size),
                 "driving": load_frame(clip, driving, size),
-                "source_secc": secc[0], "driving_secc": secc[1],
-                "pose": torch.from_numpy(fits["pose"][driving].astype(np.float32))}
+                "posed_secc": posed[0], "source_secc": secc[0], "driving_secc": secc[1],
+                "source_camera": cameras[0].vector()[0],
+                "driving_camera": cameras[1].vector()[0]}
 
 
 @torch.no_grad()
-def heldout_l1(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]],
+def heldout_l1(model: HiDeNeRF | None, data: HiDeNeRFPairs, heldout: dict[str, list[int]],
                device: torch.device) -> float:
     """Mean L1 (on [0, 1] RGB at the model's output size) over every held-out frame, each
-    animated from its clip's first training frame."""
-    objective_mode = model.training
-    model.eval()
+    animated from its clip's first training frame; ``model=None``: source-copy (the source
+    frame itself) on the same frames."""
+    objective_mode = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    size = data.config.image_size
     errors = []
     for clip in data.pairs.clips:
         source = data.pairs.frames[clip.clip_id][0]
         for driving in heldout.get(clip.clip_id, []):
             item = {k: v[None].to(device) for k, v in data.item(clip, source, driving).items()}
-            pose = item["pose"]
-            camera = model.camera(pose[:, 0], pose[:, 1], pose[:, 2])
-            image = model(item["source"], item["source_secc"], item["driving_secc"],
-                          camera)["image"]
-            target = torch.nn.functional.interpolate(
-                item["driving"], size=image.shape[-2:], mode="bilinear", align_corners=False,
-                antialias=item["driving"].shape[-1] > image.shape[-1])
-            errors.append(float((image - target).abs().mean()))
-    model.train(objective_mode)
+            image = (animate_batch(model, item)["image"] if model is not None
+                     else resize(item["source"], size))
+            errors.append(float((image - resize(item["driving"], size)).abs().mean()))
+    if model is not None:
+        model.train(objective_mode)
     if not errors:
         raise ValueError("no held-out frame with a face; raise `holdout`")
     return float(np.mean(errors))
@@ -140,19 +150,23 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     model_config = get_config(config.model, seed=config.seed)
     pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
                        model_config.image_size)
-    data = HiDeNeRFPairs(pairs, fits, model_config.secc_size)
+    data = HiDeNeRFPairs(pairs, fits, model_config)
     weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
-    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device))
+    identity = load_identity_network(process.device) if weights.identity else None
+    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device),
+                                  identity)
     trainer = start_trainer(config, objective, data, process, resume=resume,
                             distributed=distributed, log=log)
     if trainer.step >= config.optim.steps and exported.is_file():
         log(f"{config.name}: already trained ({exported})")
         return exported
-    write_resolved_config(config, {"perceptual_backend": objective.perceptual_backend}, process)
+    write_resolved_config(config, {"perceptual_backend": objective.perceptual_backend,
+                                   "identity_backend": objective.identity_backend}, process)
     record_path = config.run_dir / "heldout.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if process.main and "step_0" not in record:
+        record["source_copy"] = heldout_l1(None, data, heldout, process.device)
         record["step_0"] = heldout_l1(model, data, heldout, process.device)
     trainer.fit(stop_at)
     if process.main:
@@ -160,6 +174,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
         atomic.write_json(record_path, record)
         save_checkpoint(exported, model, step=trainer.step)
         log(f"{config.name}: held-out L1 {record['step_0']:.4f} at step 0, "
-            f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step} "
+            f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step}, source-copy "
+            f"{record['source_copy']:.4f} "
             f"({sum(map(len, heldout.values()))} frames); checkpoint {exported}")
     return exported

@@ -1,15 +1,25 @@
-"""MGA: multi-scale generalized appearance as canonical tri-planes.
+"""MGA: multi-scale generalized appearance as tri-planes registered with the source image.
 
-A tri-plane at one scale is a tensor (B, 3, C, R, R) holding the planes in this order:
+The planes live in the *source camera's* frame: a point is sampled at its source grid
+coordinates (u, v, w) (:meth:`hidenerf.cameras.Camera.source_grid`): (u, v) where it projects in
+the source image as ``grid_sample`` coordinates (u right, v down), w its depth toward the source
+camera. A tri-plane at one scale is a tensor (B, 3, C, R, R) holding, in ``grid_sample``
+(width, height) coordinates:
 
-* plane 0 = xy: width axis x, height axis y (grid_sample coordinates (x, y))
-* plane 1 = xz: width axis x, height axis z (coordinates (x, z))
-* plane 2 = yz: width axis y, height axis z (coordinates (y, z))
+* plane 0 = xy at (u, v): row i and column j of the plane lie over the same place of the source
+  image as row i and column j of the encoder's input;
+* plane 1 = xz at (u, -w): columns registered with the image columns, rows from front (top)
+  to back;
+* plane 2 = zy at (-w, v): rows registered with the image rows.
 
-Sampling uses ``grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)``:
--1 and +1 are the *outer edges* of the border texels (texel centres at -1 + (2k + 1) / R), so a
-plane of any resolution covers exactly [-1, 1]^2 and flipping a plane along an axis maps to
-negating that coordinate. Points outside the box read zeros (the renderer masks them anyway).
+This is Real3D-Portrait's img2plane convention (its xy and xz planes flipped along their height
+axis, zy along both, after the encoder) written as sampling coordinates: canonical y grows
+upward, image rows downward, and the U-Net builds plane row i from image rows near i.
+
+Sampling is ``grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)`` in
+float32 (also under bf16 autocast: coordinates are never rounded to the feature dtype); -1 and
++1 are the outer edges of the border texels, so a plane of any resolution covers exactly the
+source image, and points projecting outside it read zeros.
 """
 
 from __future__ import annotations
@@ -18,29 +28,39 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PLANE_AXES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2))
-"""For each plane, which point coordinates are its (width, height) grid_sample coordinates."""
+from hidenerf.model_utils import sampling_dtype
 
 
-def sample_triplane(planes: Tensor, points: Tensor) -> Tensor:
-    """Bilinearly sample one scale's tri-plane and sum the three planes.
+def plane_grids(grid: Tensor) -> Tensor:
+    """Source grid coordinates (B, N, 3) = (u, v, w) -> per-plane grid_sample coordinates
+    (B, 3, N, 2): xy (u, v), xz (u, -w), zy (-w, v)."""
+    u, v, w = grid.unbind(-1)
+    return torch.stack([torch.stack([u, v], -1), torch.stack([u, -w], -1),
+                        torch.stack([-w, v], -1)], 1)
 
-    planes (B, 3, C, R, R), points (B, N, 3) in [-1, 1]^3 -> features (B, N, C).
-    Sum rather than mean or concat: the planes are symmetric roles (as in EG3D, which averages).
-    """
+
+def sample_planes(planes: Tensor, grid: Tensor) -> Tensor:
+    """Each plane of one scale, bilinearly: planes (B, 3, C, R, R), grid (B, N, 3)
+    -> (B, 3, N, C), at least float32."""
     b, n_planes, c, h, w = planes.shape
-    coords = torch.stack([points[..., list(axes)] for axes in PLANE_AXES], 1)  # (B, 3, N, 2)
-    coords = coords.reshape(b * n_planes, 1, -1, 2)
-    sampled = F.grid_sample(planes.reshape(b * n_planes, c, h, w), coords.to(planes.dtype),
+    dtype = sampling_dtype(planes, grid)
+    coords = plane_grids(grid.to(dtype)).reshape(b * n_planes, 1, -1, 2)
+    sampled = F.grid_sample(planes.to(dtype).reshape(b * n_planes, c, h, w), coords,
                             mode="bilinear", padding_mode="zeros", align_corners=False)
-    # (B*3, C, 1, N) -> (B, 3, C, N) -> sum planes -> (B, N, C)
-    return sampled.reshape(b, n_planes, c, -1).sum(1).transpose(1, 2)
+    return sampled.reshape(b, n_planes, c, -1).transpose(2, 3)
 
 
-def sample_multiscale(planes: list[Tensor], points: Tensor) -> Tensor:
-    """Concatenate the features of every scale: list of (B, 3, C_s, R_s, R_s), points (B, N, 3)
-    -> (B, N, sum_s C_s). Coarse scale first."""
-    return torch.cat([sample_triplane(p, points) for p in planes], -1)
+def sample_triplane(planes: Tensor, grid: Tensor) -> Tensor:
+    """One scale's tri-plane summed over its planes: (B, 3, C, R, R), grid (B, N, 3) ->
+    (B, N, C). Sum rather than mean or concat: the planes are symmetric roles (as in EG3D,
+    which averages)."""
+    return sample_planes(planes, grid).sum(1)
+
+
+def sample_multiscale(planes: list[Tensor], grid: Tensor) -> Tensor:
+    """Concatenate the features of every scale: list of (B, 3, C_s, R_s, R_s), source grid
+    coordinates (B, N, 3) -> (B, N, sum_s C_s). Coarse scale first."""
+    return torch.cat([sample_triplane(p, grid) for p in planes], -1)
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
