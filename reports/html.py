@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
 from eval.aggregate import Summary
-from reports.tables import ARROWS, build_tables
+from reports.tables import ARROWS, build_tables, caption
 
 TILE = 128
 GRID_STEPS = 4
@@ -119,6 +119,8 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 td.best { font-weight: bold; }
+td.low-coverage { background: #fff3cd; }
+.remark { color: #8a6d3b; font-size: 11px; }
 .note { color: #666; font-size: 12px; }
 .charts img, .pictures img { margin: 4px; border: 1px solid #ddd; }
 """
@@ -135,13 +137,14 @@ def _table_html(table, notes_by_number: dict[int, str]) -> str:
                 tds.append(f'<td title="{html.escape(notes_by_number[cell.note])}">–'
                            f"<sup>{cell.note}</sup></td>")
             else:
-                tds.append(f'<td class="{"best" if cell.best else ""}">'
-                           f"{html.escape(cell.text)}</td>")
+                kind = "best" if cell.best else "low-coverage" if cell.coverage else ""
+                remark = (f' <span class="remark">{html.escape(cell.remarks.strip())}</span>'
+                          if cell.remarks else "")
+                tds.append(f'<td class="{kind}">{html.escape(cell.text)}{remark}</td>')
         rows.append(f"<tr><td>{html.escape(method)}</td>{''.join(tds)}</tr>")
     return (f"<h3>{html.escape(table.dataset)} / {html.escape(table.protocol)}</h3>"
             f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
-            f'<p class="note">Mean over {table.pairs} pairs ({table.frames} frames) ± half-width'
-            " of the 95% bootstrap interval; FID is one value over all frames.</p>")
+            f'<p class="note">{html.escape(caption(table))}</p>')
 
 
 def write_html(path: Path, title: str, summaries: list[Summary], dataset: PreparedDataset | None,

@@ -37,6 +37,7 @@ REGISTRY: dict[str, str] = {
     "akd": "eval.metrics.landmarks:AKD",
     "akd_fomm": "eval.metrics.landmarks:AKDFomm",
     "mkr": "eval.metrics.landmarks:MKR",
+    "no_face": "eval.metrics.landmarks:NoFace",
     "aed_3dmm": "eval.metrics.morphable:AED3DMM",
     "apd": "eval.metrics.morphable:APD",
     "avd_s": "eval.metrics.morphable:AVDSource",

@@ -12,6 +12,10 @@
 - ``mkr``: missing keypoint rate: the share of frames, among those where the ground truth has a
   face, in which no face is found in the generated frame. Lower better. Frames whose ground
   truth has no face are excluded.
+- ``no_face``: the output's no-face rate, in both protocols: the share of frames, among those
+  whose driving frame has a face, in which no face is found in the generated frame (in
+  same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). It is the
+  coverage of every face metric seen from the method's side: those frames are left out of them.
 
 Landmarks come from the shared frame analyses (dlib HOG detector + 68-point shape predictor).
 """
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import SAME_IDENTITY, FrameBatch, MetricValue
+from eval.metrics.base import PROTOCOLS, SAME_IDENTITY, FrameBatch, MetricValue
 from eval.metrics.face import AnalysisMetric, FaceFrameMetric, missing_assets, missing_module
 
 DETECTOR_BACKEND = "det=dlib-hog(upsample=1)|lmk=dlib-shape_predictor_68_face_landmarks"
@@ -117,7 +121,8 @@ class MKR(AnalysisMetric):
     def compute(self) -> MetricValue:
         if self._count == 0:
             result = MetricValue.skipped(
-                f"no ground-truth frame with a face ({self._excluded} excluded)"
+                f"no {self.reference.replace('_', '-')} frame with a face "
+                f"({self._excluded} excluded)"
             )
             result.excluded = self._excluded
             return result
@@ -125,3 +130,11 @@ class MKR(AnalysisMetric):
 
     def reset(self) -> None:
         self._count, self._missing, self._excluded = 0, 0, 0
+
+
+class NoFace(MKR):
+    """The output's no-face rate: frames with a driving face where the output has none."""
+
+    name = "no_face"
+    protocols = PROTOCOLS
+    reference = "driving"
