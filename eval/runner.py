@@ -13,6 +13,7 @@ rows, in pair order. Under torchrun each rank takes its share of the pairs (``ev
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchcore import atomic
 from benchcore.media import (
     MediaError,
     prefetch,
@@ -44,10 +46,13 @@ from eval.frame_analyses import analyses_provider, build_analyzer
 from eval.metrics import FrameBatch, Metric, MetricValue
 from eval.metrics.face import AnalysisMetric
 from eval.metrics.fid import FID, FeatureStats
+from eval.metrics.morphable import FitMetric
+from eval.noise_floor import measure_floor
 from eval.results import ResultRow, ResultStore
 from eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
 
 COMPLETE = ".complete"
+FLOOR_FILE = "floor.json"
 
 
 def seed_everything(seed: int) -> None:
@@ -267,8 +272,28 @@ class Runner:
                 if previous is not None:
                     previous.result()
             self._score_set(method_name, protocol, pairs, cache, done, recompute=bool(pending))
+        self.noise_floor(protocols)
         summary.seconds = time.perf_counter() - start
         return summary
+
+    def floor_path(self) -> Path:
+        return self.output_root.parent / FLOOR_FILE
+
+    def noise_floor(self, protocols: list[str]) -> None:
+        """Measure the 3DMM metrics' noise floor on the dataset's real clips once per run
+        (:mod:`eval.noise_floor`; ``floor.json`` beside the results) when one of them runs."""
+        runnable = [m for m in self.metrics
+                    if isinstance(m, FitMetric) and m.name not in self._unavailable]
+        if not runnable or not self.shard.main:
+            return
+        analyzer = self.analyzer()
+        path = self.floor_path()
+        if path.is_file() and json.loads(path.read_text()).get("backend") == analyzer.backend:
+            return
+        from facegeom.morphable import load_sfm
+
+        floor = measure_floor(self.dataset, protocols, analyzer, load_sfm())
+        atomic.write_json(path, floor)
 
     def _score_and_record(self, summary: RunSummary, method_name: str, protocol: str,
                           pair: Pair, cache: OutputCache, metrics: list[Metric],

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
 from eval.aggregate import Summary
-from reports.tables import ARROWS, build_tables, caption
+from reports.tables import ARROWS, build_tables, caption, floor_caption, floor_table
 
 TILE = 128
 GRID_STEPS = 4
@@ -147,8 +147,16 @@ def _table_html(table, notes_by_number: dict[int, str]) -> str:
             f'<p class="note">{html.escape(caption(table))}</p>')
 
 
+def _floor_html(floor: dict) -> str:
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>"
+                   for label, value in floor_table(floor))
+    return ("<h3>Noise floor of the 3DMM metrics</h3><table><tr><th>real frames compared</th>"
+            f"<th>value</th></tr>{rows}</table>"
+            f'<p class="note">{html.escape(floor_caption(floor))}</p>')
+
+
 def write_html(path: Path, title: str, summaries: list[Summary], dataset: PreparedDataset | None,
-               output_root: Path, provenance: dict[str, str]) -> Path:
+               output_root: Path, provenance: dict[str, str], floor: dict | None = None) -> Path:
     tables, notes = build_tables(summaries)
     by_number = {n: text for text, n in notes.items()}
     parts = [f"<h1>{html.escape(title)}</h1>",
@@ -156,6 +164,8 @@ def write_html(path: Path, title: str, summaries: list[Summary], dataset: Prepar
              f'{html.escape(provenance["config_hash"])} · {html.escape(provenance["date"])}</p>',
              "<h2>Tables</h2>"]
     parts += [_table_html(t, by_number) for t in tables]
+    if floor:
+        parts.append(_floor_html(floor))
     if notes:
         parts.append("<ol class='note'>" + "".join(
             f"<li>{html.escape(text)}</li>" for text in notes) + "</ol>")

@@ -192,3 +192,43 @@ def latex_tables(summaries: list[Summary]) -> str:
         lines.append(r"\end{table}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+FLOOR_ROWS = [
+    ("avd", "halves", "AVD: two halves of one real clip (same person)"),
+    ("avd", "mirror_clip", "AVD: a real clip vs its mirror image"),
+    ("avd", "clip_vs_frame", "AVD: a real clip vs its first frame alone (as avd_s compares)"),
+    ("avd", "mirror_frame", "AVD: one frame vs its mirror image"),
+    ("avd", "cross_person", "AVD: clips of two different people (the signal)"),
+    ("avd", "floor_ratio", "AVD floor ratio: halves / different people (goal ≤ 0.25)"),
+    ("apd", "mirror_frame", "APD (degrees): a frame vs its mirror image, yaw and roll negated"),
+    ("aed_3dmm", "mirror_frame", "AED-3dmm: a frame vs its mirror image"),
+]
+"""(metric, key, what it compares) of the noise-floor table, in order."""
+
+
+def floor_table(floor: dict) -> list[tuple[str, str]]:
+    """(what is compared, value) rows of a run's ``floor.json`` (eval.noise_floor)."""
+    units = floor.get("units", "")
+    rows = []
+    for metric, key, label in FLOOR_ROWS:
+        value = floor.get(metric, {}).get(key, math.nan)
+        suffix = f" {units}" if metric == "avd" and key != "floor_ratio" else ""
+        rows.append((label, "n/a" if math.isnan(value) else f"{value:.3f}{suffix}"))
+    return rows
+
+
+def floor_caption(floor: dict) -> str:
+    return (f"Measured on {floor.get('clips', 0)} real clips of the dataset "
+            f"({floor.get('cross_pairs', 0)} pairs of clips of different people), no method "
+            "involved: a difference between methods smaller than these is within the metrics' "
+            "noise. Backend: "
+            f"{floor.get('backend', '')}.")
+
+
+def floor_markdown(floor: dict) -> str:
+    """The noise floor of the 3DMM metrics as a Markdown section."""
+    lines = ["### Noise floor of the 3DMM metrics", "", "| real frames compared | value |",
+             "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in floor_table(floor)]
+    return "\n".join(lines + ["", floor_caption(floor)]) + "\n"

@@ -82,6 +82,11 @@ def test_reference_methods_bound_the_metrics(scored: Path) -> None:
             if r.pair_id == "man-leaves-001" and r.metric == "akd"]
     assert {r.frames for r in rows} == {3}  # 4 driving frames, the last one has no face
     assert summaries[("source-copy", same, "mkr")].value == 0.0
+    # the 3DMM metrics ran: the run measured their noise floor on the real clips once
+    import json
+
+    floor = json.loads((scored / "floor.json").read_text())
+    assert floor["clips"] == 3 and floor["avd"]["halves"] < floor["avd"]["cross_person"]
 
 
 def test_deleted_rows_are_recomputed_and_nothing_else(scored: Path, mini_dataset,

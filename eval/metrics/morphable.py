@@ -56,7 +56,7 @@ def identity_mesh_distance(a: np.ndarray, b: np.ndarray, model: Any) -> float:
     return float(np.linalg.norm(offsets, axis=-1).mean())
 
 
-class _FitMetric(FaceFrameMetric):
+class FitMetric(FaceFrameMetric):
     protocols = PROTOCOLS
     parts = ("fit",)
     backend_keys = ("fit",)
@@ -98,7 +98,7 @@ class _FitMetric(FaceFrameMetric):
         return Fitter().available()
 
 
-class AED3DMM(_FitMetric):
+class AED3DMM(FitMetric):
     """Mean absolute difference of 3DMM expression coefficients, generated vs driving."""
 
     name = "aed_3dmm"
@@ -116,7 +116,7 @@ class AED3DMM(_FitMetric):
         return float(np.abs(a - b).mean())
 
 
-class APD(_FitMetric):
+class APD(FitMetric):
     """Mean absolute head-pose difference (degrees, mean of yaw, pitch, roll) vs driving."""
 
     name = "apd"
@@ -132,7 +132,7 @@ class APD(_FitMetric):
         return float(angle_difference(a, b).mean())
 
 
-class _AVD(_FitMetric):
+class _AVD(FitMetric):
     """Canonical-mesh distance between the generated clip and the reference clip (one per pair)."""
 
     protocols = (CROSS_IDENTITY,)
