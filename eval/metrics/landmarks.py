@@ -17,7 +17,10 @@
   same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). It is the
   coverage of every face metric seen from the method's side: those frames are left out of them.
 
-Landmarks come from the shared frame analyses (dlib HOG detector + 68-point shape predictor).
+Landmarks come from the shared frame analyses, from the backend named by ``landmarks``:
+``"dlib"`` (default, offline: dlib HOG detector + 68-point shape predictor) or ``"fan"``
+(face-alignment's S3FD detector + 2D-FAN-4, what FOMM's and TPSMM's evaluations used; weights
+through the asset manager). With ``"fan"`` a frame "has a face" when S3FD finds one.
 """
 
 from __future__ import annotations
@@ -34,12 +37,41 @@ KEYS = ("det", "lmk")
 FOMM_CMP_KP = "pose-evaluation cmp_kp.py@5a5c45e (mean |d| over 68x2 coordinates)"
 
 
-def _dlib_available() -> str:
-    return missing_module("dlib", "dlib-bin") or missing_assets("dlib_landmarks68")
+LANDMARK_BACKENDS = ("dlib", "fan")
 
 
-def _dlib_backend() -> str:
-    return DETECTOR_BACKEND
+class _LandmarkSource:
+    """The ``landmarks`` option shared by the landmark metrics: which analysis fields to read."""
+
+    def _choose(self, landmarks: str) -> None:
+        if landmarks not in LANDMARK_BACKENDS:
+            raise ValueError(f"{self.name}: landmarks must be one of {LANDMARK_BACKENDS}, "
+                             f"got {landmarks!r}")
+        self.landmarks = landmarks
+        self.parts = ("fan",) if landmarks == "fan" else ()
+        self.backend_keys = ("fan",) if landmarks == "fan" else KEYS
+
+    def default_backend(self) -> str:
+        if self.landmarks == "fan":
+            from facegeom.fan import FANLandmarks
+
+            return f"fan={FANLandmarks().backend}"
+        return DETECTOR_BACKEND
+
+    def available(self) -> str:
+        if self.landmarks == "fan":
+            from facegeom.fan import missing
+
+            return missing()
+        return missing_module("dlib", "dlib-bin") or missing_assets("dlib_landmarks68")
+
+    def present(self, analysis: Any) -> bool:
+        if self.landmarks == "fan":
+            return getattr(analysis, "fan_landmarks", None) is not None
+        return analysis.has_face
+
+    def points(self, analysis: Any) -> np.ndarray:
+        return analysis.fan_landmarks if self.landmarks == "fan" else analysis.landmarks
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,24 +82,20 @@ def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b, axis=-1).mean())
 
 
-class AKD(FaceFrameMetric):
+class AKD(_LandmarkSource, FaceFrameMetric):
     """Average keypoint distance (pixels) to the ground truth's 68 landmarks."""
 
     name = "akd"
     higher_is_better = False
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
-    parts = ()
-    backend_keys = KEYS
 
-    def default_backend(self) -> str:
-        return _dlib_backend()
-
-    def available(self) -> str:
-        return _dlib_available()
+    def __init__(self, landmarks: str = "dlib") -> None:
+        self._choose(landmarks)
+        super().__init__()
 
     def value(self, generated: Any, reference: Any) -> float:
-        return keypoint_distance(generated.landmarks, reference.landmarks)
+        return keypoint_distance(self.points(generated), self.points(reference))
 
 
 def mean_abs_coordinate_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,35 +116,28 @@ class AKDFomm(AKD):
         return f"{super().backend},{FOMM_CMP_KP}"
 
     def value(self, generated: Any, reference: Any) -> float:
-        return mean_abs_coordinate_difference(generated.landmarks, reference.landmarks)
+        return mean_abs_coordinate_difference(self.points(generated), self.points(reference))
 
 
-class MKR(AnalysisMetric):
+class MKR(_LandmarkSource, AnalysisMetric):
     """Share of frames with a ground-truth face where the generated frame has none."""
 
     name = "mkr"
     higher_is_better = False
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
-    parts = ("landmarks",)
 
-    def __init__(self) -> None:
+    def __init__(self, landmarks: str = "dlib") -> None:
+        self._choose(landmarks)
         self.reset()
-
-    @property
-    def backend(self) -> str:
-        return _dlib_backend()
-
-    def available(self) -> str:
-        return _dlib_available()
 
     def update(self, batch: FrameBatch) -> None:
         for generated, truth in self._pairs(batch):
-            if not truth.has_face:
+            if not self.present(truth):
                 self._excluded += 1
                 continue
             self._count += 1
-            self._missing += 0 if generated.has_face else 1
+            self._missing += 0 if self.present(generated) else 1
 
     def compute(self) -> MetricValue:
         if self._count == 0:
