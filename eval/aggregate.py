@@ -6,6 +6,13 @@ resamples of the pairs, generator seeded with ``seed``), the number of pairs and
 set-level metric (FID) has a single row per key and no interval. Non-finite values (PSNR of an
 identical frame is ``inf``) propagate to the mean; the interval is then undefined (NaN).
 Pairs that were skipped or failed are counted, never averaged in.
+
+Coverage: every summary also says how much of the protocol it covers. ``n_pairs_total`` is the
+number of pairs of the protocol that are scored (pairs the pair list itself skips, for lack of a
+source face, are not), counted over every method's rows, so a method missing a pair's rows
+altogether is seen short too; ``n_frames_total`` the frames of those pairs; ``coverage`` =
+``n_frames / n_frames_total``, the share of the protocol's frames the value was computed on
+(face metrics leave out frames without a face, failed pairs give none).
 """
 
 from __future__ import annotations
@@ -43,6 +50,15 @@ class Summary:
     """``ok`` when at least one pair gave a value, else ``skipped`` or ``error``."""
     reason: str
     """Why skipped / what failed (first distinct reason), empty when ok."""
+    n_pairs_total: int = 0
+    """The protocol's scored pairs (see the module docstring)."""
+    n_frames_total: int = 0
+    """Frames of those pairs."""
+
+    @property
+    def coverage(self) -> float:
+        """Share of the protocol's frames the value uses, in [0, 1]; NaN when unknown."""
+        return self.n_frames / self.n_frames_total if self.n_frames_total else math.nan
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -74,9 +90,14 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
     """Summaries in first-seen key order. A method-level failure row (``METHOD_PAIR_ID``)
     counts only where the method has no other row for that metric: a later successful run's
     pair rows supersede it."""
+    rows = list(rows)
     groups: dict[tuple, list[ResultRow]] = defaultdict(list)
+    pair_frames: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for row in rows:
         groups[(row.method, row.dataset, row.protocol, row.metric)].append(row)
+        if row.pair_id != SET_PAIR_ID and row.frames_total > 0:
+            frames = pair_frames[(row.dataset, row.protocol)]
+            frames[row.pair_id] = max(frames.get(row.pair_id, 0), row.frames_total)
     for key, group in groups.items():
         if any(r.pair_id != METHOD_PAIR_ID for r in group):
             groups[key] = [r for r in group if r.pair_id != METHOD_PAIR_ID]
@@ -94,14 +115,24 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
             value, low, high = math.nan, math.nan, math.nan
             status = "error" if any(r.status == "error" for r in group) else "skipped"
             reason = next((r.reason for r in problems if r.reason), "")
+        if set_level:
+            (row,) = group
+            n_pairs, n_pairs_total = row.pairs, row.pairs + row.pairs_failed
+            n_skipped, n_errors = row.pairs_skipped, row.pairs_failed
+            n_frames_total = row.frames_total
+        else:
+            scored = pair_frames[(dataset, protocol)]
+            n_pairs, n_pairs_total = len(ok), len(scored)
+            n_skipped = sum(r.status == "skipped" for r in group)
+            n_errors = sum(r.status == "error" for r in group)
+            n_frames_total = sum(scored.values())
         out.append(Summary(
             method=method, dataset=dataset, protocol=protocol, metric=metric,
             higher_is_better=_direction(metric),
             backend=" + ".join(sorted({r.backend for r in ok} or {r.backend for r in group})),
             value=value, ci_low=low, ci_high=high,
-            n_pairs=0 if set_level else len(ok), n_frames=sum(r.frames for r in ok),
-            n_skipped=sum(r.status == "skipped" for r in group),
-            n_errors=sum(r.status == "error" for r in group),
-            status=status, reason=reason,
+            n_pairs=n_pairs, n_frames=sum(r.frames for r in ok),
+            n_skipped=n_skipped, n_errors=n_errors, status=status, reason=reason,
+            n_pairs_total=n_pairs_total, n_frames_total=n_frames_total,
         ))
     return out

@@ -31,6 +31,15 @@ class ResultRow:
     status: str = "ok"
     """``ok``, ``skipped`` (the metric could not run: reason says why and the fix) or ``error``."""
     reason: str = ""
+    frames_total: int = 0
+    """Frames the value should cover: the pair's driving frames (a set-level row: those of the
+    protocol's pairs); 0 for a pair the pair list itself skips (its source has no face)."""
+    pairs: int = 0
+    """Pairs whose frames the value uses: 1 for a computed pair row, the count for a set row."""
+    pairs_skipped: int = 0
+    """Set-level rows: the protocol's pairs left out because the pair list skips them."""
+    pairs_failed: int = 0
+    """Set-level rows: the protocol's pairs left out because generating or reading them failed."""
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -38,6 +47,8 @@ class ResultRow:
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
+LEGACY_COLUMNS = COLUMNS[:10]
+"""The layout before coverage was recorded; such rows read with ``frames_total = frames``."""
 
 
 def _format(value: float) -> str:
@@ -88,18 +99,30 @@ class ResultStore:
         with self.path.open(newline="") as handle:
             reader = csv.reader(handle)
             for record in reader:
-                if record == COLUMNS or len(record) != len(COLUMNS):
+                if record in (COLUMNS, LEGACY_COLUMNS):
                     continue
-                values = dict(zip(COLUMNS, record, strict=True))
                 try:
-                    row = ResultRow(
-                        **{**values, "value": float(values["value"]),
-                           "frames": int(values["frames"])}
-                    )
+                    row = _parse(record)
                 except ValueError:
-                    continue  # a torn line that happens to have the right number of fields
+                    continue  # a torn line
                 latest[row.key] = row
         return list(latest.values())
 
     def done_keys(self) -> set[tuple[str, str, str, str, str]]:
         return {row.key for row in self.rows()}
+
+
+def _parse(record: list[str]) -> ResultRow:
+    """A row of the current layout, or of the legacy one (coverage then taken as complete)."""
+    if len(record) == len(COLUMNS):
+        values = dict(zip(COLUMNS, record, strict=True))
+    elif len(record) == len(LEGACY_COLUMNS):
+        values = dict(zip(LEGACY_COLUMNS, record, strict=True))
+        values["frames_total"] = values["frames"]
+        values["pairs"] = "1" if values["status"] == "ok" else "0"
+    else:
+        raise ValueError(f"{len(record)} fields")
+    numbers = {name: int(values[name]) for name in
+               ("frames", "frames_total", "pairs", "pairs_skipped", "pairs_failed")
+               if name in values}
+    return ResultRow(**{**values, **numbers, "value": float(values["value"])})

@@ -13,6 +13,7 @@ rows, in pair order. Under torchrun each rank takes its share of the pairs (``ev
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchcore import atomic
 from benchcore.media import (
     MediaError,
     prefetch,
@@ -43,10 +45,13 @@ from eval.frame_analyses import analyses_provider, build_analyzer
 from eval.metrics import FrameBatch, Metric, MetricValue
 from eval.metrics.face import AnalysisMetric
 from eval.metrics.fid import FID, FeatureStats
+from eval.metrics.morphable import FitMetric
+from eval.noise_floor import measure_floor
 from eval.results import ResultRow, ResultStore
 from eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
 
 COMPLETE = ".complete"
+FLOOR_FILE = "floor.json"
 
 
 class MethodFailed(RuntimeError):
@@ -287,8 +292,28 @@ class Runner:
                 if previous is not None:
                     previous.result()
             self._score_set(method_name, protocol, pairs, cache, done, recompute=bool(pending))
+        self.noise_floor(protocols)
         summary.seconds = time.perf_counter() - start
         return summary
+
+    def floor_path(self) -> Path:
+        return self.output_root.parent / FLOOR_FILE
+
+    def noise_floor(self, protocols: list[str]) -> None:
+        """Measure the 3DMM metrics' noise floor on the dataset's real clips once per run
+        (:mod:`eval.noise_floor`; ``floor.json`` beside the results) when one of them runs."""
+        runnable = [m for m in self.metrics
+                    if isinstance(m, FitMetric) and m.name not in self._unavailable]
+        if not runnable or not self.shard.main:
+            return
+        analyzer = self.analyzer()
+        path = self.floor_path()
+        if path.is_file() and json.loads(path.read_text()).get("backend") == analyzer.backend:
+            return
+        from facegeom.morphable import load_sfm
+
+        floor = measure_floor(self.dataset, protocols, analyzer, load_sfm())
+        atomic.write_json(path, floor)
 
     def _score_and_record(self, summary: RunSummary, method_name: str, protocol: str,
                           pair: Pair, cache: OutputCache, metrics: list[Metric],
@@ -331,40 +356,60 @@ class Runner:
     def _score_set(self, method_name: str, protocol: str, pairs: list[Pair], cache: OutputCache,
                    done: set, recompute: bool) -> None:
         """One row per set-level metric (FID) over the protocol's generated frames and real
-        frames. Every rank takes part (its pairs, its share of the real clips); rank 0 writes."""
+        frames (:func:`eval.set_metrics.real_frames`). Pairs the pair list skips and pairs whose
+        frames are missing or unreadable are left out and counted on the row; a failure of the
+        distance itself is an error row with the reason. Every rank takes part (its pairs, its
+        share of the real clips); rank 0 writes."""
         shard = self.shard
+        scored = [p for p in pairs if not p.skip]
+        counts = {"frames_total": sum(len(p.driving_frames) for p in scored),
+                  "pairs_skipped": len(pairs) - len(scored)}
         for metric in self.applicable(protocol, scope="set"):
             key = (method_name, self.dataset.name, protocol, SET_PAIR_ID, metric.name)
             if metric.name in self._unavailable:
                 if shard.main and (recompute or key not in done):
                     value = MetricValue.skipped(self._unavailable[metric.name])
                     self.store.append([self._row(method_name, protocol, SET_PAIR_ID, metric,
-                                                 value)])
+                                                 value, **counts)])
                 continue
             if not any_rank(recompute or key not in done, shard):
                 continue
-            mine = [p for p in shard.take(pairs) if not p.skip and cache.complete(p.pair_id)]
-            real = real_frames(pairs)
-            error = ""
+            mine = [p for p in shard.take(pairs) if not p.skip]
+            real = real_frames(pairs, self.dataset)
+            error, failed = "", []
             try:
-                generated, reference = self.fid.partial_stats(
+                generated, reference, failed = self.fid.partial_stats(
                     method_name, protocol, mine, {c: real[c] for c in shard.take(list(real))},
-                    lambda p: cache.frames(p.pair_id, len(p.driving_frames)))
+                    lambda p: cache.frames(p.pair_id, len(p.driving_frames))
+                    if cache.complete(p.pair_id) else None)
             except (MediaError, ValueError, OSError) as problem:
-                error = str(problem).splitlines()[0]
+                error = one_line(problem)
                 generated, reference = FeatureStats(), FeatureStats()
-            failed = any_rank(bool(error), shard)
+            failed_anywhere = any_rank(bool(error), shard)
+            n_failed = int(all_sum([np.array([float(len(failed))])], shard)[0][0])
             generated, reference = (stats_from(all_sum(stats_arrays(s), shard))
                                     for s in (generated, reference))
             if not shard.main:
                 continue
-            if failed:
+            if failed_anywhere:
                 value = MetricValue(math.nan, 0, status="error",
                                     reason=error or "failed on another rank (see its log)")
             else:
                 self.fid.save_stats(method_name, protocol, generated, reference)
-                value = self.fid.distance(generated, reference)
-            self.store.append([self._row(method_name, protocol, SET_PAIR_ID, metric, value)])
+                value = self._distance(generated, reference)
+            self.store.append([self._row(
+                method_name, protocol, SET_PAIR_ID, metric, value, pairs=len(scored) - n_failed,
+                pairs_failed=n_failed, **counts)])
+
+    def _distance(self, generated: FeatureStats, reference: FeatureStats) -> MetricValue:
+        """The set metric's value, or an error value naming what failed (e.g. ``sqrtm``'s
+        "Imaginary component"): the rows already computed are never lost to it."""
+        try:
+            return self.fid.distance(generated, reference)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as problem:
+            self.fid.fid.reset()
+            return MetricValue(math.nan, generated.count, status="error",
+                               reason=f"fid distance failed: {one_line(problem)}")
 
     def _finished(self, method: str, protocol: str, pair: Pair, done: set, metrics,
                   cache: OutputCache) -> bool:
@@ -375,7 +420,9 @@ class Runner:
             (method, self.dataset.name, protocol, pair.pair_id, m.name) in done for m in metrics
         )
 
-    def _row(self, method, protocol, pair_id: str, metric, value: MetricValue) -> ResultRow:
+    def _row(self, method, protocol, pair_id: str, metric, value: MetricValue,
+             frames_total: int, pairs: int = 0, pairs_skipped: int = 0,
+             pairs_failed: int = 0) -> ResultRow:
         return ResultRow(
             method=method,
             dataset=self.dataset.name,
@@ -387,15 +434,23 @@ class Runner:
             frames=value.frames,
             status=value.status,
             reason=value.reason,
+            frames_total=frames_total,
+            pairs=pairs,
+            pairs_skipped=pairs_skipped,
+            pairs_failed=pairs_failed,
         )
 
     def _rows(self, method, protocol, pair, metrics, values) -> list[ResultRow]:
-        return [self._row(method, protocol, pair.pair_id, m, values[m.name]) for m in metrics]
+        total = len(pair.driving_frames)
+        return [self._row(method, protocol, pair.pair_id, m, values[m.name], total,
+                          pairs=int(values[m.name].status == "ok")) for m in metrics]
 
     def _skip_rows(self, method, protocol, pair, metrics) -> list[ResultRow]:
+        """The pair list skips this pair (no source face): not part of the scored protocol."""
         value = MetricValue.skipped(pair.skip)
-        return [self._row(method, protocol, pair.pair_id, m, value) for m in metrics]
+        return [self._row(method, protocol, pair.pair_id, m, value, 0) for m in metrics]
 
     def _error_rows(self, method, protocol, pair, metrics, message) -> list[ResultRow]:
         value = MetricValue(value=math.nan, frames=0, status="error", reason=message)
-        return [self._row(method, protocol, pair.pair_id, m, value) for m in metrics]
+        return [self._row(method, protocol, pair.pair_id, m, value, len(pair.driving_frames))
+                for m in metrics]

@@ -3,10 +3,14 @@
 While a pair is scored, the pool3 features of its generated frames are computed from the frames
 already decoded for the pair metrics and saved as ``<root>/<method>/<dataset>/<protocol>/
 <pair_id>.npy``. Features of the real frames are saved once per driving clip under
-``<root>/real/<dataset>/<clip_id>.npy``. When every pair of a protocol is done, the running sums
+``<root>/real/<dataset>/<clip_id>.npy``. The real set depends on the protocol
+(:func:`real_frames`): same-identity, the pairs' distinct driving frames (the ground truth);
+cross-identity, the frames of the source identities' clips, never the drivers' (copying the
+driver must not score well). When every pair of a protocol is done, the running sums
 are built by streaming those files (never all features in memory) and the distance is computed.
 A rerun reuses every saved file; a pair scored without its feature file is recomputed from its
-cached output frames.
+cached output frames. A pair whose frames are missing, unreadable or of the wrong size is
+left out and counted as failed; it never aborts the row.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore.media import stack_batches, to_tensor
-from datasets.pairs import Pair
+from benchcore.media import MediaError, stack_batches, to_tensor
+from datasets.pairs import CROSS_IDENTITY, Pair
 from datasets.prepared import PreparedDataset
 from eval.metrics import MetricValue
 from eval.metrics.fid import FID, FeatureStats
@@ -60,10 +64,12 @@ class FIDFeatures:
     def pair_features(
         self, method: str, protocol: str, pair: Pair, frames: Iterable[np.ndarray]
     ) -> np.ndarray:
-        """Saved features of a pair's generated frames; computed from ``frames`` if absent."""
+        """Saved features of a pair's generated frames; computed from ``frames`` if absent
+        (each frame must have the driving frames' size, as for the pair metrics)."""
         path = self.pair_path(method, protocol, pair.pair_id)
         if not path.is_file():
-            _save(path, self._features_of(frames))
+            size = self.dataset.clip(pair.driving_clip).info.size
+            _save(path, self._features_of(_sized(frames, (size, size), pair.pair_id)))
         return np.load(path)
 
     def clip_features(self, clip_id: str) -> np.ndarray:
@@ -76,16 +82,24 @@ class FIDFeatures:
 
     def partial_stats(
         self, method: str, protocol: str, generated_pairs: list[Pair], real_frames: dict,
-        output_frames: Callable[[Pair], Iterable[np.ndarray]],
-    ) -> tuple[FeatureStats, FeatureStats]:
+        output_frames: Callable[[Pair], Iterable[np.ndarray]] | None,
+    ) -> tuple[FeatureStats, FeatureStats, list[str]]:
         """Running sums of ``generated_pairs``' output frames and of ``real_frames``
-        (clip id -> frame indices); ``output_frames(pair)`` iterates a pair's frames."""
-        generated, real = FeatureStats(), FeatureStats()
+        (clip id -> frame indices), and the ids of the pairs left out because their frames
+        are missing (``output_frames(pair)`` is None), unreadable or of the wrong size."""
+        generated, real, failed = FeatureStats(), FeatureStats(), []
         for pair in generated_pairs:
-            generated.add(self.pair_features(method, protocol, pair, output_frames(pair)))
+            frames = output_frames(pair)
+            if frames is None:
+                failed.append(pair.pair_id)
+                continue
+            try:
+                generated.add(self.pair_features(method, protocol, pair, frames))
+            except (MediaError, ValueError, OSError):
+                failed.append(pair.pair_id)
         for clip_id, frames in real_frames.items():
             real.add(self.clip_features(clip_id)[frames])
-        return generated, real
+        return generated, real, failed
 
     def stats_path(self, method: str, protocol: str) -> Path:
         return self.root / method / self.dataset.name / f"{protocol}.stats.npz"
@@ -109,14 +123,34 @@ class FIDFeatures:
         return value
 
 
-def real_frames(pairs: list[Pair]) -> dict[str, list[int]]:
-    """The real set of a protocol: the distinct driving frames of its pairs (pairs skipped for
-    lack of a source face included: the real distribution does not depend on any method),
-    as sorted clip id -> sorted frame indices."""
+def real_frames(pairs: list[Pair], dataset: PreparedDataset) -> dict[str, list[int]]:
+    """The real set of a protocol's pairs, as sorted clip id -> sorted frame indices.
+
+    Same-identity: the distinct driving frames of the pairs (the ground truth; pairs skipped
+    for lack of a source face included: the real distribution does not depend on any method).
+    Cross-identity: every frame of the pairs' source clips (a still image is one frame), the
+    frames of the identities the outputs should show; source clips that also drive a pair of
+    the protocol, and sources without a face, are left out, so that copying the driver is never
+    rewarded. (Against the driving frames, ``driving-copy`` would score about 0.)
+    """
     used: dict[str, set[int]] = {}
-    for pair in pairs:
-        used.setdefault(pair.driving_clip, set()).update(pair.driving_frames)
+    if pairs and pairs[0].protocol == CROSS_IDENTITY:
+        drivers = {pair.driving_clip for pair in pairs}
+        for pair in pairs:
+            if pair.source_face and pair.source_clip not in drivers:
+                used[pair.source_clip] = set(range(len(dataset.clip(pair.source_clip))))
+    else:
+        for pair in pairs:
+            used.setdefault(pair.driving_clip, set()).update(pair.driving_frames)
     return {clip: sorted(frames) for clip, frames in sorted(used.items())}
+
+
+def _sized(frames: Iterable[np.ndarray], size: tuple[int, int], pair_id: str):
+    for index, frame in enumerate(frames):
+        if tuple(frame.shape[:2]) != size:
+            raise ValueError(f"{pair_id}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, "
+                             f"the driving frames {size[1]}x{size[0]}")
+        yield frame
 
 
 def stats_arrays(stats: FeatureStats) -> list[np.ndarray]:

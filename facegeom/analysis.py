@@ -2,7 +2,9 @@
 
 ``FaceAnalyzer(parts=...).analyze(rgb)`` returns a :class:`FrameAnalysis` for the largest face.
 Parts: ``"fit"`` (eos SFM pose/identity/expression), ``"dlib"`` (128-d descriptor),
-``"arcface"`` (512-d). Detection and landmarks always run. A requested part whose asset is
+``"arcface"`` (512-d), ``"fan"`` (face-alignment's S3FD + FAN 68 landmarks, found independently
+of the dlib detection: ``fan_landmarks`` is None where S3FD finds no face). Detection and
+landmarks always run. A requested part whose asset is
 missing is left out (its fields stay None/NaN) and named with its reason and fix in
 ``analyzer.skipped``; it never switches to another backend.
 
@@ -28,14 +30,15 @@ import numpy as np
 
 from facegeom.detect import Face, FaceDetector
 
-PARTS = ("fit", "dlib", "arcface")
+PARTS = ("fit", "dlib", "arcface", "fan")
 NUM_IDENTITY, NUM_EXPRESSION = 63, 6
 
 _ARRAYS = {
     "bbox": (4,), "landmarks": (68, 2), "rotation": (3, 3), "translation": (3,),
     "identity": (NUM_IDENTITY,), "expression": (NUM_EXPRESSION,),
 }
-_OPTIONAL = ("dlib_descriptor", "arcface")
+_OPTIONAL = ("dlib_descriptor", "arcface", "fan_landmarks")
+_OPTIONAL_SHAPES = {"fan_landmarks": (68, 2)}
 _FLOATS = ("yaw", "pitch", "roll", "scale", "reprojection_error")
 
 
@@ -69,6 +72,9 @@ class FrameAnalysis:
     """(128,) float32."""
     arcface: np.ndarray | None = None
     """(512,) float32."""
+    fan_landmarks: np.ndarray | None = None
+    """(68, 2) float32 FAN landmarks (x, y) pixels; None where S3FD found no face or the part
+    did not run."""
     num_faces: int = 0
     backend: str = ""
 
@@ -98,7 +104,8 @@ class FrameAnalysis:
             kwargs[name] = _array(data.get(name), shape)
         for name in _OPTIONAL:
             value = data.get(name)
-            kwargs[name] = None if value is None else _array(value, (len(value),))
+            kwargs[name] = None if value is None else _array(
+                value, _OPTIONAL_SHAPES.get(name, (len(value),)))
         for name in _FLOATS:
             value = data.get(name)
             kwargs[name] = math.nan if value is None else float(value)
@@ -192,7 +199,7 @@ class AnalysisCache:
 class FaceAnalyzer:
     """Detect the largest face, its 68 landmarks, and run the requested parts.
 
-    ``parts``: any of ``"fit"``, ``"dlib"``, ``"arcface"``. ``cache``: an
+    ``parts``: any of ``"fit"``, ``"dlib"``, ``"arcface"``, ``"fan"``. ``cache``: an
     :class:`AnalysisCache` or a folder for one (None: no cache). ``strict``: raise when a
     requested part is unavailable instead of recording it in ``skipped``.
     """
@@ -200,7 +207,7 @@ class FaceAnalyzer:
     def __init__(self, parts: Sequence[str] = ("fit", "dlib"),
                  cache: AnalysisCache | str | os.PathLike | None = None, *,
                  detector: FaceDetector | None = None, fitter=None, dlib=None, arcface=None,
-                 strict: bool = False) -> None:
+                 fan=None, strict: bool = False) -> None:
         unknown = set(parts) - set(PARTS)
         if unknown:
             raise ValueError(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
@@ -211,8 +218,14 @@ class FaceAnalyzer:
         self.fitter = (fitter or Fitter()) if "fit" in parts else None
         self.dlib = (dlib or DlibDescriptor()) if "dlib" in parts else None
         self.arcface = (arcface or ArcFace()) if "arcface" in parts else None
+        if "fan" in parts:
+            from facegeom.fan import FANLandmarks
+
+            self.fan = fan or FANLandmarks()
+        else:
+            self.fan = None
         self.skipped: dict[str, str] = {}
-        for name in ("fit", "dlib", "arcface"):
+        for name in PARTS:
             component = getattr(self, {"fit": "fitter"}.get(name, name))
             if component is None:
                 continue
@@ -237,6 +250,8 @@ class FaceAnalyzer:
             pieces.append(f"dlib={self.dlib.backend}")
         if self.arcface is not None:
             pieces.append(f"arcface={self.arcface.backend}")
+        if self.fan is not None:
+            pieces.append(f"fan={self.fan.backend}")
         return "|".join(pieces)
 
     def analyze(self, rgb: np.ndarray) -> FrameAnalysis:
@@ -257,10 +272,13 @@ class FaceAnalyzer:
 
     def _analyze(self, rgb: np.ndarray) -> FrameAnalysis:
         faces = self.detector.detect(rgb)
-        if not faces:
-            return FrameAnalysis(has_face=False, backend=self.backend)
-        face = faces[0]
-        return self.analyze_face(rgb, face, num_faces=len(faces))
+        if faces:
+            record = self.analyze_face(rgb, faces[0], num_faces=len(faces))
+        else:
+            record = FrameAnalysis(has_face=False, backend=self.backend)
+        if self.fan is not None:
+            record.fan_landmarks = self.fan.landmarks(rgb)
+        return record
 
     def analyze_face(self, rgb: np.ndarray, face: Face, num_faces: int = 1) -> FrameAnalysis:
         """Run the parts on a known face (e.g. from :meth:`FaceDetector.landmarks_in_box`)."""

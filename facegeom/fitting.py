@@ -174,14 +174,31 @@ class Fitter:
         """Fit frames of one clip with one shared identity.
 
         Each frame is fitted independently, the identity coefficients are averaged over the
-        frames, and every frame is refitted (pose + expression) with the identity held at that
-        average (the model is re-centred on it and its identity lambda set to 1e9).
+        frames (:func:`shared_identity`), and every frame is refitted (pose + expression) with
+        the identity held at that average (the model is re-centred on it and its identity
+        lambda set to 1e9).
         """
         first = [self.fit(points, width, height) for points in landmarks]
-        shared = np.mean([f.identity for f in first], axis=0)
+        shared = shared_identity([f.identity for f in first])
         model = self._model_with_identity(shared)
         return [self._fit(model, points, width, height, 1e9, fixed_identity=shared)
                 for points in landmarks]
+
+
+def shared_identity(identities: Sequence[np.ndarray]) -> np.ndarray:
+    """One clip's identity: the mean of its frames' identity coefficients (63,), float64.
+
+    The canonical mesh of a clip (AVD, SECC) uses this instead of any single frame's fit: a
+    per-frame landmark fit mixes expression and pose into identity, and the mean over frames
+    averages that out (the noise floor it leaves is measured in docs/metrics.md). A joint
+    least-squares fit of one identity to all frames' landmarks (per-frame cameras and
+    expressions held) gave the same floor-to-signal ratio on the sample set, so the simpler
+    mean is used.
+    """
+    stacked = np.asarray([np.asarray(i, np.float64) for i in identities])
+    if stacked.ndim != 2 or len(stacked) == 0:
+        raise ValueError(f"expected one or more identity vectors, got shape {stacked.shape}")
+    return stacked.mean(axis=0)
 
 
 def reprojection_error(landmarks: np.ndarray, vertices: np.ndarray, camera: np.ndarray,

@@ -17,9 +17,10 @@ from datasets.prepared import PreparedDataset
 from eval.aggregate import summarize
 from eval.config import config_from_dict
 from eval.results import ResultStore
+from eval.runner import FLOOR_FILE
 from reports.html import write_html
 from reports.leaderboard import leaderboard_rows, merge_leaderboard, write_leaderboard, write_wide
-from reports.tables import latex_tables, markdown_tables
+from reports.tables import floor_markdown, latex_tables, markdown_tables
 
 
 def git_commit() -> str:
@@ -33,6 +34,12 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
+
+
+def read_floor(run_dir: Path) -> dict | None:
+    """The run's noise-floor measurement (``floor.json``, written by the runner), if any."""
+    path = run_dir / FLOOR_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def build_reports(run_dir: str | Path, html: bool = True) -> list[Path]:
@@ -53,12 +60,15 @@ def build_reports(run_dir: str | Path, html: bool = True) -> list[Path]:
     paths = [write_leaderboard(run_dir / "leaderboard.csv", board),
              write_wide(run_dir / "leaderboard_wide.csv", board),
              merge_leaderboard(run_dir.parent / "leaderboard.csv", board)]
-    (run_dir / "tables.md").write_text(f"# {config.name}\n\n{markdown_tables(summaries)}")
+    floor = read_floor(run_dir)
+    floor_text = f"\n{floor_markdown(floor)}" if floor else ""
+    (run_dir / "tables.md").write_text(
+        f"# {config.name}\n\n{markdown_tables(summaries)}{floor_text}")
     (run_dir / "tables.tex").write_text(latex_tables(summaries))
     paths += [run_dir / "tables.md", run_dir / "tables.tex"]
     if html:
         root = Path(record["dataset_root"])
         dataset = PreparedDataset(root, config.dataset.name) if root.is_dir() else None
         paths.append(write_html(run_dir / "report.html", config.name, summaries, dataset,
-                                run_dir / "outputs", provenance))
+                                run_dir / "outputs", provenance, floor))
     return paths

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
 from eval.aggregate import Summary
-from reports.tables import ARROWS, build_tables
+from reports.tables import ARROWS, build_tables, caption, floor_caption, floor_table
 
 TILE = 128
 GRID_STEPS = 4
@@ -119,6 +119,8 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 td.best { font-weight: bold; }
+td.low-coverage { background: #fff3cd; }
+.remark { color: #8a6d3b; font-size: 11px; }
 .note { color: #666; font-size: 12px; }
 .charts img, .pictures img { margin: 4px; border: 1px solid #ddd; }
 """
@@ -135,17 +137,26 @@ def _table_html(table, notes_by_number: dict[int, str]) -> str:
                 tds.append(f'<td title="{html.escape(notes_by_number[cell.note])}">–'
                            f"<sup>{cell.note}</sup></td>")
             else:
-                tds.append(f'<td class="{"best" if cell.best else ""}">'
-                           f"{html.escape(cell.text)}</td>")
+                kind = "best" if cell.best else "low-coverage" if cell.coverage else ""
+                remark = (f' <span class="remark">{html.escape(cell.remarks.strip())}</span>'
+                          if cell.remarks else "")
+                tds.append(f'<td class="{kind}">{html.escape(cell.text)}{remark}</td>')
         rows.append(f"<tr><td>{html.escape(method)}</td>{''.join(tds)}</tr>")
     return (f"<h3>{html.escape(table.dataset)} / {html.escape(table.protocol)}</h3>"
             f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
-            f'<p class="note">Mean over {table.pairs} pairs ({table.frames} frames) ± half-width'
-            " of the 95% bootstrap interval; FID is one value over all frames.</p>")
+            f'<p class="note">{html.escape(caption(table))}</p>')
+
+
+def _floor_html(floor: dict) -> str:
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>"
+                   for label, value in floor_table(floor))
+    return ("<h3>Noise floor of the 3DMM metrics</h3><table><tr><th>real frames compared</th>"
+            f"<th>value</th></tr>{rows}</table>"
+            f'<p class="note">{html.escape(floor_caption(floor))}</p>')
 
 
 def write_html(path: Path, title: str, summaries: list[Summary], dataset: PreparedDataset | None,
-               output_root: Path, provenance: dict[str, str]) -> Path:
+               output_root: Path, provenance: dict[str, str], floor: dict | None = None) -> Path:
     tables, notes = build_tables(summaries)
     by_number = {n: text for text, n in notes.items()}
     parts = [f"<h1>{html.escape(title)}</h1>",
@@ -153,6 +164,8 @@ def write_html(path: Path, title: str, summaries: list[Summary], dataset: Prepar
              f'{html.escape(provenance["config_hash"])} · {html.escape(provenance["date"])}</p>',
              "<h2>Tables</h2>"]
     parts += [_table_html(t, by_number) for t in tables]
+    if floor:
+        parts.append(_floor_html(floor))
     if notes:
         parts.append("<ol class='note'>" + "".join(
             f"<li>{html.escape(text)}</li>" for text in notes) + "</ol>")

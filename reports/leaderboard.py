@@ -17,11 +17,15 @@ from pathlib import Path
 
 from eval.aggregate import Summary
 
-COLUMNS = [
+REQUIRED = [
     "run", "method", "dataset", "protocol", "metric", "direction", "value", "ci_low", "ci_high",
     "n_pairs", "n_frames", "n_skipped", "n_errors", "status", "reason", "backend",
     "commit", "config_hash", "date",
 ]
+"""The columns every leaderboard has (files written before coverage was recorded too)."""
+COLUMNS = REQUIRED + ["n_pairs_total", "n_frames_total", "coverage"]
+"""``n_pairs`` of ``n_pairs_total`` scored pairs, ``n_frames`` of ``n_frames_total`` frames,
+``coverage`` = n_frames / n_frames_total (see :mod:`eval.aggregate`)."""
 KEY = ("run", "method", "dataset", "protocol", "metric")
 
 
@@ -35,7 +39,8 @@ def leaderboard_rows(summaries: list[Summary], provenance: dict[str, str]) -> li
     for summary in sorted(summaries, key=lambda s: s.key):
         record = asdict(summary) | provenance
         record["direction"] = "higher" if summary.higher_is_better else "lower"
-        for name in ("value", "ci_low", "ci_high"):
+        record["coverage"] = summary.coverage
+        for name in ("value", "ci_low", "ci_high", "coverage"):
             record[name] = _number(record[name])
         rows.append({c: str(record[c]) for c in COLUMNS})
     return rows
@@ -61,10 +66,10 @@ def read_leaderboard(path: Path) -> list[dict[str, str]]:
         raise FileNotFoundError(f"{path}: leaderboard not found")
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = set(COLUMNS) - set(reader.fieldnames or [])
+        missing = set(REQUIRED) - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: not a leaderboard (missing columns {sorted(missing)})")
-        return list(reader)
+        return [{column: row.get(column) or "" for column in COLUMNS} | row for row in reader]
 
 
 def merge_leaderboard(path: Path, rows: list[dict]) -> Path:

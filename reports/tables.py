@@ -4,6 +4,11 @@ metrics as columns.
 A header carries the direction (↑ higher is better, ↓ lower is better). A cell is the mean over
 pairs with the 95% bootstrap half-width (``12.34 ± 0.56``); the best value of a column is bold;
 a metric that could not run is a dash with a footnote giving the reason and the fix.
+
+Coverage is part of every cell: a value computed on fewer pairs than the protocol scores shows
+its own count (``(5/8 pairs)``); a value computed on under :data:`LOW_COVERAGE` of the
+protocol's frames (a face metric where faces were missing, failed pairs) shows its coverage
+(``⚠ 4% of frames``) and is never bold, whatever its value.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from dataclasses import dataclass, field
 from eval.aggregate import Summary
 
 ARROWS = {True: "↑", False: "↓"}
+LOW_COVERAGE = 0.9
+"""Share of the protocol's frames under which a value is marked and never bold."""
+WARNING = "⚠"
 
 
 @dataclass
@@ -22,6 +30,16 @@ class Cell:
     best: bool = False
     note: int = 0
     """Footnote number of a skipped or failed metric, 0 for a value."""
+    pairs: str = ""
+    """``"5/8 pairs"`` when the value comes from fewer pairs than the protocol scores."""
+    coverage: str = ""
+    """``"4% of frames"`` when the value covers under :data:`LOW_COVERAGE` of the frames."""
+
+    @property
+    def remarks(self) -> str:
+        """The coverage remarks in plain text, e.g. ``" (5/8 pairs) ⚠ 4% of frames"``."""
+        text = f" ({self.pairs})" if self.pairs else ""
+        return text + (f" {WARNING} {self.coverage}" if self.coverage else "")
 
 
 @dataclass
@@ -33,6 +51,8 @@ class Table:
     rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
     pairs: int = 0
     frames: int = 0
+    skipped: int = 0
+    """Pairs of the pair list left out for every method (their source has no face)."""
     backends: dict[str, str] = field(default_factory=dict)
 
 
@@ -48,8 +68,13 @@ def format_value(summary: Summary, plus_minus: str = "±") -> str:
     return text
 
 
+def low_coverage(summary: Summary) -> bool:
+    return summary.coverage < LOW_COVERAGE  # False when unknown (NaN)
+
+
 def _best(cells: list[Summary]) -> float | None:
-    values = [c.value for c in cells if c.status == "ok" and not math.isnan(c.value)]
+    values = [c.value for c in cells
+              if c.status == "ok" and not math.isnan(c.value) and not low_coverage(c)]
     if not values:
         return None
     return max(values) if cells[0].higher_is_better else min(values)
@@ -77,18 +102,34 @@ def build_tables(summaries: list[Summary], plus_minus: str = "±") -> tuple[list
                     text = f"{metric}: {summary.reason or summary.status}"
                     cells.append(Cell(note=notes.setdefault(text, len(notes) + 1)))
                 else:
-                    cells.append(Cell(format_value(summary, plus_minus),
-                                      best=summary.value == best[metric]))
+                    low = low_coverage(summary)
+                    cells.append(Cell(
+                        format_value(summary, plus_minus),
+                        best=not low and summary.value == best[metric],
+                        pairs=f"{summary.n_pairs}/{summary.n_pairs_total} pairs"
+                        if summary.n_pairs < summary.n_pairs_total else "",
+                        coverage=f"{summary.coverage:.0%} of frames" if low else ""))
             table.rows.append((method, cells))
-        table.pairs = max((s.n_pairs for s in group), default=0)
-        table.frames = max((s.n_frames for s in group if s.n_pairs), default=0)
+        table.pairs = max((s.n_pairs_total for s in group), default=0)
+        table.frames = max((s.n_frames_total for s in group), default=0)
+        table.skipped = max((s.n_skipped for s in group if s.status == "ok"), default=0)
         table.backends = {m: next(s.backend for s in group if s.metric == m) for m in metrics}
         tables.append(table)
     return tables, notes
 
 
-CAPTION = ("Mean over {pairs} pairs ({frames} frames) ± half-width of the 95% bootstrap "
-           "interval; FID is one value over all frames.")
+CAPTION = ("Mean over the protocol's {pairs} scored pairs ({frames} frames) ± half-width of the "
+           "95% bootstrap interval; FID is one value over all frames. A value from fewer pairs "
+           "shows its own count; one computed on under 90% of the frames shows its coverage "
+           "(⚠) and is never bold.")
+
+
+def caption(table: Table) -> str:
+    text = CAPTION.format(pairs=table.pairs, frames=table.frames)
+    if table.skipped:
+        text += (f" {table.skipped} more pair(s) of the pair list are not scored (the source has "
+                 "no face).")
+    return text
 
 
 def markdown_tables(summaries: list[Summary]) -> str:
@@ -100,10 +141,10 @@ def markdown_tables(summaries: list[Summary]) -> str:
         lines = [f"### {table.dataset} / {table.protocol}", "", "| " + " | ".join(header) + " |",
                  "|" + "---|" * len(header)]
         for method, cells in table.rows:
-            texts = [f"–[^{c.note}]" if c.note else f"**{c.text}**" if c.best else c.text
-                     for c in cells]
+            texts = [f"–[^{c.note}]" if c.note else
+                     (f"**{c.text}**" if c.best else c.text) + c.remarks for c in cells]
             lines.append("| " + " | ".join([method] + texts) + " |")
-        lines += ["", CAPTION.format(pairs=table.pairs, frames=table.frames), "",
+        lines += ["", caption(table), "",
                   "Backends: " + "; ".join(f"{m}: {b}" for m, b in table.backends.items())]
         blocks.append("\n".join(lines))
     footnotes = [f"[^{n}]: {text}" for text, n in notes.items()]
@@ -139,14 +180,55 @@ def latex_tables(summaries: list[Summary]) -> str:
                     used.append(c.note)
                 else:
                     value = c.text.replace("inf", r"$\infty$")
-                    texts.append(rf"\textbf{{{value}}}" if c.best else value)
+                    remarks = _latex_escape(c.remarks).replace(WARNING, r"$\dagger$")
+                    texts.append((rf"\textbf{{{value}}}" if c.best else value) + remarks)
             lines.append(" & ".join([_latex_escape(method)] + texts) + r" \\")
-        caption = CAPTION.format(pairs=table.pairs, frames=table.frames).replace("±", r"$\pm$")
-        caption = caption.replace("%", r"\%")
+        text = caption(table).replace("±", r"$\pm$").replace("%", r"\%")
+        text = text.replace(WARNING, r"$\dagger$")
         lines += [r"\bottomrule", r"\end{tabular}",
-                  rf"\caption{{{_latex_escape(table.dataset)}, {table.protocol}. {caption}}}"]
+                  rf"\caption{{{_latex_escape(table.dataset)}, {table.protocol}. {text}}}"]
         for number in dict.fromkeys(used):
             lines.append(rf"\par\footnotesize $^{{{number}}}$ {_latex_escape(by_number[number])}")
         lines.append(r"\end{table}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+FLOOR_ROWS = [
+    ("avd", "halves", "AVD: two halves of one real clip (same person)"),
+    ("avd", "mirror_clip", "AVD: a real clip vs its mirror image"),
+    ("avd", "clip_vs_frame", "AVD: a real clip vs its first frame alone (as avd_s compares)"),
+    ("avd", "mirror_frame", "AVD: one frame vs its mirror image"),
+    ("avd", "cross_person", "AVD: clips of two different people (the signal)"),
+    ("avd", "floor_ratio", "AVD floor ratio: halves / different people (goal ≤ 0.25)"),
+    ("apd", "mirror_frame", "APD (degrees): a frame vs its mirror image, yaw and roll negated"),
+    ("aed_3dmm", "mirror_frame", "AED-3dmm: a frame vs its mirror image"),
+]
+"""(metric, key, what it compares) of the noise-floor table, in order."""
+
+
+def floor_table(floor: dict) -> list[tuple[str, str]]:
+    """(what is compared, value) rows of a run's ``floor.json`` (eval.noise_floor)."""
+    units = floor.get("units", "")
+    rows = []
+    for metric, key, label in FLOOR_ROWS:
+        value = floor.get(metric, {}).get(key, math.nan)
+        suffix = f" {units}" if metric == "avd" and key != "floor_ratio" else ""
+        rows.append((label, "n/a" if math.isnan(value) else f"{value:.3f}{suffix}"))
+    return rows
+
+
+def floor_caption(floor: dict) -> str:
+    return (f"Measured on {floor.get('clips', 0)} real clips of the dataset "
+            f"({floor.get('cross_pairs', 0)} pairs of clips of different people), no method "
+            "involved: a difference between methods smaller than these is within the metrics' "
+            "noise. Backend: "
+            f"{floor.get('backend', '')}.")
+
+
+def floor_markdown(floor: dict) -> str:
+    """The noise floor of the 3DMM metrics as a Markdown section."""
+    lines = ["### Noise floor of the 3DMM metrics", "", "| real frames compared | value |",
+             "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in floor_table(floor)]
+    return "\n".join(lines + ["", floor_caption(floor)]) + "\n"

@@ -11,8 +11,8 @@ import torch
 
 from eval.metrics import build_metrics
 from eval.metrics.base import CROSS_IDENTITY, SAME_IDENTITY, FrameBatch
-from eval.metrics.identity import CSIM, AEDIdentity
-from eval.metrics.landmarks import AKD, MKR
+from eval.metrics.identity import CSIM, AEDFomm, AEDIdentity
+from eval.metrics.landmarks import AKD, MKR, AKDFomm
 from eval.metrics.morphable import (
     AED3DMM,
     APD,
@@ -95,25 +95,83 @@ def test_arcface_missing_is_skipped_not_replaced(tmp_path: Path, monkeypatch) ->
     assert default.available() == "" and "dlib" in default.backend
 
 
-def test_aed_identity_l2_and_mean_abs_symmetric() -> None:
+def test_aed_identity_l2_symmetric() -> None:
     a, b = np.array([0.0, 3.0, 0.0]), np.array([4.0, 0.0, 0.0])
-    for distance, expected in (("l2", 5.0), ("mean_abs", 7.0 / 3)):
-        forward = _run(
-            AEDIdentity(distance=distance),
-            _batch([Analysis(dlib_descriptor=a)], driving=[Analysis(dlib_descriptor=b)]),
-        )
-        backward = _run(
-            AEDIdentity(distance=distance),
-            _batch([Analysis(dlib_descriptor=b)], driving=[Analysis(dlib_descriptor=a)]),
-        )
-        assert forward.value == pytest.approx(expected) == backward.value
+    forward = _run(AEDIdentity(), _batch([Analysis(dlib_descriptor=a)],
+                                         driving=[Analysis(dlib_descriptor=b)]))
+    backward = _run(AEDIdentity(), _batch([Analysis(dlib_descriptor=b)],
+                                          driving=[Analysis(dlib_descriptor=a)]))
+    assert forward.value == pytest.approx(5.0) == backward.value
     same = _run(
         AEDIdentity(), _batch([Analysis(dlib_descriptor=a)], driving=[Analysis(dlib_descriptor=a)])
     )
     assert same.value == 0.0
     metric = AEDIdentity()
     assert metric.protocols == (SAME_IDENTITY,) and metric.reference == "ground_truth"
-    assert metric.backend.endswith(",l2")
+    with pytest.raises(TypeError):
+        AEDIdentity(distance="mean_abs")  # the old, wrongly documented variant is gone
+
+
+def test_aed_fomm_is_cmp_py_sum_of_squared_differences() -> None:
+    """pose-evaluation cmp.py (5a5c45e): mean over frames of sum(|e_gt - e_gen| ** 2)."""
+    rng = np.random.default_rng(4)
+    truth = [rng.normal(size=128) for _ in range(3)]
+    generated = [rng.normal(size=128) for _ in range(3)]
+    per_frame = []
+    for g, t in zip(generated, truth, strict=True):  # the script's loop, written out
+        total = 0.0
+        for k in range(128):
+            total += abs(t[k] - g[k]) ** 2
+        per_frame.append(total)
+    expected = sum(per_frame) / len(per_frame)
+    gen = [Analysis(dlib_descriptor=g) for g in generated] + [NO_FACE]
+    drv = [Analysis(dlib_descriptor=t) for t in truth] + [Analysis(dlib_descriptor=truth[0])]
+    result = _run(AEDFomm(), _batch(gen, driving=drv))
+    assert result.value == pytest.approx(expected, rel=1e-12)
+    assert result.frames == 3 and result.excluded == 1
+    assert "cmp.py@5a5c45e" in AEDFomm().backend
+    # with the Euclidean aed_identity the same frames read the square root per frame
+    euclid = _run(AEDIdentity(), _batch(gen, driving=drv)).value
+    assert euclid == pytest.approx(np.mean(np.sqrt(per_frame)), rel=1e-12)
+
+
+def test_arcface_embeddings_are_l2_normalised_before_distances() -> None:
+    a, b = np.array([3.0, 4.0, 0.0]), np.array([0.0, 0.0, 10.0])
+    gen, drv = [Analysis(arcface=a)], [Analysis(arcface=b)]
+    # unit vectors (0.6, 0.8, 0) and (0, 0, 1): Euclidean sqrt(2), squared 2
+    assert _run(AEDIdentity(backend="arcface"), _batch(gen, driving=drv)).value == pytest.approx(
+        2 ** 0.5)
+    assert _run(AEDFomm(backend="arcface"), _batch(gen, driving=drv)).value == pytest.approx(2.0)
+    # dlib descriptors are used as dlib returns them
+    assert _run(AEDIdentity(), _batch([Analysis(dlib_descriptor=a)],
+                                      driving=[Analysis(dlib_descriptor=b)])).value == (
+        pytest.approx(np.linalg.norm(a - b)))
+
+
+def test_akd_fomm_is_cmp_kp_mean_abs_coordinate_difference() -> None:
+    """pose-evaluation cmp_kp.py (5a5c45e): mean over frames of mean(|kp_gt - kp_gen|) over the
+    68x2 coordinates; frames whose generated landmarks are missing are left out."""
+    rng = np.random.default_rng(5)
+    truth = [rng.uniform(0, 256, size=(68, 2)) for _ in range(3)]
+    generated = [t + rng.normal(0, 3, size=(68, 2)) for t in truth[:2]]
+    per_frame = []
+    for g, t in zip(generated, truth[:2], strict=True):
+        total = 0.0
+        for point in range(68):
+            for axis in range(2):
+                total += abs(t[point, axis] - g[point, axis])
+        per_frame.append(total / 136)
+    expected = sum(per_frame) / 2
+    gen = [Analysis(landmarks=g) for g in generated] + [NO_FACE]
+    drv = [Analysis(landmarks=t) for t in truth]
+    result = _run(AKDFomm(), _batch(gen, driving=drv))
+    assert result.value == pytest.approx(expected, rel=1e-12)
+    assert result.frames == 2 and result.excluded == 1
+    assert "cmp_kp.py@5a5c45e" in AKDFomm().backend
+    # a (3, 4) pixel shift: Euclidean AKD 5, cmp_kp's mean |coordinate| 3.5
+    shifted = [Analysis(landmarks=truth[0] + [3.0, 4.0])]
+    assert _run(AKDFomm(), _batch(shifted, driving=drv[:1])).value == pytest.approx(3.5)
+    assert _run(AKD(), _batch(shifted, driving=drv[:1])).value == pytest.approx(5.0)
 
 
 def test_akd_pixels_and_mkr_rate() -> None:
@@ -174,17 +232,29 @@ def test_avd_mesh_distance_closed_form_and_directions() -> None:
     assert identity_mesh_distance(a, b, model) == pytest.approx(identity_mesh_distance(b, a, model))
     assert identity_mesh_distance(a, a, model) == 0.0
 
-    gen = [Analysis(identity=a), Analysis(identity=a), NO_FACE]
+    # one canonical mesh per clip: the mean of the frames' identity coefficients
+    c = rng.normal(size=4)
+    gen = [Analysis(identity=a), Analysis(identity=c), NO_FACE]
+    clip = (a + c) / 2
     avd_s = _run(
         AVDSource(backend="t", model=model), _batch(gen, source=[Analysis(identity=b)], driving=gen)
     )
-    assert avd_s.value == pytest.approx(explicit) and avd_s.frames == 2 and avd_s.excluded == 1
-    avd_d = _run(
-        AVDDriving(backend="t", model=model), _batch(gen, driving=[Analysis(identity=b)] * 3)
-    )
-    assert avd_d.value == pytest.approx(explicit)
+    assert avd_s.value == pytest.approx(identity_mesh_distance(clip, b, model), rel=1e-12)
+    assert avd_s.frames == 2 and avd_s.excluded == 1
+    driving = [Analysis(identity=b), Analysis(identity=c), Analysis(identity=a)]
+    avd_d = AVDDriving(backend="t", model=model)
+    avd_d.update(_batch(gen[:2], driving=driving[:2]))  # two batches of one pair
+    avd_d.update(_batch(gen[2:], driving=driving[2:]))
+    result = avd_d.compute()
+    assert result.value == pytest.approx(
+        identity_mesh_distance(clip, (a + b + c) / 3, model), rel=1e-12)
+    assert result.frames == 2 and result.excluded == 1
+    avd_d.reset()
+    assert _run(avd_d, _batch([NO_FACE], driving=[Analysis(identity=b)])).status == "skipped"
     assert not AVDSource.higher_is_better and AVDDriving.higher_is_better
     assert AVDSource.reference == "source" and AVDDriving.reference == "driving"
+    # same-identity pairs have one right shape: AVD is a cross-identity metric only
+    assert AVDSource.protocols == AVDDriving.protocols == (CROSS_IDENTITY,)
 
 
 def test_avd_on_the_surrey_face_model(monkeypatch) -> None:

@@ -124,3 +124,42 @@ def test_extractor_is_pytorch_fids_network(
     result = metric.compute()
     assert result.status == "ok" and result.frames == 4 and np.isfinite(result.value)
     assert "pytorch-fid-0.3.0" in metric.backend and weights.name in metric.backend
+
+
+@pytest.mark.parametrize("rank_deficient", [False, True])
+def test_distance_equals_pytorch_fid_and_the_commuting_closed_form(rank_deficient: bool) -> None:
+    """For diagonal covariances the Frechet distance has a closed form:
+    |mu1 - mu2|^2 + sum_i (sqrt(s1_i) - sqrt(s2_i))^2. Rank-deficient: some variances are 0 (as
+    with fewer frames than feature dimensions)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(7)
+    dims = 12
+    s1, s2 = rng.uniform(0.5, 3.0, dims), rng.uniform(0.5, 3.0, dims)
+    if rank_deficient:
+        s1[:4] = 0.0
+        s2[2:7] = 0.0
+    mu1, mu2 = rng.normal(size=dims), rng.normal(size=dims)
+    closed = float(((mu1 - mu2) ** 2).sum() + ((np.sqrt(s1) - np.sqrt(s2)) ** 2).sum())
+    a, b = FeatureStats(dims), FeatureStats(dims)
+    # 2 * dims samples mu +- c_i e_i: mean mu, covariance (ddof 1) diag(2 c_i^2 / (2 dims - 1))
+    for stats, mu, var in ((a, mu1, s1), (b, mu2, s2)):
+        offsets = np.diag(np.sqrt(var * (2 * dims - 1) / 2))
+        stats.add(np.concatenate([mu + offsets, mu - offsets]))
+    assert np.allclose(a.cov(), np.diag(s1), atol=1e-12)
+    assert np.allclose(b.cov(), np.diag(s2), atol=1e-12)
+    ours = frechet_distance(a, b)
+    theirs = calculate_frechet_distance(a.mean(), a.cov(), b.mean(), b.cov())
+    assert ours == pytest.approx(theirs, rel=1e-12)
+    # sqrtm of a singular product is accurate to ~1e-8 relative; pytorch-fid's number is kept
+    assert ours == pytest.approx(closed, rel=1e-7)
+
+
+def test_scipy_is_pinned_below_the_release_that_drops_sqrtm_disp() -> None:
+    from importlib.metadata import requires, version
+
+    from packaging.version import Version
+
+    pins = [r for r in requires("talkinghead-bench") if r.startswith("scipy")]
+    assert pins == ["scipy<1.18,>=1.11"] or pins == ["scipy>=1.11,<1.18"], pins
+    assert Version(version("scipy")) < Version("1.18")

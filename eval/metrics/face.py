@@ -118,9 +118,13 @@ class FaceFrameMetric(AnalysisMetric):
         """The per-frame value; both analyses have a face."""
         raise NotImplementedError
 
+    def present(self, analysis: Any) -> bool:
+        """Whether the frame has what this metric reads (a face, by default)."""
+        return analysis.has_face
+
     def update(self, batch: FrameBatch) -> None:
         for generated, reference in self._pairs(batch):
-            if not (generated.has_face and reference.has_face):
+            if not (self.present(generated) and self.present(reference)):
                 self._excluded += 1
                 continue
             self._sum += float(self.value(generated, reference))

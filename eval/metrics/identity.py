@@ -7,11 +7,18 @@ silent switch to dlib.
 
 - ``csim``: cosine similarity between the embeddings of each generated frame and of the source
   image, averaged over frames; higher is better; both protocols.
-- ``aed_identity``: FOMM / Monkey-Net "AED": distance between the embeddings of each generated
-  frame and its ground-truth frame, averaged over frames; lower is better; same-identity only.
-  ``distance="l2"`` (default) is the Euclidean distance the papers name; ``distance="mean_abs"``
-  is what the public ``pose-evaluation/cmp.py`` computes (mean absolute difference over the
-  embedding's dimensions). Not the 3DMM expression distance -- that is ``aed_3dmm``.
+- ``aed_identity``: FOMM / Monkey-Net "AED" as the papers name it: the Euclidean distance between
+  the embeddings of each generated frame and its ground-truth frame, averaged over frames; lower
+  is better; same-identity only.
+- ``aed_fomm``: what FOMM's public evaluation code computes (AliaksandrSiarohin/pose-evaluation,
+  ``cmp.py`` at commit 5a5c45e "Add all the metrics", unchanged at HEAD 1bc4cae): per frame the
+  *squared* Euclidean distance ``sum((e_gt - e_gen) ** 2)``, averaged over frames. FOMM used
+  OpenFace embeddings; ours come from the chosen backend, so the numbers are comparable with
+  FOMM's formula, not with its network.
+
+ArcFace embeddings are L2-normalised before any distance or cosine (as insightface's
+``normed_embedding``); dlib descriptors are used as dlib returns them. Neither AED is the 3DMM
+expression distance -- that is ``aed_3dmm``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,15 @@ from eval.metrics.base import PROTOCOLS, SAME_IDENTITY
 from eval.metrics.face import FaceFrameMetric
 
 FIELDS = {"dlib": "dlib_descriptor", "arcface": "arcface"}
+
+
+FOMM_CMP = "pose-evaluation cmp.py@5a5c45e (sum of squared differences)"
+
+
+def squared_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """``sum((a - b) ** 2)``, the per-frame distance of FOMM's ``cmp.py``."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(((a - b) ** 2).sum())
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -60,7 +76,10 @@ class _EmbeddingMetric(FaceFrameMetric):
                 f"{self.name}: the frame analysis has no {FIELDS[self.embedding]!r}; build the "
                 f"FaceAnalyzer with parts including {self.embedding!r}"
             )
-        return np.asarray(vector, np.float64)
+        vector = np.asarray(vector, np.float64)
+        if self.embedding == "arcface":
+            vector = vector / np.linalg.norm(vector)
+        return vector
 
 
 class CSIM(_EmbeddingMetric):
@@ -76,25 +95,27 @@ class CSIM(_EmbeddingMetric):
 
 
 class AEDIdentity(_EmbeddingMetric):
-    """FOMM's AED: distance of identity embeddings, generated vs ground truth (lower better)."""
+    """FOMM's AED as the papers define it: Euclidean distance of identity embeddings, generated
+    vs ground truth (lower better)."""
 
     name = "aed_identity"
     higher_is_better = False
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
 
-    def __init__(
-        self, backend: str = "dlib", model_path: str | None = None, distance: str = "l2"
-    ) -> None:
-        if distance not in ("l2", "mean_abs"):
-            raise ValueError(f"aed_identity distance must be 'l2' or 'mean_abs', got {distance!r}")
-        self.distance = distance
-        super().__init__(backend, model_path)
+    def value(self, generated: Any, reference: Any) -> float:
+        return float(np.linalg.norm(self._embedding(generated) - self._embedding(reference)))
+
+
+class AEDFomm(AEDIdentity):
+    """AED as FOMM's ``pose-evaluation/cmp.py`` (commit 5a5c45e) computes it: the squared
+    Euclidean distance of identity embeddings, generated vs ground truth (lower better)."""
+
+    name = "aed_fomm"
 
     @property
     def backend(self) -> str:
-        return f"{super().backend},{self.distance}"
+        return f"{super().backend},{FOMM_CMP}"
 
     def value(self, generated: Any, reference: Any) -> float:
-        diff = self._embedding(generated) - self._embedding(reference)
-        return float(np.linalg.norm(diff) if self.distance == "l2" else np.abs(diff).mean())
+        return squared_distance(self._embedding(generated), self._embedding(reference))

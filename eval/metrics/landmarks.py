@@ -3,11 +3,24 @@
 - ``akd``: average keypoint distance: per frame, the mean over the 68 iBUG landmarks of the
   Euclidean distance (pixels, at the evaluation frame size) between the generated frame's and
   the ground-truth frame's landmarks; averaged over frames where both have a face. Lower better.
+- ``akd_fomm``: AKD as FOMM's public evaluation code computes it (AliaksandrSiarohin/
+  pose-evaluation, ``cmp_kp.py`` at commit 5a5c45e "Add all the metrics", unchanged at HEAD
+  1bc4cae): per frame ``mean(|kp_gt - kp_gen|)`` over the 68x2 coordinates (a mean absolute
+  *coordinate* difference, not a per-point Euclidean distance: for isotropic errors it reads
+  about 1.4 to 2 times lower than ``akd``); frames whose generated landmarks are missing are
+  left out (and counted), as there.
 - ``mkr``: missing keypoint rate: the share of frames, among those where the ground truth has a
   face, in which no face is found in the generated frame. Lower better. Frames whose ground
   truth has no face are excluded.
+- ``no_face``: the output's no-face rate, in both protocols: the share of frames, among those
+  whose driving frame has a face, in which no face is found in the generated frame (in
+  same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). It is the
+  coverage of every face metric seen from the method's side: those frames are left out of them.
 
-Landmarks come from the shared frame analyses (dlib HOG detector + 68-point shape predictor).
+Landmarks come from the shared frame analyses, from the backend named by ``landmarks``:
+``"dlib"`` (default, offline: dlib HOG detector + 68-point shape predictor) or ``"fan"``
+(face-alignment's S3FD detector + 2D-FAN-4, what FOMM's and TPSMM's evaluations used; weights
+through the asset manager). With ``"fan"`` a frame "has a face" when S3FD finds one.
 """
 
 from __future__ import annotations
@@ -16,19 +29,49 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import SAME_IDENTITY, FrameBatch, MetricValue
+from eval.metrics.base import PROTOCOLS, SAME_IDENTITY, FrameBatch, MetricValue
 from eval.metrics.face import AnalysisMetric, FaceFrameMetric, missing_assets, missing_module
 
 DETECTOR_BACKEND = "det=dlib-hog(upsample=1)|lmk=dlib-shape_predictor_68_face_landmarks"
 KEYS = ("det", "lmk")
+FOMM_CMP_KP = "pose-evaluation cmp_kp.py@5a5c45e (mean |d| over 68x2 coordinates)"
 
 
-def _dlib_available() -> str:
-    return missing_module("dlib", "dlib-bin") or missing_assets("dlib_landmarks68")
+LANDMARK_BACKENDS = ("dlib", "fan")
 
 
-def _dlib_backend() -> str:
-    return DETECTOR_BACKEND
+class _LandmarkSource:
+    """The ``landmarks`` option shared by the landmark metrics: which analysis fields to read."""
+
+    def _choose(self, landmarks: str) -> None:
+        if landmarks not in LANDMARK_BACKENDS:
+            raise ValueError(f"{self.name}: landmarks must be one of {LANDMARK_BACKENDS}, "
+                             f"got {landmarks!r}")
+        self.landmarks = landmarks
+        self.parts = ("fan",) if landmarks == "fan" else ()
+        self.backend_keys = ("fan",) if landmarks == "fan" else KEYS
+
+    def default_backend(self) -> str:
+        if self.landmarks == "fan":
+            from facegeom.fan import FANLandmarks
+
+            return f"fan={FANLandmarks().backend}"
+        return DETECTOR_BACKEND
+
+    def available(self) -> str:
+        if self.landmarks == "fan":
+            from facegeom.fan import missing
+
+            return missing()
+        return missing_module("dlib", "dlib-bin") or missing_assets("dlib_landmarks68")
+
+    def present(self, analysis: Any) -> bool:
+        if self.landmarks == "fan":
+            return getattr(analysis, "fan_landmarks", None) is not None
+        return analysis.has_face
+
+    def points(self, analysis: Any) -> np.ndarray:
+        return analysis.fan_landmarks if self.landmarks == "fan" else analysis.landmarks
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,57 +82,68 @@ def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b, axis=-1).mean())
 
 
-class AKD(FaceFrameMetric):
+class AKD(_LandmarkSource, FaceFrameMetric):
     """Average keypoint distance (pixels) to the ground truth's 68 landmarks."""
 
     name = "akd"
     higher_is_better = False
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
-    parts = ()
-    backend_keys = KEYS
 
-    def default_backend(self) -> str:
-        return _dlib_backend()
-
-    def available(self) -> str:
-        return _dlib_available()
+    def __init__(self, landmarks: str = "dlib") -> None:
+        self._choose(landmarks)
+        super().__init__()
 
     def value(self, generated: Any, reference: Any) -> float:
-        return keypoint_distance(generated.landmarks, reference.landmarks)
+        return keypoint_distance(self.points(generated), self.points(reference))
 
 
-class MKR(AnalysisMetric):
+def mean_abs_coordinate_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """``mean(|a - b|)`` over every coordinate of corresponding (N, 2) points (``cmp_kp.py``)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"landmark shapes differ: {a.shape} vs {b.shape}")
+    return float(np.abs(a - b).mean())
+
+
+class AKDFomm(AKD):
+    """AKD as FOMM's ``pose-evaluation/cmp_kp.py`` (commit 5a5c45e): mean |Δ| over 68x2 coords."""
+
+    name = "akd_fomm"
+
+    @property
+    def backend(self) -> str:
+        return f"{super().backend},{FOMM_CMP_KP}"
+
+    def value(self, generated: Any, reference: Any) -> float:
+        return mean_abs_coordinate_difference(self.points(generated), self.points(reference))
+
+
+class MKR(_LandmarkSource, AnalysisMetric):
     """Share of frames with a ground-truth face where the generated frame has none."""
 
     name = "mkr"
     higher_is_better = False
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
-    parts = ("landmarks",)
 
-    def __init__(self) -> None:
+    def __init__(self, landmarks: str = "dlib") -> None:
+        self._choose(landmarks)
         self.reset()
-
-    @property
-    def backend(self) -> str:
-        return _dlib_backend()
-
-    def available(self) -> str:
-        return _dlib_available()
 
     def update(self, batch: FrameBatch) -> None:
         for generated, truth in self._pairs(batch):
-            if not truth.has_face:
+            if not self.present(truth):
                 self._excluded += 1
                 continue
             self._count += 1
-            self._missing += 0 if generated.has_face else 1
+            self._missing += 0 if self.present(generated) else 1
 
     def compute(self) -> MetricValue:
         if self._count == 0:
             result = MetricValue.skipped(
-                f"no ground-truth frame with a face ({self._excluded} excluded)"
+                f"no {self.reference.replace('_', '-')} frame with a face "
+                f"({self._excluded} excluded)"
             )
             result.excluded = self._excluded
             return result
@@ -97,3 +151,11 @@ class MKR(AnalysisMetric):
 
     def reset(self) -> None:
         self._count, self._missing, self._excluded = 0, 0, 0
+
+
+class NoFace(MKR):
+    """The output's no-face rate: frames with a driving face where the output has none."""
+
+    name = "no_face"
+    protocols = PROTOCOLS
+    reference = "driving"

@@ -10,11 +10,18 @@ no face is excluded and counted (``MetricValue.excluded``).
   not Deep3DFaceRecon's 64 BFM coefficients: numbers are comparable within this benchmark only.
 - ``apd``: per frame, the mean over yaw, pitch and roll of the absolute angle difference in
   degrees (wrapped to [0, 180]), generated vs driving; mean over frames. Lower better.
-- ``avd_s``: per frame, the mean per-vertex Euclidean distance between the identity-only canonical
-  meshes (neutral expression, zero pose, model units: mm for the SFM) of the generated frame and
-  of the source image. Lower better: the output keeps the source's face shape.
-- ``avd_d``: the same against the driving frame. *Higher* is better (``higher_is_better=True``):
-  a larger distance means the output took less of the driver's face shape (identity leak).
+- ``avd_s`` and ``avd_d`` (cross-identity only: in same-identity pairs source and driver are one
+  person, so one shape is the right answer and the pair says nothing): the mean per-vertex
+  Euclidean distance between two *canonical meshes* (identity only: neutral expression, zero
+  pose, model units: mm for the SFM). A clip's canonical mesh uses one identity for all its
+  frames (:func:`facegeom.fitting.shared_identity`: the mean of its frames' identity
+  coefficients); a source image is a clip of one frame. ``avd_s``: generated clip vs source
+  image, lower better (the output keeps the source's face shape). ``avd_d``: generated clip vs
+  driving clip, *higher* better (``higher_is_better=True``: the output took less of the
+  driver's face shape). One value per pair, from the generated frames with a face (``frames``)
+  and the reference frames with a face; generated frames without a face are counted as
+  excluded. Their noise floor (two halves of one real clip, a clip vs its mirror image) is
+  measured by :mod:`eval.noise_floor` and given in docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import PROTOCOLS, FrameBatch
+from eval.metrics.base import CROSS_IDENTITY, PROTOCOLS, FrameBatch, MetricValue
 from eval.metrics.face import FaceFrameMetric, missing_module
 
 
@@ -49,7 +56,7 @@ def identity_mesh_distance(a: np.ndarray, b: np.ndarray, model: Any) -> float:
     return float(np.linalg.norm(offsets, axis=-1).mean())
 
 
-class _FitMetric(FaceFrameMetric):
+class FitMetric(FaceFrameMetric):
     protocols = PROTOCOLS
     parts = ("fit",)
     backend_keys = ("fit",)
@@ -67,14 +74,17 @@ class _FitMetric(FaceFrameMetric):
         return self._default
 
     def update(self, batch: FrameBatch) -> None:
-        for generated, reference in self._pairs(batch):
+        self._check_fits(self._pairs(batch))
+        super().update(batch)
+
+    def _check_fits(self, pairs: list[tuple[Any, Any]]) -> None:
+        for generated, reference in pairs:
             for analysis in (generated, reference):
                 if analysis.has_face and not np.all(np.isfinite(self.fields(analysis))):
                     raise ValueError(
                         f"{self.name}: a frame with a face has no 3DMM fit (NaN); build the "
                         "FaceAnalyzer with parts including 'fit'"
                     )
-        super().update(batch)
 
     def fields(self, analysis: Any) -> np.ndarray:
         raise NotImplementedError
@@ -88,7 +98,7 @@ class _FitMetric(FaceFrameMetric):
         return Fitter().available()
 
 
-class AED3DMM(_FitMetric):
+class AED3DMM(FitMetric):
     """Mean absolute difference of 3DMM expression coefficients, generated vs driving."""
 
     name = "aed_3dmm"
@@ -106,7 +116,7 @@ class AED3DMM(_FitMetric):
         return float(np.abs(a - b).mean())
 
 
-class APD(_FitMetric):
+class APD(FitMetric):
     """Mean absolute head-pose difference (degrees, mean of yaw, pitch, roll) vs driving."""
 
     name = "apd"
@@ -122,7 +132,11 @@ class APD(_FitMetric):
         return float(angle_difference(a, b).mean())
 
 
-class _AVD(_FitMetric):
+class _AVD(FitMetric):
+    """Canonical-mesh distance between the generated clip and the reference clip (one per pair)."""
+
+    protocols = (CROSS_IDENTITY,)
+
     def __init__(self, backend: str | None = None, model: Any = None) -> None:
         self._model = model
         super().__init__(backend)
@@ -143,12 +157,39 @@ class _AVD(_FitMetric):
     def fields(self, analysis: Any) -> np.ndarray:
         return np.asarray(analysis.identity, np.float64)
 
-    def value(self, generated: Any, reference: Any) -> float:
-        return identity_mesh_distance(generated.identity, reference.identity, self.model)
+    def update(self, batch: FrameBatch) -> None:
+        pairs = self._pairs(batch)
+        self._check_fits(pairs)
+        for generated, _ in pairs:
+            if generated.has_face:
+                self._generated.append(self.fields(generated))
+            else:
+                self._excluded += 1
+        references = pairs[:1] if self.reference == "source" else pairs
+        self._reference += [self.fields(r) for _, r in references if r.has_face]
+
+    def compute(self) -> MetricValue:
+        from facegeom.fitting import shared_identity
+
+        if not self._generated or not self._reference:
+            side = "generated" if not self._generated else self.reference
+            result = MetricValue.skipped(f"no {side} frame with a face ({self._excluded} "
+                                         "generated frames without one)")
+            result.excluded = self._excluded
+            return result
+        value = identity_mesh_distance(shared_identity(self._generated),
+                                       shared_identity(self._reference), self.model)
+        return MetricValue(value, len(self._generated), excluded=self._excluded)
+
+    def reset(self) -> None:
+        super().reset()
+        self._generated: list[np.ndarray] = []
+        self._reference: list[np.ndarray] = []
 
 
 class AVDSource(_AVD):
-    """Identity-mesh vertex distance to the source (lower: the source's shape is kept)."""
+    """Canonical-mesh distance of the generated clip to the source image (lower: the source's
+    shape is kept)."""
 
     name = "avd_s"
     higher_is_better = False
@@ -156,7 +197,8 @@ class AVDSource(_AVD):
 
 
 class AVDDriving(_AVD):
-    """Identity-mesh vertex distance to the driving frame (higher: less of the driver's shape)."""
+    """Canonical-mesh distance of the generated clip to the driving clip (higher: less of the
+    driver's shape)."""
 
     name = "avd_d"
     higher_is_better = True

@@ -1,0 +1,50 @@
+"""The 3DMM metrics' noise floor, measured on real clips with the real dlib + eos analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from eval.noise_floor import measure_floor, real_clips
+from reports.tables import floor_markdown
+
+
+@pytest.fixture(scope="module")
+def floor(mini_dataset, shared_dir: Path, tmp_path_factory) -> dict:
+    pytest.importorskip("eos")
+    from facegeom.analysis import FaceAnalyzer
+    from facegeom.morphable import load_sfm
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THB_ASSETS_DIR", str(shared_dir / "models" / "sfm"))
+        analyzer = FaceAnalyzer(parts=("fit",), cache=tmp_path_factory.mktemp("analyses"),
+                                strict=True)
+        return measure_floor(mini_dataset, [SAME_IDENTITY, CROSS_IDENTITY], analyzer,
+                             load_sfm())
+
+
+def test_floor_on_real_clips(floor: dict, mini_dataset) -> None:
+    assert real_clips(mini_dataset, [SAME_IDENTITY]) == ["man-000", "man-leaves-001",
+                                                         "woman-000"]
+    avd = floor["avd"]
+    print("\nAVD floor (mm):", {k: round(v, 3) for k, v in avd.items()})
+    assert floor["clips"] == 3 and floor["units"] == "mm"
+    assert floor["cross_pairs"] == 2  # the woman's clip against each of the man's
+    for key in ("halves", "mirror_clip", "clip_vs_frame", "mirror_frame", "cross_person"):
+        assert np.isfinite(avd[key]) and avd[key] > 0, key
+    # the same person's clip halves and mirror image read below two different people
+    assert avd["halves"] < avd["cross_person"] and avd["mirror_clip"] < avd["cross_person"]
+    assert avd["floor_ratio"] == pytest.approx(avd["halves"] / avd["cross_person"])
+    assert 0 < floor["apd"]["mirror_frame"] < 10  # degrees
+    assert "lambda_id=30" in floor["backend"]
+
+
+def test_floor_section_of_the_tables(floor: dict) -> None:
+    text = floor_markdown(floor)
+    assert "### Noise floor of the 3DMM metrics" in text
+    line = next(x for x in text.splitlines() if x.startswith("| AVD: two halves"))
+    assert line.endswith(f"| {floor['avd']['halves']:.3f} mm |")
+    assert "Measured on 3 real clips" in text
