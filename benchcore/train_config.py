@@ -16,8 +16,14 @@ train``. See ``configs/train/*.toml``::
     holdout = 4                        # last frames of every clip never trained on
     pairs_per_clip = 64                # (source, driving) pairs per clip and epoch
 
+    identity_sampling = false          # official loaders: true (id_sampling)
+    fresh_pairs = false                # official loaders: true (a new pair on every draw)
+    horizontal_flip = false            # augmentation (datasets.augmentation)
+    time_flip = false
+    jitter = [0.0, 0.0, 0.0, 0.0]      # brightness, contrast, saturation, hue
+
     [optim]                            # benchcore.training.TrainSettings
-    steps = 300
+    steps = 300                        # or epochs = 100 (see TrainSettings.epochs)
     batch_size = 4
     lr = 1e-3
 
@@ -48,7 +54,22 @@ class TrainData(DatasetConfig):
     holdout: int = 4
     """The last ``holdout`` frames of every clip are never trained on."""
     pairs_per_clip: int = 64
-    """(source, driving) pairs per clip and epoch."""
+    """(source, driving) pairs per clip (per identity with ``identity_sampling``) and epoch:
+    the official loaders' ``num_repeats``."""
+    identity_sampling: bool = False
+    """Draw by identity (then one of its clips), as the official ``id_sampling``."""
+    fresh_pairs: bool = False
+    """New random pairs in every epoch (official), instead of the same pairs each epoch."""
+    horizontal_flip: bool = False
+    time_flip: bool = False
+    jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Colour jitter: brightness, contrast, saturation, hue (see datasets.augmentation)."""
+
+    def augmentation(self):
+        from datasets.augmentation import Augmentation
+
+        return Augmentation(self.horizontal_flip, self.time_flip,
+                            tuple(float(v) for v in self.jitter))
 
 
 @dataclass
@@ -98,6 +119,8 @@ def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
         raise ValueError(f"{origin}: family must be one of {FAMILIES}, not {config.family!r}")
     if config.data.holdout < 0 or config.data.pairs_per_clip < 1:
         raise ValueError(f"{origin}: holdout must be >= 0 and pairs_per_clip >= 1")
+    if len(config.data.jitter) != 4:
+        raise ValueError(f"{origin}: [data] jitter is brightness, contrast, saturation, hue")
     return config
 
 
