@@ -3,8 +3,11 @@
 The published losses: a multi-scale perceptual loss on a VGG-19 (relu1_1 ... relu5_1, inputs at
 scales 1, 1/2, 1/4, 1/8, weight 10 per layer) and an equivariance loss (a random affine + TPS
 warp of the driving frame must move the keypoints accordingly; FOMM also constrains the
-jacobians); face-vid2vid adds its keypoint and expression priors (:mod:`baselines.fv2v_losses`).
-An LSGAN multi-scale discriminator with feature matching is optional and off by default.
+jacobians); TPSMM its warp loss, TPS dropout and, from an epoch on, a background motion
+predictor with its loss; face-vid2vid its keypoint, expression and head-pose (Hopenet) terms
+(:mod:`baselines.fv2v_losses`). A discriminator (LSGAN or hinge, spectral norm, feature
+matching) is optional. Weights and recipe switches: :class:`baselines.loss_weights.LossWeights`
+(the ``[loss]`` table); ``configs/train/*-vox256.toml`` hold the official recipes.
 
 The VGG-19 weights come from the asset manager (``vgg19``). When they are absent, training
 falls back to an L1 loss on the same image pyramid and says so in the log, in
