@@ -174,7 +174,8 @@ def add_train_arguments(parser) -> None:
                         help="continue the run from <run>/checkpoints/last.pt")
     parser.add_argument("--stop-at", type=int, default=None,
                         help="stop after this step (the schedule stays the full run's)")
-    parser.add_argument("--steps", type=int, default=None, help="override [optim] steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override [optim] steps (and drop [optim] epochs)")
     parser.add_argument("--output-dir", default=None, help="override output_dir")
     parser.add_argument("--device", default=None, help="override device (cpu, cuda)")
 
@@ -182,5 +183,5 @@ def add_train_arguments(parser) -> None:
 def config_from_arguments(args) -> TrainConfig:
     config = load_train_config(args.config, output_dir=args.output_dir, device=args.device)
     if args.steps is not None:
-        config.optim.steps = args.steps
+        config.optim.steps, config.optim.epochs = args.steps, 0
     return config

@@ -249,7 +249,7 @@ def test_tpsmm_recipe_resumes_bit_identically(tmp_path: Path, mini_dataset):
     quiet = {"log": lambda _: None}
     whole = train(recipe_config(tmp_path, mini_dataset.root, "tpsmm", "whole"), **quiet)
     split = recipe_config(tmp_path, mini_dataset.root, "tpsmm", "split")
-    train(split, stop_at=1, **quiet)
+    train(split, stop_at=3, **quiet)  # mid-epoch, after the bg predictor started
     resumed = train(split, resume=True, **quiet)
     a, b = (torch.load(p, weights_only=True) for p in (whole, resumed))
     for key in a:
@@ -257,9 +257,11 @@ def test_tpsmm_recipe_resumes_bit_identically(tmp_path: Path, mini_dataset):
             assert torch.equal(a[key][name], b[key][name]), (key, name)
     rows = [__import__("json").loads(line) for line in
             (split.run_dir / "scalars.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3]  # 2 identities x 2 pairs / batch 2: 2-step
-    assert "bg" not in rows[0] and "bg" in rows[2]  # epochs; bg from epoch 1 = step 2
-    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 1e-3, 1e-4])
+    # 2 identities x 2 pairs / batch 2: 2-step epochs, 3 of them
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert ["bg" in r for r in rows] == [False, False, True, True, True, True]  # from epoch 1
+    # the LR after each step (MultiStepLR at epochs 1 and 2)
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5])
     state = torch.load(split.run_dir / "checkpoints" / "last.pt", weights_only=False)
     assert any(k.startswith("extra.bg_predictor.") for k in state["objective"])
     assert "bg_predictor" not in a  # the official layout is exported without it
