@@ -369,8 +369,12 @@ class TPSMM(WarpingMethod):
         motion = self.nets["dense_motion_network"](source, kp_driving, kp_source)
         return self.nets["inpainting_network"](source, motion, features)["prediction"]
 
-    #: trained by its own stage in the official code (``train_avd.py``), frozen here
-    untrained_nets = ("avd_network",)
+    def untrained_nets(self, weights) -> tuple[str, ...]:
+        """The main stage leaves the AVD network alone; the AVD stage trains only it (as the
+        official ``train.py`` and ``train_avd.py``)."""
+        if weights.stage == "avd":
+            return tuple(key for key in self.nets if key != "avd_network")
+        return ("avd_network",)
 
     def training_nets(self, weights) -> dict[str, nn.Module]:
         """The background motion predictor when the recipe uses one (``bg_start_epoch``)."""
@@ -385,6 +389,8 @@ class TPSMM(WarpingMethod):
         ``bg_start_epoch`` the background loss mean |I - A(s, d) A(d, s)| of the predicted
         background affines. TPS dropout follows :meth:`LossWeights.tps_dropout` of the epoch."""
         weights = kit.weights
+        if weights.stage == "avd":
+            return self._avd_losses(source, driving, kit)
         detector = self.nets["kp_detector"]
         inpainting = self.nets["inpainting_network"]
         kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
@@ -412,3 +418,21 @@ class TPSMM(WarpingMethod):
             eye = torch.eye(3, dtype=bg_param.dtype, device=bg_param.device)
             losses["bg"] = weights.bg * (eye - bg_param @ reverse).abs().mean()
         return losses
+
+    def _avd_losses(self, source: torch.Tensor, driving: torch.Tensor,
+                    kit: LossKit) -> dict[str, torch.Tensor]:
+        """The AVD stage: ``avd`` = shift weight * mean |kp_d - AVD(kp_s, kp_d * scale)| with
+        per-item x and y scales from U[1 - s, 1 + s] (drawn on the CPU from the kit's
+        generator); the keypoints come from the frozen detector, without gradients."""
+        weights = kit.weights
+        with torch.no_grad():
+            detector = self.nets["kp_detector"]
+            kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
+            spread = weights.avd_random_scale
+            scale = torch.rand(driving.shape[0], 1, 2, generator=kit.generator, device="cpu")
+            scale = (scale * 2 * spread + 1 - spread).to(kp_driving)
+        rebuilt = self.nets["avd_network"](kp_source, kp_driving * scale)
+        with torch.no_grad():  # the image the rebuilt keypoints give, for the logs
+            motion = self.nets["dense_motion_network"](source, rebuilt, kp_source)
+            self.last_prediction = self.nets["inpainting_network"](source, motion)["prediction"]
+        return {"avd": weights.avd_shift * (kp_driving - rebuilt).abs().mean()}

@@ -241,7 +241,7 @@ class BaselineObjective(Objective):
     every step, so the trainer's RNG checkpoint covers them. Modules only training uses (a
     method's ``training_nets(weights)``, e.g. TPSMM's background motion predictor) live here
     under ``extra``: they are checkpointed with the run but not exported in the official
-    layout. A method's ``untrained_nets`` are frozen (their own stage trains them).
+    layout. A method's ``untrained_nets(weights)`` are frozen (another stage trains them).
     """
 
     def __init__(self, method, kit: LossKit) -> None:
@@ -250,7 +250,8 @@ class BaselineObjective(Objective):
             raise ValueError(f"method {method.name!r} does not support training in the harness")
         self.method, self.kit = method, kit
         self.nets = method.nets
-        for key in getattr(method, "untrained_nets", ()):
+        frozen = method.untrained_nets(kit.weights) if hasattr(method, "untrained_nets") else ()
+        for key in frozen:
             self.nets[key].requires_grad_(False)
         extra = method.training_nets(kit.weights) if hasattr(method, "training_nets") else {}
         self.extra = nn.ModuleDict(extra)
@@ -336,7 +337,7 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     exported = config.exported
     seed_all(config.seed)  # the initial weights
     method = build(config.family, config=config.model, device=process.device,
-                   allow_random_init=True)
+                   checkpoint=config.init_from or None, allow_random_init=True)
     kit = build_kit(config.loss, process.device, f"{config.name} [loss]")
     objective = BaselineObjective(method, kit)
     frames = {c.clip_id: split_frames(c, config.data.holdout)[0] for c in data}

@@ -83,6 +83,9 @@ class TrainConfig:
     data: TrainData = field(default_factory=TrainData)
     optim: TrainSettings = field(default_factory=TrainSettings)
     loss: dict = field(default_factory=dict)
+    init_from: str = ""
+    """An official-layout checkpoint the baseline starts from (e.g. the export of an earlier
+    stage, as TPSMM's AVD stage starts from the main stage); empty: a seeded initialisation."""
 
     @property
     def run_dir(self) -> Path:
@@ -117,6 +120,8 @@ def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
         raise ValueError(f"{origin}: {error}") from None
     if config.family not in FAMILIES:
         raise ValueError(f"{origin}: family must be one of {FAMILIES}, not {config.family!r}")
+    if config.init_from and config.family == "hidenerf":
+        raise ValueError(f"{origin}: init_from is for the warping baselines")
     if config.data.holdout < 0 or config.data.pairs_per_clip < 1:
         raise ValueError(f"{origin}: holdout must be >= 0 and pairs_per_clip >= 1")
     if len(config.data.jitter) != 4:

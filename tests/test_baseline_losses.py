@@ -335,3 +335,30 @@ def test_no_gan_terms_when_generator_gan_is_zero():
 def test_discriminator_without_spectral_norm_has_plain_convolutions():
     plain = Discriminator()
     assert not any(hasattr(m, "weight_orig") for m in plain.modules())
+
+
+# --- TPSMM's AVD stage ----------------------------------------------------------------------------
+
+
+def test_tpsmm_avd_loss_rebuilds_the_driving_keypoints_from_scaled_ones():
+    from baselines.tpsmm import TPSMM
+
+    torch.manual_seed(0)
+    method = TPSMM(config="tiny", allow_random_init=True)
+    weights = LossWeights(stage="avd", avd_random_scale=0.25, avd_shift=2.0)
+    assert set(method.untrained_nets(weights)) == {"kp_detector", "dense_motion_network",
+                                                   "inpainting_network"}
+    assert method.untrained_nets(LossWeights()) == ("avd_network",)
+    method.nets.eval()  # fixed statistics: the recomputation below sees the same networks
+    source, driving = images(20), images(21)
+    kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(4))
+    losses = method.training_losses(source, driving, kit)
+    assert set(losses) == {"avd"} and method.last_prediction.shape == (2, 3, 64, 64)
+    scale = torch.rand(2, 2, generator=torch.Generator().manual_seed(4)) * 0.5 + 0.75
+    with torch.no_grad():
+        kp_s = method.nets["kp_detector"](source)["fg_kp"]
+        kp_d = method.nets["kp_detector"](driving)["fg_kp"]
+        scaled = torch.einsum("bij,bnj->bni", torch.diag_embed(scale), kp_d)
+        rebuilt = method.nets["avd_network"](kp_s, scaled)
+    assert losses["avd"].item() == pytest.approx(2 * (kp_d - rebuilt).abs().mean().item(),
+                                                 rel=1e-5)

@@ -308,3 +308,30 @@ gan_mode = "hinge"
     assert "weights identical on all 2 ranks" in done.stdout, done.stdout
     assert "SyncBatchNorm runs only on GPUs" in done.stdout
     assert (tmp_path / "runs" / "ddp" / "checkpoint.pth.tar").is_file()
+
+
+def test_tpsmm_avd_stage_starts_from_a_checkpoint_and_trains_only_the_avd_network(
+        tmp_path: Path, mini_dataset):
+    from baselines.tpsmm import TPSMM
+    from baselines.train import train
+
+    torch.manual_seed(3)
+    start = tmp_path / "main.pth.tar"
+    TPSMM(config="tiny", allow_random_init=True).save(start)
+    table = {"name": "avd", "family": "tpsmm", "model": "tiny", "init_from": str(start),
+             "output_dir": str(tmp_path / "runs"),
+             "data": {"name": "mini", "root": str(mini_dataset.root), "holdout": 1,
+                      "pairs_per_clip": 4},
+             "optim": {"steps": 2, "batch_size": 2, "lr": 1e-3, "grad_clip": 0.0,
+                       "checkpoint_every": 2},
+             "loss": {"perceptual_backend": "l1", "stage": "avd"}}
+    exported = train(train_config_from_dict(table, "test"), log=lambda _: None)
+    before, after = (torch.load(p, weights_only=True) for p in (start, exported))
+    for key in ("kp_detector", "dense_motion_network", "inpainting_network"):
+        trained = dict(TPSMM(config="tiny", allow_random_init=True).nets[key]
+                       .named_parameters()).keys()
+        assert all(torch.equal(before[key][n], after[key][n]) for n in trained), key
+    assert any(not torch.equal(before["avd_network"][n], after["avd_network"][n])
+               for n in before["avd_network"])
+    with pytest.raises(ValueError, match="init_from is for the warping baselines"):
+        train_config_from_dict({"name": "x", "family": "hidenerf", "init_from": "a"}, "test")
