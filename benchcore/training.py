@@ -72,6 +72,9 @@ class TrainSettings:
     grad_clip_modules: tuple[str, ...] = ()
     """Parameter-name prefixes (e.g. ``nets.kp_detector``) clipped each on its own, and
     nothing else; empty: one clip over all trained parameters."""
+    discriminator_schedule: bool = False
+    """The discriminator's LR follows the same schedule (as the official baselines step a
+    ``MultiStepLR`` on every optimiser); off: the discriminator keeps ``lr``."""
     sync_batchnorm: bool = False
     """Under DDP on GPUs, BatchNorm statistics over the whole batch across ranks (PyTorch's
     ``SyncBatchNorm``, which runs only on GPUs: on CPUs each rank keeps its own statistics)."""
@@ -189,7 +192,7 @@ class EpochBatches(Sampler[list[int]]):
 
 RESUME_MUST_MATCH = ("batch_size", "lr", "betas", "schedule", "warmup_steps", "grad_clip", "amp",
                      "milestones", "gamma", "weight_decay", "grad_clip_norm",
-                     "grad_clip_modules", "sync_batchnorm")
+                     "grad_clip_modules", "sync_batchnorm", "discriminator_schedule")
 """Settings a resumed run must share with its checkpoint: they change the optimisation.
 (A checkpoint from before a setting existed counts as having its default.)"""
 
@@ -285,6 +288,9 @@ class Trainer:
             torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr,
                              betas=settings.betas) if self.discriminator is not None else None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.disc_scheduler = (
+            torch.optim.lr_scheduler.LambdaLR(self.disc_optimizer, self._lr_factor)
+            if self.disc_optimizer is not None and settings.discriminator_schedule else None)
         cuda = self.process.device.type == "cuda"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.amp) \
             if cuda else None
@@ -331,6 +337,8 @@ class Trainer:
         }
         if self.disc_optimizer is not None:
             state["disc_optimizer"] = self.disc_optimizer.state_dict()
+        if self.disc_scheduler is not None:
+            state["disc_scheduler"] = self.disc_scheduler.state_dict()
         return state
 
     def save(self) -> None:
@@ -372,6 +380,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.disc_optimizer is not None:
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        if self.disc_scheduler is not None:
+            self.disc_scheduler.load_state_dict(state["disc_scheduler"])
         self.step = state["step"]
         rng_file = self.checkpoint_path.parent / f"rng-rank{self.process.rank}.pt"
         rng = torch.load(rng_file, weights_only=False) if rng_file.is_file() else None
@@ -517,6 +527,8 @@ class Trainer:
                     dist.all_reduce(param.grad)
                     param.grad /= self.process.world
         self.disc_optimizer.step()
+        if self.disc_scheduler is not None:
+            self.disc_scheduler.step()
         return float(loss.detach())
 
     # -- logs ---------------------------------------------------------------------------------

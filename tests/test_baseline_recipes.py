@@ -125,6 +125,34 @@ def test_clip_groups_are_clipped_each_on_its_own(tmp_path: Path):
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
+class ToyGAN(Toy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.discriminator = nn.Linear(2, 1)
+
+    def forward(self, batch):
+        losses, _ = super().forward(batch)
+        return losses, {"x": batch["x"]}
+
+    def discriminator_loss(self, visuals, batch):
+        return self.discriminator(visuals["x"]).pow(2).mean()
+
+
+@pytest.mark.parametrize("scheduled", [True, False])
+def test_discriminator_follows_the_schedule_when_asked(tmp_path: Path, scheduled: bool):
+    settings = TrainSettings(steps=6, batch_size=2, lr=1.0, schedule="step", milestones=[1],
+                             epochs=2, discriminator_schedule=scheduled, grad_clip=0.0,
+                             checkpoint_every=100, log_every=100, image_every=100)
+    trainer = Trainer(ToyGAN(), Items(), settings, tmp_path, log=lambda _: None)
+    batch = {"x": torch.ones(2, 2)}
+    rates = []
+    for _ in range(8):  # epochs of 6 steps: the milestone at step 6
+        trainer._train_step(trainer.objective, batch)
+        rates.append(trainer.disc_optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1.0] * 5 + [0.1] * 3 if scheduled else [1.0] * 8)
+    assert ("disc_scheduler" in trainer.state_dict()) == scheduled
+
+
 def test_sync_batchnorm_conversion_only_on_several_gpus():
     from benchcore.training import convert_batchnorm
 
@@ -217,6 +245,7 @@ def test_vox256_configs_hold_the_official_recipe(name, per_gpu, gpus, epochs, mi
         assert not o.sync_batchnorm
     if name == "fv2v":
         assert o.sync_batchnorm and o.grad_clip == 0 and options.discriminator
+        assert o.discriminator_schedule
         assert (w.gan_mode, w.generator_gan, w.feature_matching) == ("hinge", 1.0, (10.0,) * 4)
         assert w.spectral_norm and w.discriminator_scales == (1.0,)
         assert options.pose_estimator == "hopenet"
