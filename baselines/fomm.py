@@ -260,8 +260,7 @@ class FOMM(WarpingMethod):
         prediction = generator(source, kp_driving, kp_source)["prediction"]
         self.last_prediction = prediction
         losses = {"perceptual": kit.perceptual(prediction, driving)}
-        if kit.discriminators is not None:
-            losses["gan"] = kit.generator_gan(prediction, driving)
+        losses.update(kit.adversarial(prediction, driving))
         weights = kit.weights
         transform = kit.random_warp(driving.shape[0], "fomm")
         kp_warped = detector(transform.warp_frame(driving, self.cfg.align_corners))

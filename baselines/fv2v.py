@@ -172,14 +172,14 @@ class FaceVid2Vid(FramewiseMethod):
 
     def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
                         kit) -> dict[str, torch.Tensor]:
-        """face-vid2vid's losses (:func:`fv2v_losses`) with the kit's perceptual network: VGG-19,
-        or, where its weights are absent, the pixel-L1 pyramid (reported as
-        ``reconstruction_l1``), plus the kit's GAN terms when it has discriminators. The
-        head-pose term needs a pose estimator and is left out."""
+        """face-vid2vid's losses (:func:`fv2v_losses`) with the kit's ``[loss]`` weights and
+        perceptual network: VGG-19, or, where its weights are absent, the pixel-L1 pyramid
+        (reported as ``reconstruction_l1``); the head-pose term against the kit's pose
+        estimator (Hopenet) when it has one; the kit's GAN terms when it has discriminators."""
         losses, self.last_prediction = fv2v_losses(
-            self.models, source, driving, perceptual=kit.vgg if kit.vgg is not None else "pixel")
-        if kit.discriminators is not None:
-            losses["gan"] = kit.generator_gan(self.last_prediction, driving)
+            self.models, source, driving, weights=kit.weights,
+            perceptual=kit.vgg if kit.vgg is not None else "pixel", pose_target=kit.pose)
+        losses.update(kit.adversarial(self.last_prediction, driving))
         return losses
 
     def save(self, path: str | os.PathLike, **extra) -> None:

@@ -13,19 +13,19 @@ implementation's ``config/vox-256.yaml`` does.
   match the driving keypoints (x, y only), weight 10.
 * ``keypoint``: keypoint prior, sum over pairs of max(0, Dt - |k_i - k_j|^2) with Dt = 0.1, plus
   |mean depth - Zt| with Zt = 0.33, weight 10.
-* ``headpose``: L1 in degrees between the estimated pose and a pretrained pose estimator's
-  (Hopenet in the paper), weight 20. No Hopenet weights are in the asset manifest, so this term
-  is computed only when the caller passes ``pose_target``; otherwise it is absent.
+* ``headpose``: sum over yaw, pitch and roll of the mean L1 in degrees between the estimated
+  pose and a pretrained pose estimator's (Hopenet, :mod:`baselines.hopenet`), weight 20;
+  computed when the caller passes ``pose_target``, otherwise absent.
 * ``expression``: the deformation prior, L1 norm of the expression deviations, weight 5.
 
-Not included: the adversarial and feature-matching terms need a discriminator, which the
-official checkpoint layout does not carry; the shared trainer may add them.
+The adversarial and feature-matching terms need a discriminator, which the official
+checkpoint layout does not carry: :class:`baselines.train.LossKit` adds them (hinge GAN,
+spectral norm, as the official config). Weights: :class:`baselines.loss_weights.LossWeights`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,25 +33,11 @@ from torch import nn
 
 from baselines.fv2v_blocks import AntiAliasDownsample, coordinate_grid_2d
 from baselines.fv2v_motion import headpose_to_degree, transform_keypoints
+from baselines.loss_weights import LossWeights
 from benchcore.vgg import load_vgg19
 
 PoseTarget = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """frames (B, 3, H, W) in [0, 1] -> (yaw, pitch, roll), each (B,) in degrees."""
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    perceptual: tuple[float, ...] = (10, 10, 10, 10, 10)
-    scales: tuple[float, ...] = (1, 0.5, 0.25, 0.125)
-    equivariance_value: float = 10
-    keypoint: float = 10
-    headpose: float = 20
-    expression: float = 5
-    sigma_affine: float = 0.05
-    sigma_tps: float = 0.005
-    points_tps: int = 5
-    keypoint_distance: float = 0.1
-    keypoint_depth: float = 0.33
 
 
 class RandomTPS:

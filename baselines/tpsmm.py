@@ -374,23 +374,41 @@ class TPSMM(WarpingMethod):
         motion = self.nets["dense_motion_network"](source, kp_driving, kp_source)
         return self.nets["inpainting_network"](source, motion, features)["prediction"]
 
-    def training_losses(self, source: torch.Tensor, driving: torch.Tensor, kit: LossKit,
-                        dropout_p: float = 0.0) -> dict[str, torch.Tensor]:
+    def untrained_nets(self, weights) -> tuple[str, ...]:
+        """The main stage leaves the AVD network alone; the AVD stage trains only it (as the
+        official ``train.py`` and ``train_avd.py``)."""
+        if weights.stage == "avd":
+            return tuple(key for key in self.nets if key != "avd_network")
+        return ("avd_network",)
+
+    def training_nets(self, weights) -> dict[str, nn.Module]:
+        """The background motion predictor when the recipe uses one (``bg_start_epoch``)."""
+        self.bg_predictor = BGMotionPredictor(self.cfg) if weights.bg_start_epoch >= 0 else None
+        return {} if self.bg_predictor is None else {"bg_predictor": self.bg_predictor}
+
+    def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
+                        kit: LossKit) -> dict[str, torch.Tensor]:
         """Reconstruct ``driving`` from ``source`` with absolute keypoints (as in training):
-        perceptual, keypoint equivariance under a random TPS warp, and the warp loss (warped,
-        occluded source features against the driving frame's, moving only the flow)."""
+        perceptual, keypoint equivariance under a random TPS warp, the warp loss (warped,
+        occluded source features against the driving frame's, moving only the flow), and from
+        ``bg_start_epoch`` the background loss mean |I - A(s, d) A(d, s)| of the predicted
+        background affines. TPS dropout follows :meth:`LossWeights.tps_dropout` of the epoch."""
+        weights = kit.weights
+        if weights.stage == "avd":
+            return self._avd_losses(source, driving, kit)
         detector = self.nets["kp_detector"]
         inpainting = self.nets["inpainting_network"]
         kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
-        motion = self.nets["dense_motion_network"](source, kp_driving, kp_source,
-                                                   dropout_p=dropout_p)
+        background = getattr(self, "bg_predictor", None) is not None \
+            and weights.background(kit.epoch)
+        bg_param = self.bg_predictor(source, driving) if background else None
+        motion = self.nets["dense_motion_network"](source, kp_driving, kp_source, bg_param,
+                                                   dropout_p=weights.tps_dropout(kit.epoch))
         out = inpainting(source, motion)
         prediction = out["prediction"]
         self.last_prediction = prediction
         losses = {"perceptual": kit.perceptual(prediction, driving)}
-        if kit.discriminators is not None:
-            losses["gan"] = kit.generator_gan(prediction, driving)
-        weights = kit.weights
+        losses.update(kit.adversarial(prediction, driving))
         transform = kit.random_warp(driving.shape[0], "tpsmm")
         kp_warped = detector(transform.warp_frame(driving, self.cfg.align_corners))["fg_kp"]
         losses["equivariance_value"] = (
@@ -400,4 +418,26 @@ class TPSMM(WarpingMethod):
         losses["warp"] = weights.warp * sum(
             (target - warped).abs().mean()
             for target, warped in zip(targets, out["warped_encoder_maps"], strict=True))
+        if background and weights.bg:
+            reverse = self.bg_predictor(driving, source)
+            eye = torch.eye(3, dtype=bg_param.dtype, device=bg_param.device)
+            losses["bg"] = weights.bg * (eye - bg_param @ reverse).abs().mean()
         return losses
+
+    def _avd_losses(self, source: torch.Tensor, driving: torch.Tensor,
+                    kit: LossKit) -> dict[str, torch.Tensor]:
+        """The AVD stage: ``avd`` = shift weight * mean |kp_d - AVD(kp_s, kp_d * scale)| with
+        per-item x and y scales from U[1 - s, 1 + s] (drawn on the CPU from the kit's
+        generator); the keypoints come from the frozen detector, without gradients."""
+        weights = kit.weights
+        with torch.no_grad():
+            detector = self.nets["kp_detector"]
+            kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
+            spread = weights.avd_random_scale
+            scale = torch.rand(driving.shape[0], 1, 2, generator=kit.generator, device="cpu")
+            scale = (scale * 2 * spread + 1 - spread).to(kp_driving)
+        rebuilt = self.nets["avd_network"](kp_source, kp_driving * scale)
+        with torch.no_grad():  # the image the rebuilt keypoints give, for the logs
+            motion = self.nets["dense_motion_network"](source, rebuilt, kp_source)
+            self.last_prediction = self.nets["inpainting_network"](source, motion)["prediction"]
+        return {"avd": weights.avd_shift * (kp_driving - rebuilt).abs().mean()}

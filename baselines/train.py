@@ -3,8 +3,11 @@
 The published losses: a multi-scale perceptual loss on a VGG-19 (relu1_1 ... relu5_1, inputs at
 scales 1, 1/2, 1/4, 1/8, weight 10 per layer) and an equivariance loss (a random affine + TPS
 warp of the driving frame must move the keypoints accordingly; FOMM also constrains the
-jacobians); face-vid2vid adds its keypoint and expression priors (:mod:`baselines.fv2v_losses`).
-An LSGAN multi-scale discriminator with feature matching is optional and off by default.
+jacobians); TPSMM its warp loss, TPS dropout and, from an epoch on, a background motion
+predictor with its loss; face-vid2vid its keypoint, expression and head-pose (Hopenet) terms
+(:mod:`baselines.fv2v_losses`). A discriminator (LSGAN or hinge, spectral norm, feature
+matching) is optional. Weights and recipe switches: :class:`baselines.loss_weights.LossWeights`
+(the ``[loss]`` table); ``configs/train/*-vox256.toml`` hold the official recipes.
 
 The VGG-19 weights come from the asset manager (``vgg19``). When they are absent, training
 falls back to an L1 loss on the same image pyramid and says so in the log, in
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.loss_weights import LossWeights
 from baselines.modules import ImagePyramid, coordinate_grid
 from benchcore.train_config import (
     TrainConfig,
@@ -41,38 +46,31 @@ from datasets.frame_pairs import FramePairs, split_frames
 
 log = logging.getLogger(__name__)
 
-@dataclass
-class LossWeights:
-    scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
-    perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
-    equivariance_value: float = 10.0
-    equivariance_jacobian: float = 10.0
-    warp: float = 10.0
-    generator_gan: float = 1.0
-    feature_matching: float = 10.0
-    sigma_affine: float = 0.05
-    sigma_tps: float = 0.005
-    points_tps: int = 5
-
-
 class RandomWarp:
     """A random affine + thin-plate-spline warp of the plane, for the equivariance losses.
 
     theta = [I | 0] + N(0, sigma_affine); radial weights N(0, sigma_tps) on a points_tps^2 grid
     of control points. ``kernel`` picks the radial function: FOMM's d^2 log d with d the L1
     distance, or TPSMM's r^2 log r^2 with r the Euclidean distance.
+
+    The noise is drawn on the CPU from a CPU generator and then moved to ``device``: the same
+    warps on every device, and no CUDA generator asked for a CPU tensor.
     """
 
     def __init__(self, batch: int, weights: LossWeights, kernel: str, generator: torch.Generator,
                  device: torch.device) -> None:
         if kernel not in ("fomm", "tpsmm"):
             raise ValueError(f"unknown kernel {kernel!r}")
+        if generator.device.type != "cpu":
+            raise ValueError(f"the random warps draw on the CPU (the same numbers on every "
+                             f"device); got a generator on {generator.device}")
         self.kernel = kernel
-        noise = torch.randn(batch, 2, 3, generator=generator) * weights.sigma_affine
+        noise = torch.randn(batch, 2, 3, generator=generator, device="cpu") * weights.sigma_affine
         self.theta = (noise + torch.eye(2, 3)).to(device)
         count = weights.points_tps
         self.control = coordinate_grid(count, count).view(-1, 2).to(device)
-        params = torch.randn(batch, 1, count * count, generator=generator) * weights.sigma_tps
+        params = torch.randn(batch, 1, count * count, generator=generator,
+                             device="cpu") * weights.sigma_tps
         self.params = params.to(device)
 
     def warp_points(self, points: torch.Tensor) -> torch.Tensor:
@@ -104,20 +102,25 @@ class RandomWarp:
 
 
 class Discriminator(nn.Module):
-    """Patch discriminator (conv 4x4 -> instance norm -> leaky relu -> avg pool), one per scale."""
+    """Patch discriminator (conv 4x4 -> instance norm -> leaky relu 0.2 -> avg pool), one per
+    scale, as FOMM's ``modules/discriminator.py`` (block_expansion 32: widths 64 .. 512), with
+    every convolution spectrally normalised when ``spectral_norm`` (``sn: True`` in the
+    official vox-256 configs)."""
 
-    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 4, cap: int = 512) -> None:
+    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 4, cap: int = 512,
+                 spectral_norm: bool = False) -> None:
         super().__init__()
+        wrap = nn.utils.spectral_norm if spectral_norm else (lambda module: module)
         layers, cin = [], channels
         for i in range(blocks):
             cout = min(cap, width * 2**i)
             layers.append(nn.Sequential(
-                nn.Conv2d(cin, cout, 4), nn.InstanceNorm2d(cout, affine=True) if i else
+                wrap(nn.Conv2d(cin, cout, 4)), nn.InstanceNorm2d(cout, affine=True) if i else
                 nn.Identity(), nn.LeakyReLU(0.2), nn.AvgPool2d(2) if i < blocks - 1 else
                 nn.Identity()))
             cin = cout
         self.blocks = nn.ModuleList(layers)
-        self.head = nn.Conv2d(cin, 1, 1)
+        self.head = wrap(nn.Conv2d(cin, 1, 1))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         features = []
@@ -127,19 +130,31 @@ class Discriminator(nn.Module):
         return features, self.head(x)
 
 
+PoseEstimator = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""frames (B, 3, H, W) in [0, 1] -> (yaw, pitch, roll), each (B,) in degrees."""
+
+
 @dataclass
 class LossKit:
-    """What a method's ``training_losses`` needs: weights, the image losses, random warps."""
+    """What a method's ``training_losses`` needs: weights, the image losses, random warps, the
+    current epoch (for epoch-scheduled recipe parts) and, for face-vid2vid, a pose estimator."""
 
     weights: LossWeights
     device: torch.device
     generator: torch.Generator
     vgg: VGG19Features | None = None
     discriminators: nn.ModuleDict | None = None
+    pose: PoseEstimator | None = None
+    epoch: int = 0
     pyramid: ImagePyramid = field(init=False)
+    disc_pyramid: ImagePyramid = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.generator.device.type != "cpu":
+            raise ValueError(f"LossKit: the warp generator must be a CPU generator (draws are "
+                             f"moved to {self.device}), not one on {self.generator.device}")
         self.pyramid = ImagePyramid(list(self.weights.scales)).to(self.device)
+        self.disc_pyramid = ImagePyramid(list(self.weights.discriminator_scales)).to(self.device)
 
     @property
     def perceptual_backend(self) -> str:
@@ -161,28 +176,43 @@ class LossKit:
     def random_warp(self, batch: int, kernel: str) -> RandomWarp:
         return RandomWarp(batch, self.weights, kernel, self.generator, self.device)
 
-    def generator_gan(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """LSGAN generator term plus discriminator feature matching (0 without discriminator)."""
-        if self.discriminators is None:
-            return prediction.new_zeros(())
-        total = prediction.new_zeros(())
-        for scale, pred, real in zip(self.weights.scales, self.pyramid(prediction),
-                                     self.pyramid(target), strict=True):
+    def adversarial(self, prediction: torch.Tensor,
+                    target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``gan`` (LSGAN (1 - D(fake))^2 or hinge -D(fake), mean, times ``generator_gan``) and
+        ``feature_matching`` (per discriminator layer, weight * mean |f(real) - f(fake)|) over
+        the discriminator scales; none without a discriminator or with ``generator_gan`` 0,
+        as the official code skips both then."""
+        w = self.weights
+        if self.discriminators is None or w.generator_gan == 0:
+            return {}
+        gan = matching = prediction.new_zeros(())
+        for scale, pred, real in zip(w.discriminator_scales, self.disc_pyramid(prediction),
+                                     self.disc_pyramid(target), strict=True):
             disc = self.discriminators[_scale_key(scale)]
             fake_features, fake_score = disc(pred)
             with torch.no_grad():
                 real_features, _ = disc(real)
-            total = total + self.weights.generator_gan * (1 - fake_score).pow(2).mean()
-            for a, b in zip(fake_features, real_features, strict=True):
-                total = total + self.weights.feature_matching * (a - b).abs().mean()
-        return total
+            score = -fake_score.mean() if w.gan_mode == "hinge" else (1 - fake_score).pow(2).mean()
+            gan = gan + w.generator_gan * score
+            for weight, a, b in zip(w.feature_matching, real_features, fake_features,
+                                    strict=True):
+                matching = matching + weight * (a - b).abs().mean()
+        return {"gan": gan, "feature_matching": matching}
 
     def discriminator_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """LSGAN (1 - D(real))^2 + D(fake)^2, or hinge -min(D(real) - 1, 0) - min(-D(fake) - 1,
+        0), means summed over the discriminator scales."""
         total = prediction.new_zeros(())
-        for scale, pred, real in zip(self.weights.scales, self.pyramid(prediction.detach()),
-                                     self.pyramid(target), strict=True):
+        for scale, pred, real in zip(self.weights.discriminator_scales,
+                                     self.disc_pyramid(prediction.detach()),
+                                     self.disc_pyramid(target), strict=True):
             disc = self.discriminators[_scale_key(scale)]
-            total = total + (1 - disc(real)[1]).pow(2).mean() + disc(pred)[1].pow(2).mean()
+            real_score, fake_score = disc(real)[1], disc(pred)[1]
+            if self.weights.gan_mode == "hinge":
+                total = total - torch.clamp(real_score - 1, max=0).mean() \
+                    - torch.clamp(-fake_score - 1, max=0).mean()
+            else:
+                total = total + (1 - real_score).pow(2).mean() + fake_score.pow(2).mean()
         return total
 
 
@@ -208,7 +238,10 @@ class BaselineObjective(Objective):
     """A baseline's ``training_losses`` as a :class:`benchcore.training.Objective`.
 
     The random equivariance warps draw from a generator reseeded from torch's global RNG at
-    every step, so the trainer's RNG checkpoint covers them.
+    every step, so the trainer's RNG checkpoint covers them. Modules only training uses (a
+    method's ``training_nets(weights)``, e.g. TPSMM's background motion predictor) live here
+    under ``extra``: they are checkpointed with the run but not exported in the official
+    layout. A method's ``untrained_nets(weights)`` are frozen (another stage trains them).
     """
 
     def __init__(self, method, kit: LossKit) -> None:
@@ -217,8 +250,18 @@ class BaselineObjective(Objective):
             raise ValueError(f"method {method.name!r} does not support training in the harness")
         self.method, self.kit = method, kit
         self.nets = method.nets
+        frozen = method.untrained_nets(kit.weights) if hasattr(method, "untrained_nets") else ()
+        for key in frozen:
+            self.nets[key].requires_grad_(False)
+        extra = method.training_nets(kit.weights) if hasattr(method, "training_nets") else {}
+        self.extra = nn.ModuleDict(extra)
+        # a module used only from some epoch on (TPSMM's bg predictor) has no gradient before
+        self.find_unused_parameters = bool(extra)
         if kit.discriminators is not None:
             self.discriminator = kit.discriminators
+
+    def set_epoch(self, epoch: int) -> None:
+        self.kit.epoch = epoch
 
     def forward(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         self.kit.generator.manual_seed(int(torch.randint(0, 2**62, ())))
@@ -231,35 +274,54 @@ class BaselineObjective(Objective):
         return self.kit.discriminator_loss(visuals["output"], batch["driving"])
 
 
-def loss_weights(table: dict, origin: str) -> tuple[LossWeights, str, bool]:
-    """(weights, perceptual mode, discriminator on) from a config's ``[loss]`` table: the
-    :class:`LossWeights` fields plus ``perceptual_backend`` (auto | vgg19 | l1) and
-    ``discriminator`` (bool)."""
+@dataclass(frozen=True)
+class LossOptions:
+    """A ``[loss]`` table: the :class:`LossWeights` fields plus how to get the networks the
+    losses need: ``perceptual_backend`` (auto | vgg19 | l1), ``discriminator`` (bool) and
+    ``pose_estimator`` (off | hopenet; face-vid2vid's head-pose term)."""
+
+    weights: LossWeights
+    perceptual: str = "auto"
+    discriminator: bool = False
+    pose_estimator: str = "off"
+
+
+def loss_weights(table: dict, origin: str) -> LossOptions:
+    """Parse a config's ``[loss]`` table (errors name ``origin``)."""
     table = dict(table)
     mode = table.pop("perceptual_backend", "auto")
     discriminator = bool(table.pop("discriminator", False))
+    pose = table.pop("pose_estimator", "off")
     if mode not in ("auto", "vgg19", "l1"):
         raise ValueError(f"{origin}: perceptual_backend must be auto, vgg19 or l1, not {mode!r}")
+    if pose not in ("off", "hopenet"):
+        raise ValueError(f"{origin}: pose_estimator must be off or hopenet, not {pose!r}")
     try:
-        weights = LossWeights(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in table.items()})
-    except TypeError as error:
+        weights = LossWeights(**table)
+    except (TypeError, ValueError) as error:
         raise ValueError(f"{origin}: [loss] {error}") from None
-    return weights, mode, discriminator
+    return LossOptions(weights, mode, discriminator, pose)
 
 
 def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
-    weights, mode, discriminator = loss_weights(table, origin)
+    options = loss_weights(table, origin)
+    weights = options.weights
     vgg = None
-    if mode == "vgg19":
+    if options.perceptual == "vgg19":
         vgg = load_vgg19(device)  # raises AssetMissing with the fix
-    elif mode == "auto":
+    elif options.perceptual == "auto":
         vgg = load_vgg(device)
     else:
         log.info("perceptual loss: multi-scale L1 pyramid (requested)")
-    discs = (nn.ModuleDict({_scale_key(s): Discriminator() for s in weights.scales})
-             if discriminator else None)
-    return LossKit(weights, device, torch.Generator(device=device), vgg, discs)
+    discs = (nn.ModuleDict({_scale_key(s): Discriminator(spectral_norm=weights.spectral_norm)
+                            for s in weights.discriminator_scales})
+             if options.discriminator else None)
+    pose = None
+    if options.pose_estimator == "hopenet" and weights.headpose:
+        from baselines.hopenet import HopenetPose
+
+        pose = HopenetPose.from_assets(device)  # raises AssetMissing with the fix
+    return LossKit(weights, device, torch.Generator(), vgg, discs, pose)
 
 
 def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
@@ -275,17 +337,21 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     exported = config.exported
     seed_all(config.seed)  # the initial weights
     method = build(config.family, config=config.model, device=process.device,
-                   allow_random_init=True)
+                   checkpoint=config.init_from or None, allow_random_init=True)
     kit = build_kit(config.loss, process.device, f"{config.name} [loss]")
     objective = BaselineObjective(method, kit)
     frames = {c.clip_id: split_frames(c, config.data.holdout)[0] for c in data}
-    pairs = FramePairs(data, frames, config.data.pairs_per_clip, config.seed, method.size[0])
+    d = config.data
+    pairs = FramePairs(data, frames, d.pairs_per_clip, config.seed, method.size[0],
+                       by_identity=d.identity_sampling, fresh=d.fresh_pairs,
+                       augmentation=d.augmentation())
     trainer = start_trainer(config, objective, pairs, process, resume=resume,
                             distributed=distributed, log=log)
-    if trainer.step >= config.optim.steps and exported.is_file():
+    if trainer.step >= trainer.total_steps and exported.is_file():
         log(f"{config.name}: already trained ({exported})")
         return exported
-    write_resolved_config(config, {"perceptual_backend": kit.perceptual_backend}, process)
+    write_resolved_config(config, {"perceptual_backend": kit.perceptual_backend,
+                                   "pose_estimator": "hopenet" if kit.pose else "off"}, process)
     trainer.fit(stop_at)
     if process.main:
         method.save(exported)

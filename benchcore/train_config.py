@@ -16,8 +16,14 @@ train``. See ``configs/train/*.toml``::
     holdout = 4                        # last frames of every clip never trained on
     pairs_per_clip = 64                # (source, driving) pairs per clip and epoch
 
+    identity_sampling = false          # official loaders: true (id_sampling)
+    fresh_pairs = false                # official loaders: true (a new pair on every draw)
+    horizontal_flip = false            # augmentation (datasets.augmentation)
+    time_flip = false
+    jitter = [0.0, 0.0, 0.0, 0.0]      # brightness, contrast, saturation, hue
+
     [optim]                            # benchcore.training.TrainSettings
-    steps = 300
+    steps = 300                        # or epochs = 100 (see TrainSettings.epochs)
     batch_size = 4
     lr = 1e-3
 
@@ -48,7 +54,22 @@ class TrainData(DatasetConfig):
     holdout: int = 4
     """The last ``holdout`` frames of every clip are never trained on."""
     pairs_per_clip: int = 64
-    """(source, driving) pairs per clip and epoch."""
+    """(source, driving) pairs per clip (per identity with ``identity_sampling``) and epoch:
+    the official loaders' ``num_repeats``."""
+    identity_sampling: bool = False
+    """Draw by identity (then one of its clips), as the official ``id_sampling``."""
+    fresh_pairs: bool = False
+    """New random pairs in every epoch (official), instead of the same pairs each epoch."""
+    horizontal_flip: bool = False
+    time_flip: bool = False
+    jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Colour jitter: brightness, contrast, saturation, hue (see datasets.augmentation)."""
+
+    def augmentation(self):
+        from datasets.augmentation import Augmentation
+
+        return Augmentation(self.horizontal_flip, self.time_flip,
+                            tuple(float(v) for v in self.jitter))
 
 
 @dataclass
@@ -62,6 +83,9 @@ class TrainConfig:
     data: TrainData = field(default_factory=TrainData)
     optim: TrainSettings = field(default_factory=TrainSettings)
     loss: dict = field(default_factory=dict)
+    init_from: str = ""
+    """An official-layout checkpoint the baseline starts from (e.g. the export of an earlier
+    stage, as TPSMM's AVD stage starts from the main stage); empty: a seeded initialisation."""
 
     @property
     def run_dir(self) -> Path:
@@ -96,8 +120,12 @@ def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
         raise ValueError(f"{origin}: {error}") from None
     if config.family not in FAMILIES:
         raise ValueError(f"{origin}: family must be one of {FAMILIES}, not {config.family!r}")
+    if config.init_from and config.family == "hidenerf":
+        raise ValueError(f"{origin}: init_from is for the warping baselines")
     if config.data.holdout < 0 or config.data.pairs_per_clip < 1:
         raise ValueError(f"{origin}: holdout must be >= 0 and pairs_per_clip >= 1")
+    if len(config.data.jitter) != 4:
+        raise ValueError(f"{origin}: [data] jitter is brightness, contrast, saturation, hue")
     return config
 
 
@@ -151,7 +179,8 @@ def add_train_arguments(parser) -> None:
                         help="continue the run from <run>/checkpoints/last.pt")
     parser.add_argument("--stop-at", type=int, default=None,
                         help="stop after this step (the schedule stays the full run's)")
-    parser.add_argument("--steps", type=int, default=None, help="override [optim] steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override [optim] steps (and drop [optim] epochs)")
     parser.add_argument("--output-dir", default=None, help="override output_dir")
     parser.add_argument("--device", default=None, help="override device (cpu, cuda)")
 
@@ -159,5 +188,5 @@ def add_train_arguments(parser) -> None:
 def config_from_arguments(args) -> TrainConfig:
     config = load_train_config(args.config, output_dir=args.output_dir, device=args.device)
     if args.steps is not None:
-        config.optim.steps = args.steps
+        config.optim.steps, config.optim.epochs = args.steps, 0
     return config

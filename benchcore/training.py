@@ -51,10 +51,33 @@ class TrainSettings:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     schedule: str = "cosine"
-    """``constant`` or ``cosine`` (decay to 0 at ``steps``), after ``warmup_steps`` linear."""
+    """``constant``, ``cosine`` (decay to 0 at the last step) or ``step`` (times ``gamma`` at
+    each of the ``milestones``, as the official baselines' ``MultiStepLR``), after
+    ``warmup_steps`` linear."""
+    milestones: tuple[int, ...] = ()
+    """Epochs at which the ``step`` schedule multiplies the LR by ``gamma``."""
+    gamma: float = 0.1
+    epochs: int = 0
+    """When > 0 the run is ``epochs`` epochs long and ``steps`` is not used. An epoch is one
+    pass over the training items (``len(dataset)``, e.g. clips or identities times
+    ``pairs_per_clip``) split between the ranks: ``len(dataset) // (batch_size * world)``
+    steps, as the official loaders' ``drop_last`` epochs of the repeated dataset."""
     warmup_steps: int = 0
+    weight_decay: float = 0.0
+    """Adam's L2 weight decay (``torch.optim.Adam(weight_decay=...)``) on the trained model."""
     grad_clip: float = 1.0
-    """Max global gradient norm; 0 turns clipping off."""
+    """Max gradient norm; 0 turns clipping off."""
+    grad_clip_norm: float = 2.0
+    """The norm clipping measures: 2 (L2) or ``inf`` (max absolute value)."""
+    grad_clip_modules: tuple[str, ...] = ()
+    """Parameter-name prefixes (e.g. ``nets.kp_detector``) clipped each on its own, and
+    nothing else; empty: one clip over all trained parameters."""
+    discriminator_schedule: bool = False
+    """The discriminator's LR follows the same schedule (as the official baselines step a
+    ``MultiStepLR`` on every optimiser); off: the discriminator keeps ``lr``."""
+    sync_batchnorm: bool = False
+    """Under DDP on GPUs, BatchNorm statistics over the whole batch across ranks (PyTorch's
+    ``SyncBatchNorm``, which runs only on GPUs: on CPUs each rank keeps its own statistics)."""
     amp: str = "bf16"
     """Mixed precision on CUDA: ``bf16``, ``fp16`` (with a gradient scaler) or ``off``.
     Ignored on CPU, where training is always float32."""
@@ -66,8 +89,16 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be constant or cosine, not {self.schedule!r}")
+        self.milestones = tuple(int(m) for m in self.milestones)
+        self.grad_clip_modules = tuple(self.grad_clip_modules)
+        if self.schedule not in ("constant", "cosine", "step"):
+            raise ValueError(f"schedule must be constant, cosine or step, not {self.schedule!r}")
+        if self.schedule == "step" and not self.milestones:
+            raise ValueError("the step schedule needs milestones (epochs)")
+        if self.grad_clip_norm not in (2.0, math.inf):
+            raise ValueError(f"grad_clip_norm must be 2 or inf, not {self.grad_clip_norm!r}")
+        if self.epochs < 0 or self.weight_decay < 0:
+            raise ValueError("epochs and weight_decay must not be negative")
         if self.amp not in ("bf16", "fp16", "off"):
             raise ValueError(f"amp must be bf16, fp16 or off, not {self.amp!r}")
         if self.steps < 1 or self.batch_size < 1:
@@ -83,6 +114,13 @@ class TrainSettings:
 
 class Objective(nn.Module):
     """What a model family trains: ``forward(batch) -> (losses, visuals)``."""
+
+    find_unused_parameters = False
+    """True when some trained parameters may get no gradient in a step (DDP must know)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before every step with its epoch (``step // steps_per_epoch``), for
+        epoch-scheduled parts of a recipe; the default ignores it."""
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         raise NotImplementedError
@@ -118,7 +156,11 @@ def join(device: str) -> Process:
 
 class EpochBatches(Sampler[list[int]]):
     """Endless batches: epoch ``e`` is ``DistributedSampler(seed, epoch=e)``'s order for this
-    rank, cut into full batches; starts at ``start`` batches into the run (for resuming)."""
+    rank, cut into full batches; starts at ``start`` batches into the run (for resuming).
+
+    A dataset with ``fresh_draws = True`` receives ``epoch * len(dataset) + i`` for its item
+    ``i``: it can draw new random content for every epoch from that number alone (and stay
+    the same for a resumed run, in any worker process)."""
 
     def __init__(self, dataset: Dataset, batch_size: int, process: Process, seed: int,
                  start: int = 0) -> None:
@@ -130,12 +172,16 @@ class EpochBatches(Sampler[list[int]]):
             raise ValueError(f"dataset of {len(dataset)} items is too small for batches of "
                              f"{batch_size} on {process.world} process(es)")
         self.start = start
+        self.fresh = bool(getattr(dataset, "fresh_draws", False))
+        self.size = len(dataset)
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, position = divmod(self.start, self.per_epoch)
         while True:
             self.sampler.set_epoch(epoch)
             order = list(self.sampler)
+            if self.fresh:
+                order = [epoch * self.size + i for i in order]
             for index in range(position, self.per_epoch):
                 yield order[index * self.batch_size:(index + 1) * self.batch_size]
             epoch, position = epoch + 1, 0
@@ -144,8 +190,22 @@ class EpochBatches(Sampler[list[int]]):
         return 2**62
 
 
-RESUME_MUST_MATCH = ("batch_size", "lr", "betas", "schedule", "warmup_steps", "grad_clip", "amp")
-"""Settings a resumed run must share with its checkpoint: they change the optimisation."""
+RESUME_MUST_MATCH = ("batch_size", "lr", "betas", "schedule", "warmup_steps", "grad_clip", "amp",
+                     "milestones", "gamma", "weight_decay", "grad_clip_norm",
+                     "grad_clip_modules", "sync_batchnorm", "discriminator_schedule")
+"""Settings a resumed run must share with its checkpoint: they change the optimisation.
+(A checkpoint from before a setting existed counts as having its default.)"""
+
+
+def convert_batchnorm(module: nn.Module, process: Process) -> bool:
+    """Replace ``module``'s BatchNorm layers by ``SyncBatchNorm`` in place when the job runs
+    on several GPUs; returns whether it did. The parameters and buffers are kept (the same
+    tensors, the same state-dict names), so optimisers and checkpoints are unaffected."""
+    if process.world == 1 or process.device.type != "cuda":
+        return False
+    for name, child in list(module.named_children()):
+        module.add_module(name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    return True
 
 
 def _comparable(value: Any) -> Any:
@@ -215,11 +275,22 @@ class Trainer:
         self.discriminator: nn.Module | None = getattr(objective, "discriminator", None)
         generator_params = [p for n, p in objective.named_parameters()
                             if not n.startswith("discriminator.") and p.requires_grad]
-        self.optimizer = torch.optim.Adam(generator_params, lr=settings.lr, betas=settings.betas)
+        self.optimizer = torch.optim.Adam(generator_params, lr=settings.lr, betas=settings.betas,
+                                          weight_decay=settings.weight_decay)
+        self.clip_groups = self._clip_groups(
+            [(n, p) for n, p in objective.named_parameters() if p.requires_grad
+             and not n.startswith("discriminator.")])
+        self.steps_per_epoch = EpochBatches(dataset, settings.batch_size, self.process,
+                                            seed).per_epoch
+        self.total_steps = (settings.epochs * self.steps_per_epoch if settings.epochs
+                            else settings.steps)
         self.disc_optimizer = (
             torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr,
                              betas=settings.betas) if self.discriminator is not None else None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.disc_scheduler = (
+            torch.optim.lr_scheduler.LambdaLR(self.disc_optimizer, self._lr_factor)
+            if self.disc_optimizer is not None and settings.discriminator_schedule else None)
         cuda = self.process.device.type == "cuda"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.amp) \
             if cuda else None
@@ -233,8 +304,25 @@ class Trainer:
             return (step + 1) / s.warmup_steps
         if s.schedule == "constant":
             return 1.0
-        progress = (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+        if s.schedule == "step":  # MultiStepLR stepped at the end of every epoch
+            epoch = step // self.steps_per_epoch
+            return s.gamma ** sum(epoch >= m for m in s.milestones)
+        progress = (step - s.warmup_steps) / max(1, self.total_steps - s.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def _clip_groups(self, named: list[tuple[str, nn.Parameter]]) -> list[list[nn.Parameter]]:
+        """The parameter groups clipped each on its own (see ``grad_clip_modules``)."""
+        prefixes = self.settings.grad_clip_modules
+        if not prefixes:
+            return [[p for _, p in named]]
+        groups = []
+        for prefix in prefixes:
+            group = [p for n, p in named if n == prefix or n.startswith(prefix + ".")]
+            if not group:
+                raise ValueError(f"grad_clip_modules: no trained parameter under {prefix!r}; "
+                                 f"top-level names: {sorted({n.split('.')[0] for n, _ in named})}")
+            groups.append(group)
+        return groups
 
     # -- checkpoints --------------------------------------------------------------------------
     @property
@@ -249,6 +337,8 @@ class Trainer:
         }
         if self.disc_optimizer is not None:
             state["disc_optimizer"] = self.disc_optimizer.state_dict()
+        if self.disc_scheduler is not None:
+            state["disc_scheduler"] = self.disc_scheduler.state_dict()
         return state
 
     def save(self) -> None:
@@ -276,9 +366,10 @@ class Trainer:
         if state["seed"] != self.seed:
             raise ValueError(f"{self.checkpoint_path}: written with seed {state['seed']}, "
                              f"this run has seed {self.seed}")
-        now = asdict(self.settings)
+        now, default = asdict(self.settings), asdict(TrainSettings())
         changed = sorted(k for k in RESUME_MUST_MATCH
-                         if _comparable(state["settings"][k]) != _comparable(now[k]))
+                         if _comparable(state["settings"].get(k, default[k]))
+                         != _comparable(now[k]))
         if changed:
             raise ValueError(f"{self.checkpoint_path}: the run was made with other "
                              f"{', '.join(changed)} than this config; resuming would mix two "
@@ -289,6 +380,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.disc_optimizer is not None:
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        if self.disc_scheduler is not None:
+            self.disc_scheduler.load_state_dict(state["disc_scheduler"])
         self.step = state["step"]
         rng_file = self.checkpoint_path.parent / f"rng-rank{self.process.rank}.pt"
         rng = torch.load(rng_file, weights_only=False) if rng_file.is_file() else None
@@ -329,7 +422,7 @@ class Trainer:
         and return the last step's losses. Checkpoints every ``checkpoint_every`` steps and at
         the end."""
         s = self.settings
-        end = min(s.steps, stop_at) if stop_at is not None else s.steps
+        end = min(self.total_steps, stop_at) if stop_at is not None else self.total_steps
         if self.step == 0:
             seed_all(self.seed)
             self._offset_rng_by_rank()
@@ -337,8 +430,14 @@ class Trainer:
         if self.discriminator is not None:
             self.discriminator.requires_grad_(False)  # kept out of DDP's gradient buckets
         if self.process.world > 1:
+            if s.sync_batchnorm and not convert_batchnorm(self.objective, self.process) \
+                    and self.process.main:
+                self.log("sync_batchnorm: PyTorch's SyncBatchNorm runs only on GPUs; on CPUs "
+                         "every rank normalises with its own batch statistics")
             ids = [self.process.device.index] if self.process.device.type == "cuda" else None
-            model = DistributedDataParallel(self.objective, device_ids=ids)
+            model = DistributedDataParallel(
+                self.objective, device_ids=ids,
+                find_unused_parameters=self.objective.find_unused_parameters)
         writer = self._writer()
         bar = self._progress(end)
         model.train()
@@ -348,6 +447,7 @@ class Trainer:
         while self.step < end:
             batch = {k: v.to(self.process.device, non_blocking=True) if isinstance(v, Tensor)
                      else v for k, v in next(batches).items()}
+            self.objective.set_epoch(self.step // self.steps_per_epoch)
             last, visuals = self._train_step(model, batch)
             self.step += 1
             rate = (self.step - first_step) / (time.perf_counter() - started)
@@ -403,8 +503,9 @@ class Trainer:
         self.scaler.scale(total).backward()
         if self.settings.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
-                                     self.settings.grad_clip)
+            for group in self.clip_groups:
+                nn.utils.clip_grad_norm_(group, self.settings.grad_clip,
+                                         norm_type=self.settings.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -426,6 +527,8 @@ class Trainer:
                     dist.all_reduce(param.grad)
                     param.grad /= self.process.world
         self.disc_optimizer.step()
+        if self.disc_scheduler is not None:
+            self.disc_scheduler.step()
         return float(loss.detach())
 
     # -- logs ---------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 """Training pairs: a source and a driving frame of the same clip, from any prepared dataset.
 
-Item ``i`` takes clip ``i mod n_clips`` and two distinct frames drawn by a generator seeded with
-``(seed, i)``, so an item is the same in every epoch, process and worker; the sampler decides
-the order. The last ``holdout`` frames of every clip are never drawn: they are the held-out
-frames a training run is checked on.
+Item ``i`` takes unit ``i mod n_units`` (a clip, or with ``by_identity`` one identity: all its
+clips, as the official loaders' ``id_sampling``) and two distinct frames drawn by a generator
+seeded with ``(seed, i)``; with ``by_identity`` the clip is drawn from the identity's by
+``(seed, i, 1)``, and the :class:`~datasets.augmentation.Augmentation` by ``(seed, i, 2)``.
+So an item is a function of its number, in every process and worker; the sampler decides the
+order. With ``fresh = True`` the trainer numbers the items of epoch ``e`` from
+``e * len(pairs)`` on (``fresh_draws``): every epoch draws new pairs, as the official loaders
+do, and a resumed run draws the same ones. The last ``holdout`` frames of every clip are never
+drawn: they are the held-out frames a training run is checked on.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from benchcore.media import to_tensor
+from datasets.augmentation import Augmentation
 from datasets.clip import Clip
 from datasets.prepared import PreparedDataset
 
@@ -51,21 +57,34 @@ class FramePairs(Dataset):
     """``{"source", "driving"}``: (3, size, size) frames in [0, 1] of one clip.
 
     ``frames`` maps clip id to the frame indices that may be drawn (at least two per clip).
+    ``pairs_per_clip`` items per unit (clip or identity) make one epoch.
     """
 
     def __init__(self, clips: list[Clip], frames: dict[str, list[int]], pairs_per_clip: int,
-                 seed: int, size: int) -> None:
+                 seed: int, size: int, *, by_identity: bool = False, fresh: bool = False,
+                 augmentation: Augmentation | None = None) -> None:
         self.clips = [c for c in clips if len(frames.get(c.clip_id, ())) >= 2]
         if not self.clips:
             raise ValueError("no clip has two training frames; lower `holdout` or add clips")
         self.frames, self.pairs_per_clip = frames, pairs_per_clip
         self.seed, self.size = seed, size
+        self.units: list[list[Clip]] = [[c] for c in self.clips]
+        if by_identity:
+            groups: dict[str, list[Clip]] = {}
+            for clip in self.clips:
+                groups.setdefault(clip.info.identity, []).append(clip)
+            self.units = [groups[name] for name in sorted(groups)]
+        self.by_identity, self.fresh_draws = by_identity, fresh
+        self.augmentation = augmentation if augmentation and augmentation.active else None
 
     def __len__(self) -> int:
-        return len(self.clips) * self.pairs_per_clip
+        return len(self.units) * self.pairs_per_clip
 
     def pair(self, index: int) -> tuple[Clip, int, int]:
-        clip = self.clips[index % len(self.clips)]
+        unit = self.units[index % len(self.units)]
+        clip = unit[0]
+        if self.by_identity and len(unit) > 1:
+            clip = unit[int(np.random.default_rng((self.seed, index, 1)).integers(len(unit)))]
         choices = self.frames[clip.clip_id]
         source, driving = np.random.default_rng((self.seed, index)).choice(
             len(choices), size=2, replace=False)
@@ -73,6 +92,10 @@ class FramePairs(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         clip, source, driving = self.pair(index)
-        return {"source": load_frame(clip, source, self.size),
+        item = {"source": load_frame(clip, source, self.size),
                 "driving": load_frame(clip, driving, self.size)}
-
+        if self.augmentation is not None:
+            choice = self.augmentation.draw(np.random.default_rng((self.seed, index, 2)))
+            item["source"], item["driving"] = self.augmentation.apply(
+                item["source"], item["driving"], choice)
+        return item
