@@ -1,7 +1,8 @@
 """Pair protocols and pair-list files, so every method is scored on exactly the same pairs.
 
-same-identity (reconstruction, as FOMM's ``reconstruction.py``): source = a clip's first frame,
-driving = every frame of the clip, frame 0 included, ground truth = the driving frames.
+same-identity (reconstruction): source = a clip's first frame, driving = the clip's other
+frames, ground truth = the driving frames. (FOMM's ``reconstruction.py`` also drives frame 0;
+it is left out here because a per-frame PSNR of that frame is infinite for ``source-copy``.)
 cross-identity: source = a still of one identity (or a clip's first frame), driving = the
 frames of a clip of another identity, chosen with a seeded generator.
 
@@ -52,10 +53,10 @@ def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
                 source_clip=clip.clip_id,
                 source_frame=0,
                 driving_clip=clip.clip_id,
-                driving_frames=list(range(len(clip))),
+                driving_frames=list(range(1, len(clip))),
                 ground_truth=True,
                 source_face=faces[0],
-                driving_faces=faces,
+                driving_faces=faces[1:],
                 skip="" if faces[0] else "source frame has no face",
             )
         )

@@ -45,8 +45,19 @@ class ExistingOutputs(OutputCache):
             raise MediaError(f"{self.root / pair_id}: {produced} frames, the pair has {count}")
 
 
-def _missing_outputs(root: Path) -> Method:
-    raise FileNotFoundError(f"{root}: no outputs for this pair (<pair_id>/ or <pair_id>.mp4)")
+class MissingOutputs(Method):
+    """Stands in for the user's method where a pair has no outputs: that pair is an error row
+    (the runner asks a method to generate only the pairs the folder lacks)."""
+
+    name = "missing-outputs"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def animate(self, source, driving):
+        raise FileNotFoundError(f"{self.root}: no outputs for this pair (<pair_id>/ or "
+                                "<pair_id>.mp4)")
 
 
 def score_outputs(
@@ -69,7 +80,7 @@ def score_outputs(
     runner = Runner(dataset, ResultStore(config.run_dir / "results.csv"),
                     config.run_dir / "outputs", metrics, config.batch_size,
                     analysis_cache=assets.cache_dir() / "analyses")
-    summary = runner.run(method, lambda: _missing_outputs(root), [protocol],
+    summary = runner.run(method, lambda: MissingOutputs(root), [protocol],
                          caches={protocol: ExistingOutputs(root)})
     print(f"{method}: {summary.computed} pairs scored, {summary.reused} already scored, "
           f"{len(summary.problems)} errors")

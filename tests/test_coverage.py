@@ -18,7 +18,7 @@ from eval.aggregate import summarize
 from eval.metrics import build_metrics
 from eval.results import ResultStore
 from eval.runner import Runner
-from eval.score import ExistingOutputs, _missing_outputs
+from eval.score import ExistingOutputs, MissingOutputs
 from eval.set_metrics import SET_PAIR_ID
 from reports.html import write_html
 from reports.tables import markdown_tables
@@ -62,7 +62,7 @@ def damaged(mini_dataset, random_fid_weights, tmp_path_factory) -> Path:
     cross = [p.pair_id for p in mini_dataset.pairs(CROSS_IDENTITY)]
     shutil.rmtree(mine / CROSS_IDENTITY / cross[0])
     for protocol in (SAME_IDENTITY, CROSS_IDENTITY):
-        summary = runner.run("mine", lambda p=protocol: _missing_outputs(mine / p), [protocol],
+        summary = runner.run("mine", lambda p=protocol: MissingOutputs(mine / p), [protocol],
                              caches={protocol: ExistingOutputs(mine / protocol)})
         assert len(summary.problems) == {SAME_IDENTITY: 2, CROSS_IDENTITY: 1}[protocol]
     return folder

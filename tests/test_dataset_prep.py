@@ -188,7 +188,7 @@ def test_fomm_pairs_same_and_cross_identity(fomm_prepared, vox1_csv):
     test = [n.removesuffix(".mp4").replace("#", "_") for n in metadata_names(vox1_csv, "test", 3)]
     same = read_pairs(fomm_prepared / "pairs" / "same-identity.jsonl")
     assert [p.pair_id for p in same] == sorted(f"{n}-000" for n in test)
-    assert all(p.source_frame == 0 and p.driving_frames == [0, 1, 2, 3, 4, 5] for p in same)
+    assert all(p.source_frame == 0 and p.driving_frames == [1, 2, 3, 4, 5] for p in same)
     cross = read_pairs(fomm_prepared / "pairs" / "cross-identity.jsonl")
     assert len(cross) == 3
     assert all(p.source_clip.split("_")[0] != p.driving_clip.split("_")[0] for p in cross)
@@ -338,7 +338,7 @@ def test_talkinghead1kh_val_clips_checked_against_the_clip_list(tmp_path, crops)
                           str(clip_list), "--out", str(out), "--size", "64", "--frame-step",
                           "4", "--no-fit", "--max-driving-frames", "2"]) == 0
     same = read_pairs(out / "pairs" / "same-identity.jsonl")
-    assert [p.driving_frames for p in same] == [[0, 1]] * 3  # 3 kept frames, at most 2
+    assert [p.driving_frames for p in same] == [[1, 2]] * 3  # 3 kept frames, at most 2
     cross = read_pairs(out / "pairs" / "cross-identity.jsonl")
     speaker = {s.name: s.identity for s in found.sources}
     assert cross and all(speaker[p.source_clip.rsplit("-", 1)[0]] !=
@@ -415,12 +415,11 @@ def test_driving_frames_subsampled_with_their_face_flags(tmp_path):
     write_protocols(tmp_path, PairOptions())
     same = {p.pair_id: p for p in read_pairs(tmp_path / "pairs" / "same-identity.jsonl")}
     pair = same["id00001_vid5_00001-000"]
-    assert pair.driving_frames == [0, 1, 2, 3]  # frame 0 too: the reconstruction protocol
-    assert pair.driving_faces == [True, True, False, True]
+    assert pair.driving_frames == [1, 2, 3] and pair.driving_faces == [True, False, True]
     (stepped,) = subsample_driving([pair], step=2)
-    assert stepped.driving_frames == [0, 2] and stepped.driving_faces == [True, False]
-    (limited,) = subsample_driving([pair], step=1, limit=3)
-    assert limited.driving_frames == [0, 1, 2] and limited.driving_faces == [True, True, False]
+    assert stepped.driving_frames == [1, 3] and stepped.driving_faces == [True, True]
+    (limited,) = subsample_driving([pair], step=1, limit=2)
+    assert limited.driving_frames == [1, 2] and limited.driving_faces == [True, False]
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_video_without_any_face_gets_a_centre_crop_and_a_note(pyfeat_data: Path,
     assert clips[0].info.notes == ["no face in any frame: centre crop"]
     assert clips[0].info.crop_box == [210.0, 0.0, 750.0, 540.0]  # 960x540 source
     (pair,) = same_identity_pairs(clips)  # kept in the list, marked, never dropped silently
-    assert pair.skip == "source frame has no face" and pair.driving_faces == [False] * 4
+    assert pair.skip == "source frame has no face" and pair.driving_faces == [False] * 3
 
 
 def test_rgba_photo_becomes_an_rgb_clip(pyfeat_data: Path, tmp_path: Path, detector) -> None:
@@ -101,10 +101,9 @@ def test_same_identity_pairs(mini_dataset) -> None:
     pairs = {p.pair_id: p for p in mini_dataset.pairs(SAME_IDENTITY)}
     assert sorted(pairs) == ["man-000", "man-leaves-001", "woman-000"]
     man = pairs["man-000"]
-    assert (man.source_clip, man.source_frame, man.driving_frames) == (
-        "man-000", 0, [0, 1, 2, 3, 4])  # frame 0 too, as FOMM's reconstruction protocol
+    assert (man.source_clip, man.source_frame, man.driving_frames) == ("man-000", 0, [1, 2, 3, 4])
     assert man.ground_truth and man.skip == ""
-    assert pairs["man-leaves-001"].driving_faces == [True, True, True, True, False]
+    assert pairs["man-leaves-001"].driving_faces == [True, True, True, False]
 
 
 def test_cross_identity_pairs_are_seeded_and_never_the_same_person(mini_dataset) -> None:
