@@ -96,6 +96,18 @@ def _check_training(spec: MethodConfig, findings: Findings) -> None:
                   else f"VGG-19 perceptual loss when training {spec.display} (an L1 image "
                        "pyramid is used instead)")
         findings.add_errors(errors, effect)
+    if config.init_from and not Path(config.init_from).is_file():
+        findings.add(f"checkpoint {config.init_from}", "file not found (the training config's "
+                     "init_from)", "train the first stage, or point init_from at its export",
+                     f"training of {spec.display}")
+    if config.loss.get("pose_estimator") == "hopenet":
+        with assets.collect_missing() as errors:
+            try:
+                assets.resolve("hopenet")
+            except assets.AssetError:
+                pass
+        findings.add_errors(errors, f"training of {spec.display} (its head-pose loss needs "
+                                    "Hopenet)")
     if config.family == "hidenerf":
         from facegeom.fitting import Fitter
 

@@ -97,3 +97,20 @@ def test_preflight_lists_each_missing_asset_once_with_what_it_disables(
         in block
     assert block.count("fix: run `python -m eval assets download") == 2
     assert "THB_OFFLINE is set" in block
+
+
+def test_preflight_names_what_a_training_recipe_needs(tmp_path: Path) -> None:
+    """The official recipes' extra inputs: TPSMM's AVD stage starts from the first stage's
+    export (init_from), face-vid2vid's head-pose loss needs Hopenet."""
+    from eval.config import MethodConfig
+    from eval.preflight import Findings, _check_training
+
+    findings = Findings()
+    for name, config in (("tpsmm", "tpsmm-vox256-avd"), ("fv2v", "fv2v-vox256")):
+        _check_training(MethodConfig(name, train=f"configs/train/{config}.toml"), findings)
+    gaps = {gap.what: gap for gap in findings.gaps.values()}
+    assert gaps["checkpoint runs/train/tpsmm-vox256/checkpoint.pth.tar"].disables == [
+        "training of tpsmm"]
+    hopenet = gaps["asset hopenet (hopenet_robust_alpha1.pkl)"]
+    assert hopenet.disables == ["training of fv2v (its head-pose loss needs Hopenet)"]
+    assert "python -m eval assets download hopenet" in hopenet.fix
