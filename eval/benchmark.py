@@ -117,7 +117,9 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
 def check_fingerprint(spec: MethodConfig, protocols: list[str], folder: Path) -> None:
     """Refuse to mix outputs of two different models under one label: ``method.json`` in the
     method's output folder records its options and the sha256 of its checkpoint file. A record
-    with no outputs beside it yet (the method failed before making any) is simply replaced."""
+    with no outputs beside it yet (the method failed before making any) is simply replaced. A
+    checkpoint is the same model wherever it lies: where both records hold its sha256, its path
+    is not compared (a run folder may be moved or copied)."""
     from benchcore.assets import sha256_of
 
     record = {"name": spec.name, "options": spec.options,
@@ -128,12 +130,26 @@ def check_fingerprint(spec: MethodConfig, protocols: list[str], folder: Path) ->
     path = folder / "method.json"
     if path.is_file() and any(p.is_dir() for p in folder.iterdir()):
         previous = json.loads(path.read_text())
-        if previous != record:
+        if _model_identity(previous) != _model_identity(record):
             raise ValueError(f"{path}: method {spec.display!r} changed since its outputs and "
                              f"rows were made ({previous} -> {record}); give it another label "
                              "or start a new run folder")
         return
     atomic.write_json(path, record)
+
+
+def _model_identity(record: dict) -> str:
+    """A ``method.json`` record as compared: checkpoint paths left out when the sha256 is known."""
+    if "checkpoint_sha256" not in record:
+        return json.dumps(record, sort_keys=True)
+
+    def without_path(options: dict) -> dict:
+        return {k: v for k, v in options.items() if k != "checkpoint"}
+
+    same = dict(record, options=without_path(record["options"]),
+                protocol_options={p: without_path(o)
+                                  for p, o in record.get("protocol_options", {}).items()})
+    return json.dumps(same, sort_keys=True)
 
 
 def method_failure_rows(label: str, dataset: str, protocols: list[str], metrics: list[Metric],

@@ -4,6 +4,7 @@ run exports, reused by reruns, and never mixed with outputs of another checkpoin
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,12 @@ def test_a_method_is_trained_then_evaluated_and_reruns_reuse_both(tmp_path: Path
     again = run_benchmark(load_config(run), log=lines.append)["fomm-mini"]
     assert again.computed == 0 and again.reused == first.computed
     assert any("already trained" in line for line in lines)
+
+    # a copied run folder holds the same checkpoint elsewhere: the same model, reused
+    shutil.copytree(tmp_path / "runs", tmp_path / "copy")
+    moved = run_benchmark(load_config(run, output_dir=str(tmp_path / "copy")),
+                          log=lambda _: None)["fomm-mini"]
+    assert moved.computed == 0 and moved.reused == first.computed
 
     # training further changes the checkpoint: its old outputs must not be reused under the label
     write_configs(tmp_path, mini_dataset.root, steps=4)
