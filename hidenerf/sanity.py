@@ -26,12 +26,8 @@ import torch
 
 from benchcore.media import to_uint8, write_png
 from benchcore.train_config import load_train_config, open_training_data, start_trainer
-from datasets.frame_pairs import FramePairs, split_frames
-from hidenerf.config import get_config
-from hidenerf.critics import load_identity_network
-from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
 from hidenerf.model import HiDeNeRF, animate_batch
-from hidenerf.train import FaceFits, HiDeNeRFPairs
+from hidenerf.train import FaceFits, HiDeNeRFPairs, build_training
 
 
 def psnr(l2: float) -> float:
@@ -83,20 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         print(f"error: no sample clip of identity {args.identity!r}", file=sys.stderr)
         return 1
-    fits = FaceFits(clips)
-    frames, heldout = {}, {}
-    for clip in clips:
-        frames[clip.clip_id], heldout[clip.clip_id] = split_frames(
-            clip, config.data.holdout, lambda i, c=clip: fits.has_face(c, i))
-    model_config = get_config(config.model, seed=config.seed)
-    pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
-                       model_config.image_size)
-    data = HiDeNeRFPairs(pairs, fits, model_config)
-    weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
-    model = HiDeNeRF(model_config)
-    cpu = torch.device("cpu")
-    identity = load_identity_network(cpu) if weights.identity else None
-    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, cpu), identity)
+    model, objective, data, heldout = build_training(config, clips, FaceFits(clips),
+                                                     torch.device("cpu"))
     trainer = start_trainer(config, objective, data, _cpu(), resume=False, distributed=False,
                             log=print)
     budget, started, wall = 60 * args.minutes, time.process_time(), time.perf_counter()

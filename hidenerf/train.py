@@ -134,15 +134,9 @@ def _fits(clips: list[Clip], process: Process) -> FaceFits:
     return fits
 
 
-def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
-          distributed: bool = True, log=print) -> Path:
-    """Train (or continue, with ``resume``) and return ``<run>/model.pt``. A finished run is
-    not trained again. Prints the held-out L1 at step 0 and at the end."""
-    if config.family != "hidenerf":
-        raise ValueError(f"{config.name}: family {config.family!r} is not hidenerf")
-    process, clips = open_training_data(config, distributed, log)
-    exported = config.run_dir / "model.pt"
-    fits = _fits(clips, process)
+def build_training(config: TrainConfig, clips: list, fits: FaceFits, device: torch.device):
+    """The model, its objective, the training pairs and the held-out frames of every clip
+    (``(model, objective, data, heldout)``), as ``train`` and the sanity benchmark use them."""
     frames, heldout = {}, {}
     for clip in clips:
         frames[clip.clip_id], heldout[clip.clip_id] = split_frames(
@@ -153,9 +147,21 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     data = HiDeNeRFPairs(pairs, fits, model_config)
     weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
-    identity = load_identity_network(process.device) if weights.identity else None
-    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, process.device),
-                                  identity)
+    identity = load_identity_network(device) if weights.identity else None
+    objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, device), identity)
+    return model, objective, data, heldout
+
+
+def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
+          distributed: bool = True, log=print) -> Path:
+    """Train (or continue, with ``resume``) and return ``<run>/model.pt``. A finished run is
+    not trained again. Prints the held-out L1 at step 0 and at the end."""
+    if config.family != "hidenerf":
+        raise ValueError(f"{config.name}: family {config.family!r} is not hidenerf")
+    process, clips = open_training_data(config, distributed, log)
+    exported = config.exported
+    model, objective, data, heldout = build_training(config, clips, _fits(clips, process),
+                                                     process.device)
     trainer = start_trainer(config, objective, data, process, resume=resume,
                             distributed=distributed, log=log)
     if trainer.step >= config.optim.steps and exported.is_file():
