@@ -146,7 +146,7 @@ class FrameRunner:
     def frame(self, index: int) -> torch.Tensor:
         secc = torch.roll(self.secc, index, -1)
         camera = self.model.camera(5.0 * index, 0.0, 0.0)
-        return self.model.render(self.planes, self.feat_src, self.model.encode_secc(secc),
+        return self.model.render(self.planes, self.feat_src, secc,
                                  self.source, self.source_camera, camera)["image"]
 
 

@@ -53,6 +53,12 @@ class HiDeNeRFConfig:
     feature_channels: int = 16
     """Rendered feature channels; the first 3 are the low-resolution RGB (EG3D convention)."""
 
+    # The 3DMM head prior (hidenerf.prior).
+    prior_density: float = 20.0
+    """Density per canonical unit added inside the fitted face's extruded silhouette."""
+    prior_softness: float = 0.02
+    """Width (canonical units) of the prior's fall-off at the fitted surface."""
+
     # Camera and ray marching.
     render_size: int = 32
     focal: float = 2.0

@@ -54,13 +54,14 @@ def secc_coords(points: Tensor, span: float) -> Tensor:
     return torch.stack([points[..., 0], -points[..., 1]], -1) / span
 
 
-def sample_image(features: Tensor, coords: Tensor) -> Tensor:
+def sample_image(features: Tensor, coords: Tensor, padding: str = "border") -> Tensor:
     """features (B, C, H, W), grid coords (B, N, 2) in [-1, 1] -> (B, N, C); bilinear,
-    align_corners=False, border padding (a point beyond the SECC frame reads the frame edge);
-    float32 also under bf16 autocast (coordinates are never rounded to the feature dtype)."""
+    align_corners=False, border padding by default (a point beyond the SECC frame reads the
+    frame edge); float32 also under bf16 autocast (coordinates are never rounded to the
+    feature dtype)."""
     dtype = sampling_dtype(features, coords)
     out = F.grid_sample(features.to(dtype), coords[:, None].to(dtype), mode="bilinear",
-                        padding_mode="border", align_corners=False)
+                        padding_mode=padding, align_corners=False)
     return out[:, :, 0].transpose(1, 2)
 
 

@@ -41,6 +41,15 @@ def canonical_frame(secc_span: float) -> tuple[float, np.ndarray, np.ndarray]:
     return k, origin, mean[landmarks].mean(0)
 
 
+def secc_z_range(secc_span: float) -> tuple[float, float]:
+    """The canonical z of the SECC's z code 0 and 1 (the mean shape's lowest and highest z)."""
+    from facegeom.morphable import load_sfm
+
+    k, origin, _ = canonical_frame(secc_span)
+    z = load_sfm().mean[:, 2].astype(np.float64)
+    return float(k * (z.min() - origin[2])), float(k * (z.max() - origin[2]))
+
+
 def to_canonical(vertices: Tensor, secc_span: float) -> Tensor:
     """Model-space points (..., 3) -> canonical points."""
     k, origin, _ = canonical_frame(secc_span)

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LossWeights:
     l1: float = 1.0
-    low_res_l1: float = 1.0
+    low_res_l1: float = 0.0
     perceptual: float = 0.1
     deformation: float = 0.1
     adversarial: float = 0.0

@@ -126,10 +126,9 @@ class HiDeNeRFMethod(FramewiseMethod):
         batch = driving.shape[0]
         planes = [p.expand(batch, *p.shape[1:]) for p in self._planes]
         secc_src = self._secc_src.expand(batch, *self._secc_src.shape[1:])
-        secc_drv = self.model.encode_secc(torch.stack(seccs))
         source = self._source_image.expand(batch, *self._source_image.shape[1:])
         source_camera = Camera.cat([self._source_camera] * batch)
-        image = self.model.render(planes, secc_src, secc_drv, source, source_camera,
+        image = self.model.render(planes, secc_src, torch.stack(seccs), source, source_camera,
                                   Camera.cat(cameras))["image"]
         if image.shape[-2:] != driving.shape[-2:]:
             shrink = image.shape[-1] > driving.shape[-1]

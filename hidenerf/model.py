@@ -24,7 +24,9 @@ from torch import Tensor, nn
 from hidenerf.cameras import Camera, camera_from_pose, camera_from_vector
 from hidenerf.config import HiDeNeRFConfig
 from hidenerf.deformation import LEDField, SECCEncoder
+from hidenerf.geometry import secc_z_range
 from hidenerf.model_utils import resize
+from hidenerf.prior import head_occupancy, surface_map
 from hidenerf.refine import RefineNet
 from hidenerf.rendering import Decoder, render_rays
 from hidenerf.triplane import TriplaneEncoder, sample_multiscale
@@ -49,6 +51,7 @@ class HiDeNeRF(nn.Module):
             self.decoder = Decoder(len(c.plane_sizes) * c.plane_channels, c.decoder_hidden,
                                    c.feature_channels)
             self.refine = RefineNet(c.feature_channels, c.refine_channels)
+        self.secc_z_range = secc_z_range(c.secc_span)
 
     # -- pieces -----------------------------------------------------------------------------
     def camera(self, yaw: float | Tensor, pitch: float | Tensor, roll: float | Tensor,
@@ -77,11 +80,18 @@ class HiDeNeRF(nn.Module):
         """Frontal SECC (B, 3, S, S) in [0, 1] -> LED features (B, C_e, s, s)."""
         return self.secc_encoder(resize(secc, self.config.secc_size))
 
+    def head_surface(self, driving_secc: Tensor) -> Tensor:
+        """Frontal driving SECC (B, 3, S, S) -> the head prior's :func:`surface_map`."""
+        secc = resize(driving_secc, self.config.secc_size)
+        return surface_map(secc, *self.secc_z_range, fill=self.config.secc_size // 8 + 1)
+
     def field(self, planes: list[Tensor], secc_src: Tensor, secc_drv: Tensor,
-              source_camera: Camera):
+              source_camera: Camera, head_surface: Tensor):
         """The radiance field for one (source, driving) pair as a :data:`FieldFn`; its feature
         carries, after the decoder's channels, the (u, v) where the deformed point projects in
-        the source image."""
+        the source image. secc_src, secc_drv: LED features; head_surface: the driving SECC's
+        :meth:`head_surface` (the 3DMM density prior, :mod:`hidenerf.prior`)."""
+        c = self.config
 
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
@@ -90,7 +100,8 @@ class HiDeNeRF(nn.Module):
             canonical = flat + offsets
             grid = source_camera.source_grid(canonical)
             density, feature = self.decoder(sample_multiscale(planes, grid))
-            density = density * (canonical.abs() <= 1).all(-1)
+            prior = head_occupancy(flat, head_surface, c.secc_span, c.prior_softness)
+            density = (density + c.prior_density * prior) * (canonical.abs() <= 1).all(-1)
             feature = torch.cat([feature, grid[..., :2]], -1)
             return (density.reshape(shape), feature.reshape(*shape, -1),
                     offsets.reshape(*shape, 3))
@@ -109,14 +120,16 @@ class HiDeNeRF(nn.Module):
         zeros = colour.new_zeros(b, r * r, self.config.feature_channels - 3)
         return torch.cat([colour, zeros, grid], -1)
 
-    def render(self, planes: list[Tensor], secc_src: Tensor, secc_drv: Tensor,
+    def render(self, planes: list[Tensor], secc_src: Tensor, driving_secc: Tensor,
                source_image: Tensor, source_camera: Camera, camera: Camera) -> dict[str, Tensor]:
-        """Render from encoded source and SECC features; see :meth:`forward` for the outputs."""
+        """Render from the encoded source (tri-planes, LED features of the source SECC) and the
+        frontal driving SECC map (B, 3, S, S); see :meth:`forward` for the outputs."""
         c = self.config
         h = w = c.render_size
         origins, dirs = camera.rays(h, w)
         near, far = camera.near_far(origins, dirs, c.bound_radius)
-        field = self.field(planes, secc_src, secc_drv, source_camera)
+        field = self.field(planes, secc_src, self.encode_secc(driving_secc), source_camera,
+                           self.head_surface(driving_secc))
         background = self._background(source_image)
         chunk = c.ray_chunk if (c.ray_chunk and not self.training) else origins.shape[1]
         parts = [
@@ -161,7 +174,7 @@ class HiDeNeRF(nn.Module):
         offsets (B, r*r, S_total, 3).
         """
         planes = self.encode_source(source_image, posed_secc)
-        return self.render(planes, self.encode_secc(source_secc), self.encode_secc(driving_secc),
+        return self.render(planes, self.encode_secc(source_secc), driving_secc,
                            source_image, source_camera, camera)
 
 

@@ -330,13 +330,15 @@ def test_free_view_yaw_plus_minus_20_of_symmetric_scene_are_mirror_images(pitch,
         p = torch.randn(1, 3, model.config.plane_channels, size, size)
         p[:, :2] = 0.5 * (p[:, :2] + p[:, :2].flip(-1))  # xy and xz planes even in x
         planes.append(p * 2)
-    secc = model.encode_secc(smooth_secc(64)[None])  # equal SECCs: zero offsets
+    secc_map = smooth_secc(64)[None]
+    secc = model.encode_secc(secc_map)  # equal SECCs: zero offsets
     source = torch.rand(1, 3, 64, 64)
     source = 0.5 * (source + source.flip(-1))  # a mirror-symmetric source image
     frontal = model.camera(0.0, 0.0, 0.0)  # the planes' frame: u -> -u mirrors it
     with torch.no_grad():
-        left = model.render(planes, secc, secc, source, frontal, model.camera(20.0, pitch, roll))
-        right = model.render(planes, secc, secc, source, frontal,
+        left = model.render(planes, secc, secc_map, source, frontal,
+                            model.camera(20.0, pitch, roll))
+        right = model.render(planes, secc, secc_map, source, frontal,
                              model.camera(-20.0, pitch, -roll))
     for key in ("feature_image", "opacity", "depth", "warped", "image"):
         torch.testing.assert_close(left[key], right[key].flip(-1), atol=2e-5, rtol=1e-5)
@@ -383,11 +385,13 @@ def test_paper_config_shapes_on_a_ray_batch():
         planes = model.encode_source(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256))
         assert [tuple(p.shape) for p in planes] == [(1, 3, 32, r, r) for r in (64, 128, 256)]
         secc_s = model.encode_secc(torch.rand(1, 3, 256, 256))
-        secc_d = model.encode_secc(torch.rand(1, 3, 256, 256))
+        secc_map = smooth_secc(256)[None]
+        secc_d = model.encode_secc(secc_map)
         cam = model.camera(10.0, 0.0, 0.0)
         origins, dirs = cam.rays(c.render_size, c.render_size)
         near, far = cam.near_far(origins[:, :64], dirs[:, :64], c.bound_radius)
-        field = model.field(planes, secc_s, secc_d, model.camera(-15.0, 0.0, 0.0))
+        field = model.field(planes, secc_s, secc_d, model.camera(-15.0, 0.0, 0.0),
+                            model.head_surface(secc_map))
         out = render_rays(field, origins[:, :64], dirs[:, :64], near, far, c.n_coarse,
                           c.n_fine, train=False)
         assert out["feature"].shape == (1, 64, 32 + 2)  # features + source grid (u, v)
@@ -565,7 +569,7 @@ def test_bench_analytic_flops_match_counted_layers():
     planes = [torch.rand(1, 3, c.plane_channels, r, r) for r in c.plane_sizes]
     with torch.no_grad():
         feat = model.encode_secc(torch.rand(1, 3, c.secc_size, c.secc_size))
-        model.render(planes, feat, model.encode_secc(smooth_secc(64)[None]),
+        model.render(planes, feat, smooth_secc(64)[None],
                      torch.rand(1, 3, 256, 256), model.camera(5.0, 0.0, 0.0),
                      model.camera(0.0, 0.0, 0.0))
     per_point = point_macs(c)
@@ -787,3 +791,62 @@ def test_camera_from_a_real_fit_reprojects_the_fitted_landmarks_onto_dlibs(sfm_a
         naive = np.linalg.norm(camera.project(points, size, size)[0].numpy()
                                - landmarks[fixed], axis=1)
         assert naive.mean() > 20
+
+
+def test_head_prior_is_the_fitted_face_surface_extruded_backwards(sfm_assets, woman_frames):
+    """The 3DMM head prior read from a real fit's frontal SECC: behind each inner-face landmark
+    vertex of the fitted mesh (nose, eyes, mouth; the eyes are holes in the SECC that the prior
+    closes) the occupancy is ~1, in front of it ~0, and beside or below the head 0. The
+    margin, 0.15 canonical units (19 mm), covers the z code being the mean shape's: the fitted
+    identity and expression move the true surface by up to about 0.1."""
+    from facegeom.analysis import FaceAnalyzer
+    from facegeom.morphable import load_sfm
+    from facegeom.secc import mesh_vertices, render_secc
+    from hidenerf.geometry import secc_z_range, to_canonical
+    from hidenerf.prior import head_occupancy, surface_map
+
+    c = tiny()
+    fit = FaceAnalyzer(parts=("fit",), strict=True).analyze(woman_frames[REAL_FRAMES[1]])
+    secc = render_secc(fit.identity, fit.expression, c.secc_size)[None]
+    surface = surface_map(secc, *secc_z_range(c.secc_span), fill=c.secc_size // 8 + 1)
+    model = load_sfm()
+    inner = model.landmark_vertices[27:]
+    vertices = mesh_vertices(fit.identity[None], fit.expression[None], model)[0, inner]
+    points = to_canonical(vertices, c.secc_span)[None]
+    step = torch.tensor([0.0, 0.0, 0.15])
+    behind = head_occupancy(points - step, surface, c.secc_span, c.prior_softness)
+    front = head_occupancy(points + step, surface, c.secc_span, c.prior_softness)
+    assert behind.min() > 0.9 and front.max() < 0.1, (behind, front)
+    beside = torch.tensor([[[0.95, 0.9, 0.0], [-0.95, -0.2, 0.0], [0.0, -0.97, -0.3]]])
+    assert head_occupancy(beside, surface, c.secc_span, c.prior_softness).max() < 1e-3
+
+
+def test_untrained_model_renders_the_head_where_the_fit_puts_it(sfm_assets, woman_frames):
+    """Registration of the prior with the image: an untrained model rendered from a real fit's
+    camera is opaque where the fitted face, posed by that camera, covers the image (the posed
+    SECC's mask, rasterised independently of the prior), at most 2 px (of 32) beyond it, and
+    only thin fog elsewhere."""
+    from facegeom.analysis import FaceAnalyzer
+    from facegeom.secc import render_secc
+    from hidenerf.geometry import fit_camera, posed_secc
+
+    model = HiDeNeRF(tiny()).eval()
+    c = model.config
+    frame = woman_frames[REAL_FRAMES[1]]
+    fit = FaceAnalyzer(parts=("fit",), strict=True).analyze(frame)
+    size = frame.shape[0]
+    camera = fit_camera(fit.rotation, fit.translation, fit.scale, size, size, c.secc_span,
+                        c.focal, c.cam_distance)
+    mask = posed_secc(fit.identity[None], fit.expression[None], camera, c.render_size,
+                      c.secc_span).amax(1) > 0
+    secc = render_secc(fit.identity, fit.expression, c.secc_size)[None]
+    source = torch.rand(1, 3, c.image_size, c.image_size)
+    with torch.no_grad():
+        planes = model.encode_source(source, torch.zeros(1, 3, c.encoder_size, c.encoder_size))
+        out = model.render(planes, model.encode_secc(secc), secc, source, camera, camera)
+    opacity = out["opacity"][0, 0]
+    opaque, face = opacity > 0.8, mask[0]
+    near_face = nn.functional.max_pool2d(mask.float()[None], 5, 1, 2)[0, 0] > 0  # 2 px
+    assert (opaque & face).sum() > 0.95 * face.sum()  # measured 0.997
+    assert (opaque & ~near_face).sum() < 0.05 * opaque.sum()  # measured 0.010
+    assert opacity[~near_face].mean() < 0.3  # the decoder's thin fog: measured 0.18

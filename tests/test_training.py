@@ -157,11 +157,6 @@ def test_hidenerf_resume_is_exact_and_logs_scalars_and_images(tmp_path: Path, mi
                         "identity_backend": "off"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #16, open: the untrained model already beats source-copy on the held-out frames "
-    "(its empty volume shows the source warped by the fits' head motion: step 0 0.0707, "
-    "source-copy 0.0836), and 30 steps at lr 2e-3 pull it back to exactly source-copy "
-    "(0.0836): training does not yet improve on the geometry"))
 def test_hidenerf_short_run_lowers_the_held_out_l1(tmp_path: Path, mini_dataset, sfm_assets):
     from hidenerf.train import train
 
@@ -169,7 +164,11 @@ def test_hidenerf_short_run_lowers_the_held_out_l1(tmp_path: Path, mini_dataset,
                  checkpoint_every=30, log_every=30, image_every=30)
     train(run, log=lambda _: None)
     record = json.loads((run.run_dir / "heldout.json").read_text())
-    assert record["step_30"] < min(record["step_0"], record["source_copy"]), record
+    print(record)
+    # the untrained model already beats source-copy (the 3DMM head prior carries the face
+    # along the fitted head motion); training has to improve on that, not only on source-copy
+    assert record["step_0"] < record["source_copy"], record
+    assert record["step_30"] < 0.96 * record["step_0"], record
 
 
 # --- torchrun ------------------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""The fitted 3DMM as a density prior: the head volume read from the driving SECC.
+
+A one-shot NeRF trained for minutes has not yet learnt where the head is, and a volume that is
+thin fog everywhere warps the static background with the head (or, emptied, shows the unmoved
+source). The 3DMM fit already says where the face is: the frontal SECC covers the face's
+silhouette, and its z code is the mean shape's z at every covered pixel. The prior is the
+face's silhouette extruded backwards from that surface,
+
+    occupancy(x) = mask(u, v) * sigmoid((z_surface(u, v) - x_z) / softness),
+    (u, v) = (x, -y) / secc_span                      (LED's projection onto the SECC)
+
+and the model's density is the decoder's plus ``prior_density * occupancy``. Rays that hit the
+face stop at its fitted surface, so from the first step the rendered correspondence carries the
+source's face along the fitted head motion while the background stays where it is; the decoder
+learns the rest (hair, neck, shoulders) and LED the expression.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hidenerf.deformation import sample_image, secc_coords
+
+
+def surface_map(secc: Tensor, z_low: float, z_high: float, fill: int) -> Tensor:
+    """Frontal SECC (B, 3, S, S) in [0, 1] -> (B, 2, S, S): the face mask and its surface z.
+
+    ``z_low``, ``z_high``: the canonical z of the z code's 0 and 1. The eye holes of the SECC
+    (and other holes up to ``fill`` pixels across) are closed, their z filled from the
+    surrounding surface, so the head is not pierced where the SECC leaves the eyes out.
+    """
+    mask = (secc.amax(1, keepdim=True) > 0).to(secc.dtype)
+    pad = fill // 2
+    # closing (dilate, then erode) with the world beyond the frame empty
+    outer = F.pad(mask, (2 * pad,) * 4)
+    closed = -F.max_pool2d(-F.max_pool2d(outer, fill, 1, pad), fill, 1, pad)
+    closed = closed[..., 2 * pad:-2 * pad, 2 * pad:-2 * pad]
+    z = z_low + (z_high - z_low) * secc[:, 2:3]
+    weight = F.avg_pool2d(mask, fill, 1, pad, count_include_pad=False)
+    filled = F.avg_pool2d(z * mask, fill, 1, pad, count_include_pad=False)
+    filled = filled / weight.clamp_min(1e-6)
+    z = torch.where(mask > 0, z, filled)
+    return torch.cat([closed, z * closed], 1)
+
+
+def head_occupancy(points: Tensor, surface: Tensor, span: float, softness: float) -> Tensor:
+    """Canonical points (B, N, 3), :func:`surface_map` (B, 2, S, S) -> occupancy (B, N) in
+    [0, 1]: inside the face's silhouette and behind its surface."""
+    # (B, N, 2): mask, mask * z; nothing beyond the SECC frame
+    sampled = sample_image(surface, secc_coords(points, span), padding="zeros")
+    mask, masked_z = sampled[..., 0], sampled[..., 1]
+    z = masked_z / mask.clamp_min(1e-6)
+    return mask * torch.sigmoid((z - points[..., 2].to(z.dtype)) / softness)
