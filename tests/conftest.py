@@ -94,13 +94,15 @@ def mini_dataset(pyfeat_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("mini_dataset")
     detector = FaceDetector()
-    options = PrepareOptions(size=128, frame_step=12, clip_length=5)
+    options = PrepareOptions(size=128, frame_step=12, clip_length=5, crop="face")
     man = prepare_video(pyfeat_data / "single_face.mp4", root, "man", "man", options, detector)
     woman = prepare_video(pyfeat_data / "WolfgangLanger_Pexels.mp4", root, "woman", "woman",
-                          PrepareOptions(size=128, frame_step=40, clip_length=5), detector)
+                          PrepareOptions(size=128, frame_step=40, clip_length=5, crop="face"),
+                          detector)
     # face_noface.mov at this step: clip 001 starts with a face and ends without one
     leaves = prepare_video(pyfeat_data / "face_noface.mov", root, "man-leaves", "man",
-                           PrepareOptions(size=128, frame_step=8, clip_length=5), detector)
+                           PrepareOptions(size=128, frame_step=8, clip_length=5, crop="face"),
+                           detector)
     photos = [prepare_image(pyfeat_data / "single_face.jpg", root, "photo-man", "man", options,
                             detector),
               prepare_image(pyfeat_data / "45-m7-di-ph.jpg", root, "photo-m7", "m7", options,

@@ -128,7 +128,7 @@ def test_fomm_pairs_same_and_cross_identity(fomm_prepared, vox1_csv):
     test = [n.removesuffix(".mp4").replace("#", "_") for n in metadata_names(vox1_csv, "test", 3)]
     same = read_pairs(fomm_prepared / "pairs" / "same-identity.jsonl")
     assert [p.pair_id for p in same] == sorted(f"{n}-000" for n in test)
-    assert all(p.source_frame == 0 and p.driving_frames == [1, 2, 3, 4, 5] for p in same)
+    assert all(p.source_frame == 0 and p.driving_frames == [0, 1, 2, 3, 4, 5] for p in same)
     cross = read_pairs(fomm_prepared / "pairs" / "cross-identity.jsonl")
     assert len(cross) == 3
     assert all(p.source_clip.split("_")[0] != p.driving_clip.split("_")[0] for p in cross)
@@ -219,7 +219,8 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
     assert [s.name for s in inner.sources] == [s.name for s in found.sources]
 
     out = tmp_path / "out"
-    options = PrepareOptions(size=64, frame_step=3, clip_length=2, skip_unusable=True)
+    options = PrepareOptions(size=64, frame_step=3, clip_length=2, crop="face",
+                             skip_unusable=True)
     outcomes = prepare_split(found, out, options, {"dataset": "voxceleb2"}, fit=False,
                              log=lambda _: None)
     assert [len(o.clips) for o in outcomes] == [2, 2, 2]  # 4 kept frames, clips of 2
@@ -276,13 +277,20 @@ def test_talkinghead1kh_val_clips_checked_against_the_clip_list(tmp_path, crops)
     assert datasets_main(["prepare", "--dataset", "talkinghead1kh", "--layout", "th1kh",
                           "--root", str(tmp_path / "th1kh"), "--split", "val", "--list",
                           str(clip_list), "--out", str(out), "--size", "64", "--frame-step",
-                          "4", "--no-fit", "--max-driving-frames", "2"]) == 0
+                          "4", "--no-fit", "--max-driving-frames", "2",
+                          "--cross-per-source", "2"]) == 0
     same = read_pairs(out / "pairs" / "same-identity.jsonl")
-    assert [p.driving_frames for p in same] == [[1, 2]] * 3  # 3 kept frames, at most 2
+    assert [p.driving_frames for p in same] == [[0, 1]] * 3  # 3 kept frames, at most 2
     cross = read_pairs(out / "pairs" / "cross-identity.jsonl")
     speaker = {s.name: s.identity for s in found.sources}
     assert cross and all(speaker[p.source_clip.rsplit("-", 1)[0]] !=
                          speaker[p.driving_clip.rsplit("-", 1)[0]] for p in cross)
+    # two drivers per source where there are two: a chunk of 0Abc_d-EfGh has one other
+    # speaker (zYx_9), never its sibling chunk; zYx_9 gets both chunks. Taking the chunk name
+    # as the identity would give each chunk two drivers, one of them its own speaker.
+    assert sorted((p.source_clip[:8], p.driving_clip[:8]) for p in cross) == [
+        ("0Abc_d-E", "zYx_9_00"), ("0Abc_d-E", "zYx_9_00"),
+        ("zYx_9_00", "0Abc_d-E"), ("zYx_9_00", "0Abc_d-E")]
     record = json.loads((out / "dataset.json").read_text())
     assert record["split_file"]["name"] == "talkinghead1kh-val-list"
     assert record["missing"] == found.missing and record["fits"] is None
@@ -355,11 +363,12 @@ def test_driving_frames_subsampled_with_their_face_flags(tmp_path):
     write_protocols(tmp_path, PairOptions())
     same = {p.pair_id: p for p in read_pairs(tmp_path / "pairs" / "same-identity.jsonl")}
     pair = same["id00001_vid5_00001-000"]
-    assert pair.driving_frames == [1, 2, 3] and pair.driving_faces == [True, False, True]
+    assert pair.driving_frames == [0, 1, 2, 3]
+    assert pair.driving_faces == [True, True, False, True]
     (stepped,) = subsample_driving([pair], step=2)
-    assert stepped.driving_frames == [1, 3] and stepped.driving_faces == [True, True]
-    (limited,) = subsample_driving([pair], step=1, limit=2)
-    assert limited.driving_frames == [1, 2] and limited.driving_faces == [True, False]
+    assert stepped.driving_frames == [0, 2] and stepped.driving_faces == [True, False]
+    (limited,) = subsample_driving([pair], step=1, limit=3)
+    assert limited.driving_frames == [0, 1, 2] and limited.driving_faces == [True, True, False]
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -388,3 +397,19 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nowhere'}: dataset folder " \
                                               "not found"
+
+
+# --- frame rate ----------------------------------------------------------------------------------
+
+def test_fps_option_resamples_to_the_nearest_frame_in_time(tmp_path, crops):
+    from datasets.frames import kept_frames
+    from datasets.prepare import prepare_video
+
+    folder = write_frame_folder(tmp_path / "clip", crops["man-a"][:10])  # a 25 fps source
+    assert [i for i, _ in kept_frames(folder, 1, 30 / 25)] == [0, 1, 2, 4, 5, 6, 7, 8]
+    assert [i for i, _ in kept_frames(folder, 1, 0.5)][:5] == [0, 1, 1, 2, 2]
+    assert [i for i, _ in kept_frames(folder, 2, 0.5)][:4] == [0, 1, 2, 3]
+    video = write_video(tmp_path / "clip.mp4", crops["man-a"][:10])  # 25 fps
+    options = PrepareOptions(size=64, fps=12.5, crop="full")
+    (clip,) = prepare_video(video, tmp_path / "out", "v", "man", options, FaceDetector())
+    assert clip.info.frame_indices == [0, 2, 4, 6, 8] and clip.info.fps == 12.5
