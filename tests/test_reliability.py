@@ -163,7 +163,7 @@ def test_method_with_wrong_shape_is_an_error_row(mini_dataset, tmp_path: Path) -
                     build_metrics(["l1"]), log=lambda _: None)
     summary = runner.run("half-size", HalfSize, ["same-identity"])
     assert len(summary.problems) == 3 and summary.computed == 0
-    assert "method returned shape (4, 3, 64, 64) for a driving batch of (4, 3, 128, 128)" in (
+    assert "method returned shape (5, 3, 64, 64) for a driving batch of (5, 3, 128, 128)" in (
         summary.problems[0].message)
 
 
