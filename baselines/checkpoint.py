@@ -99,7 +99,7 @@ def load_official(path: str | os.PathLike, modules: dict[str, nn.Module]) -> dic
     absent = [key for key, value in stored.items() if not isinstance(value, dict)]
     if absent:
         raise CheckpointMismatch(f"{path}: missing top-level keys {absent}; has {list(checkpoint)}")
-    compare(layout_of(modules), {k: _tensor_layout(v) for k, v in stored.items()}, str(path))
+    compare(layout_of(modules), {k: layout_of_state(v) for k, v in stored.items()}, str(path))
     for key, module in modules.items():
         module.load_state_dict(stored[key], strict=True)
     return {k: v for k, v in checkpoint.items() if k not in modules}
@@ -116,7 +116,7 @@ def _first_line(error: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _tensor_layout(state: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+def layout_of_state(state: dict) -> dict[str, tuple[tuple[int, ...], str]]:
     """Layout of a stored state dict; a non-tensor entry shows as a mismatch, not a crash."""
     return {
         str(n): (tuple(t.shape), str(t.dtype).removeprefix("torch."))

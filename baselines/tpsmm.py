@@ -2,7 +2,9 @@
 
 Checkpoint keys: ``kp_detector`` (ResNet-18 regressing K*5 points), ``dense_motion_network``
 (K thin-plate-spline warps + identity, blended by contribution maps, with multi-resolution
-occlusion masks), ``inpainting_network`` and ``avd_network`` (only for the ``avd`` mode).
+occlusion masks), ``inpainting_network`` and ``avd_network`` (only for the ``avd`` mode);
+optionally ``bg_predictor`` (the background motion predictor, applied in reconstruction with
+``background = "auto"``).
 
 Inference is the official demo's ``relative`` mode: driving keypoints relative to the first
 driving frame, scaled by sqrt(hull area of the source keypoints / hull area of the first
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.checkpoint import compare, layout_of, layout_of_state
 from baselines.modules import (
     AntiAliasDownsample,
     DownBlock2d,
@@ -89,8 +92,10 @@ class KPDetector(nn.Module):
 class BGMotionPredictor(nn.Module):
     """(source, driving) -> 3x3 affine background motion; identity at initialisation.
 
-    Used only in training (the official demo passes no background motion); it is not among the
-    released checkpoint's modules listed in the reference manifest.
+    Trained from ``bg_start_epoch``; at inference the official ``reconstruction.py`` applies it
+    when the checkpoint holds its weights (a ``bg_predictor`` state dict beside the other
+    modules, torchvision ResNet-18 names under ``bg_encoder``), the demo / ``animate.py`` never.
+    The released vox checkpoint holds none (``../shared/reference/tpsmm-vox-state-dict.tsv``).
     """
 
     def __init__(self, cfg: TPSMMConfig) -> None:
@@ -348,8 +353,34 @@ class TPSMM(WarpingMethod):
     # the papers' protocols: reconstruction (same identity) drives with absolute keypoints from
     # the clip's frame 0, as the official reconstruction.py; motion transfer (cross identity)
     # is relative to the driving clip's first frame, as the official animate.py / demo
-    protocol_options = {"same-identity": {"mode": "absolute"},
-                        "cross-identity": {"mode": "relative"}}
+    # reconstruction also applies the checkpoint's background predictor when it has one
+    protocol_options = {"same-identity": {"mode": "absolute", "background": "auto"},
+                        "cross-identity": {"mode": "relative", "background": "off"}}
+    backgrounds = ("off", "auto")
+
+    def __init__(self, *args, background: str = "off", **kwargs) -> None:
+        """``background``: ``"auto"`` applies the checkpoint's ``bg_predictor`` when it holds
+        one (as the official reconstruction), ``"off"`` never (as the official demo)."""
+        if background not in self.backgrounds:
+            raise ValueError(f"tpsmm: unknown background {background!r}; known: "
+                             f"{', '.join(self.backgrounds)}")
+        super().__init__(*args, **kwargs)
+        self.background = background
+        self.inference_bg: BGMotionPredictor | None = None
+        state = getattr(self, "extra", {}).get("bg_predictor")
+        if background == "auto" and isinstance(state, dict):
+            predictor = BGMotionPredictor(self.cfg)
+            compare(layout_of({"bg_predictor": predictor}),
+                    {"bg_predictor": layout_of_state(state)}, str(self.checkpoint))
+            predictor.load_state_dict(state, strict=True)
+            self.inference_bg = predictor.to(self.device).eval()
+
+    def describe(self) -> dict[str, str]:
+        """Also whether the background predictor ran: ``checkpoint`` (its weights applied),
+        ``absent`` (asked for, but the checkpoint has none) or ``off``."""
+        used = "checkpoint" if self.inference_bg is not None else (
+            "absent" if self.background == "auto" else "off")
+        return super().describe() | {"background": used}
 
     def build(self, cfg: TPSMMConfig) -> dict[str, nn.Module]:
         return {"inpainting_network": InpaintingNetwork(cfg), "kp_detector": KPDetector(cfg),
@@ -371,7 +402,8 @@ class TPSMM(WarpingMethod):
         kp_source = self.kp_source.expand(batch, -1, -1)
         source = source.expand(batch, -1, -1, -1)
         features = [f.expand(batch, -1, -1, -1) for f in self.source_features]
-        motion = self.nets["dense_motion_network"](source, kp_driving, kp_source)
+        bg_param = None if self.inference_bg is None else self.inference_bg(source, driving)
+        motion = self.nets["dense_motion_network"](source, kp_driving, kp_source, bg_param)
         return self.nets["inpainting_network"](source, motion, features)["prediction"]
 
     def untrained_nets(self, weights) -> tuple[str, ...]:

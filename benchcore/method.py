@@ -15,6 +15,11 @@ from typing import ClassVar
 import torch
 
 
+class PairUnsupported(ValueError):
+    """A method cannot run this pair by its design (e.g. it needs a face in the source image);
+    the pair becomes a counted gap with this reason for that method, never a silent drop."""
+
+
 class Method(ABC):
     """A talking-head method: ``animate(source, driving batches) -> generated batches``."""
 

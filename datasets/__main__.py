@@ -18,6 +18,10 @@ from pathlib import Path
 
 from benchcore.cli import run_subcommand
 from datasets.layouts import DATASETS
+from datasets.prepare import PrepareOptions
+
+DEFAULTS = PrepareOptions()
+"""The command's preparation defaults are :class:`PrepareOptions`' (the papers' protocol)."""
 
 EXAMPLES = """examples:
   python -m datasets prepare --dataset voxceleb1 --layout fomm --root vox --split test \\
@@ -25,7 +29,7 @@ EXAMPLES = """examples:
   python -m datasets prepare --dataset voxceleb2 --layout voxceleb --root vox2 --split test \\
       --out prepared/vox2-test --size 512
   python -m datasets prepare --dataset talkinghead1kh --layout th1kh --root th1kh --split val \\
-      --list VAL_LIST.txt --out prepared/th1kh-val   # the val list from data_list.zip
+      --list VAL_LIST.txt --out prepared/th1kh-val --size 512 --fps 25   # as Real3D-Portrait
   python -m datasets pairs --out prepared/vox1-test --seed 1 --cross-per-source 3
 """
 
@@ -41,14 +45,14 @@ def _pair_options(args: argparse.Namespace):
 def _prepare(args: argparse.Namespace) -> int:
     from datasets.build import prepare_split
     from datasets.layouts import discover
-    from datasets.prepare import PrepareOptions
     from datasets.protocols import write_protocols
 
     found = discover(args.dataset, args.layout, args.root, args.split, args.list)
     print(f"{args.dataset} {args.split} ({args.layout} layout): {len(found.sources)} videos, "
           f"{len(found.excluded)} entries left out, {len(found.missing)} listed but missing")
     options = PrepareOptions(size=args.size, frame_step=args.frame_step,
-                             clip_length=args.clip_length, crop=args.crop, skip_unusable=True)
+                             clip_length=args.clip_length, crop=args.crop, fps=args.fps,
+                             skip_unusable=True)
     description = {"dataset": args.dataset, "layout": args.layout, "split": args.split,
                    "raw_root": str(Path(args.root).resolve())}
     prepare_split(found, args.out, options, description, workers=args.workers,
@@ -108,12 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--list", help="split file: VoxCeleb1's vox-metadata.csv (default: "
                          "asset vox1_metadata) or a TalkingHead-1KH clip list (default: none, "
                          "the folder is the split)")
-    prepare.add_argument("--size", type=int, default=256, help="crop side in pixels (256, 512)")
-    prepare.add_argument("--frame-step", type=int, default=1, help="keep every N-th frame")
-    prepare.add_argument("--clip-length", type=int, default=0,
+    prepare.add_argument("--size", type=int, default=DEFAULTS.size,
+                         help="crop side in pixels (256; 512 for TalkingHead-1KH as "
+                         "Real3D-Portrait)")
+    prepare.add_argument("--fps", type=float, default=DEFAULTS.fps,
+                         help="resample to this frame rate first, nearest frame in time (25 for "
+                         "TalkingHead-1KH as Real3D-Portrait); 0: the source's rate")
+    prepare.add_argument("--frame-step", type=int, default=DEFAULTS.frame_step,
+                         help="keep every N-th frame")
+    prepare.add_argument("--clip-length", type=int, default=DEFAULTS.clip_length,
                          help="frames per clip; 0: each video is one clip (reconstruction "
                          "protocol)")
-    prepare.add_argument("--crop", choices=["full", "face"], default="full",
+    prepare.add_argument("--crop", choices=["full", "face"], default=DEFAULTS.crop,
                          help="full: keep the frame (these layouts are face crops already); "
                          "face: re-crop around the detected faces (datasets/crop.py)")
     prepare.add_argument("--workers", type=int, default=1, help="processes")

@@ -10,7 +10,9 @@ ones again.
 
 Outputs beside ``clips/``: ``skipped.json`` (video -> reason, as the sample set writes it) and
 ``dataset.json`` (dataset, layout, split, split file and its sha256, the videos left out and
-missing, options, counts), both the same for a resumed and an uninterrupted preparation.
+missing, options, counts, the official count of the split where a list gives one), both the
+same for a resumed and an uninterrupted preparation. The log ends with the prepared count
+against the official one (:func:`official_line`).
 """
 
 from __future__ import annotations
@@ -129,7 +131,22 @@ def prepare_split(found: Discovery, out_root: str | os.PathLike, options: Prepar
     ordered = [outcomes[source.name] for source in found.sources]
     _write_records(out_root, found, ordered, options, description, fit_backend)
     _log_summary(ordered, log)
+    log(official_line(found, ordered))
     return ordered
+
+
+def official_line(found: Discovery, outcomes: list[Outcome]) -> str:
+    """How many of the split's videos were prepared, against the official count where a list
+    gives one, so that a smaller test set never goes unnoticed."""
+    prepared = sum(not o.skipped for o in outcomes)
+    if found.official is None:
+        return (f"split: {prepared} videos prepared of {len(outcomes)} found (no official list "
+                "gives this split's size)")
+    short = found.official - prepared
+    return (f"split: {prepared} of the {found.official} official videos prepared"
+            + (f" ({short} short: {len(found.missing)} missing on disk, "
+               f"{sum(bool(o.skipped) for o in outcomes)} skipped)" if short else "")
+            + (f", from {found.split_file.name}" if found.split_file else ""))
 
 
 def _run(sources: list[Source], out_root: Path, options: PrepareOptions, fit: bool,
@@ -155,6 +172,8 @@ def _write_records(out_root: Path, found: Discovery, outcomes: list[Outcome],
         **description,
         "split_file": asdict(found.split_file) if found.split_file else None,
         "videos": len(outcomes),
+        "official_videos": found.official,
+        "prepared_videos": sum(not o.skipped for o in outcomes),
         "clips": sum(len(o.clips) for o in outcomes),
         "skipped": len(skipped),
         "excluded": found.excluded,

@@ -1,13 +1,15 @@
 """Frames of a source video: a video file, or a folder of image frames (FOMM's ``vox-png``).
 
 A frame folder's frames are its image files in name order, as FOMM's loader reads them. Both
-kinds yield ``(index, frame)`` for every ``step``-th frame; a frame folder reads only the kept
-files, a video is decoded whole (its codec needs every frame).
+kinds yield ``(index, frame)`` for every ``step``-th frame, optionally after resampling to
+another frame rate; a frame folder reads only the kept files, a video is decoded whole (its
+codec needs every frame).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,17 +26,31 @@ def frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def kept_frames(path: str | os.PathLike, step: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, RGB uint8 frame)`` for indices 0, step, 2 step, ...; MediaError on bad input."""
+def kept_frames(path: str | os.PathLike, step: int,
+                ratio: float = 1.0) -> Iterator[tuple[int, np.ndarray]]:
+    """``(source index, RGB uint8 frame)`` of every ``step``-th frame of the video resampled by
+    ``ratio`` = source fps / target fps (1: not resampled): output frame ``k`` is the source
+    frame nearest its time, ``floor(k * ratio + 0.5)``, so frames are dropped (ratio > 1) or
+    repeated (ratio < 1). MediaError on bad input."""
     path = Path(path)
+
+    def source_index(k: int) -> int:
+        return math.floor(k * ratio + 0.5)
+
     if path.is_dir():
-        for index, file in enumerate(frame_files(path)):
-            if index % step == 0:
-                yield index, read_image(file)
+        files = frame_files(path)
+        k = 0
+        while (index := source_index(k)) < len(files):
+            if k % step == 0:
+                yield index, read_image(files[index])
+            k += 1
         return
+    k = 0
     for index, frame in enumerate(iter_video(path)):
-        if index % step == 0:
-            yield index, frame
+        while source_index(k) == index:
+            if k % step == 0:
+                yield index, frame
+            k += 1
 
 
 def source_fps(path: str | os.PathLike, folder_fps: float) -> float:

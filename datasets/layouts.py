@@ -60,6 +60,10 @@ class Discovery:
     """Entries the split file lists that are not on disk."""
     split_file: SplitFile | None = None
     """The official list the split comes from; None where the split is the folder."""
+    official: int | None = None
+    """How many videos (clips) the official list gives the split (VoxCeleb1 test: 522 in
+    FOMM's folders); None where no list says (the split is the folder, or raw VoxCeleb1
+    segments, which the list does not name)."""
 
 
 def discover(dataset: str, layout: str, root: str | os.PathLike, split: str,
@@ -113,6 +117,7 @@ def _fomm(root: Path, split: str, split_file) -> Discovery:
             on_disk.add(entry.name.removesuffix(".mp4"))
             found.sources.append(Source(entry, f"{person}_{video}_{start}_{end}", person))
     found.missing = sorted(n for n, p in vox1.clips.items() if p == split and n not in on_disk)
+    found.official = vox1.counts().get(split, 0)
     return found
 
 
@@ -159,4 +164,5 @@ def _th1kh(root: Path, split: str, split_file) -> Discovery:
             names.add(path.name)
             found.sources.append(Source(path, path.stem, th1kh_identity(match.group(1))))
     found.missing = sorted(listed - names) if listed is not None else []
+    found.official = len(listed) if listed is not None else None
     return found

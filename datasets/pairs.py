@@ -1,13 +1,18 @@
 """Pair protocols and pair-list files, so every method is scored on exactly the same pairs.
 
-same-identity (reconstruction): source = a clip's first frame, driving = the clip's other
-frames, ground truth = the driving frames. (FOMM's ``reconstruction.py`` also drives frame 0;
-it is left out here because a per-frame PSNR of that frame is infinite for ``source-copy``.)
+same-identity (reconstruction, as FOMM's and TPSMM's ``reconstruction.py``): source = a
+clip's frame 0, driving = every frame of the clip, frame 0 included, ground truth = the driving
+frames. (A method that copies the source reproduces frame 0 exactly; PSNR is capped at the
+8-bit quantisation ceiling for that reason, see :mod:`eval.metrics.image`.) A pair has a ground
+truth whether or not its source has a face, so it is never skipped: pixel metrics need no face,
+face metrics leave out faceless frames and count them, and a method that needs a source face
+reports the pair as one it cannot run.
 cross-identity: source = a still of one identity (or a clip's first frame), driving = the
-frames of a clip of another identity, chosen with a seeded generator.
+frames of a clip of another identity, chosen with a seeded generator. Pairs whose source has no
+face stay in the list with ``skip`` set (there is no ground truth, and every cross-identity
+metric is about the source's face), so nothing is dropped silently.
 
-A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``. Pairs whose source
-has no face stay in the list with ``skip`` set, so nothing is dropped silently.
+A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``.
 """
 
 from __future__ import annotations
@@ -53,11 +58,10 @@ def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
                 source_clip=clip.clip_id,
                 source_frame=0,
                 driving_clip=clip.clip_id,
-                driving_frames=list(range(1, len(clip))),
+                driving_frames=list(range(len(clip))),
                 ground_truth=True,
                 source_face=faces[0],
-                driving_faces=faces[1:],
-                skip="" if faces[0] else "source frame has no face",
+                driving_faces=faces,
             )
         )
     return pairs

@@ -31,15 +31,21 @@ class UnusableSource(MediaError):
 
 @dataclass(frozen=True)
 class PrepareOptions:
+    """How source videos become clips. The defaults are the evaluation protocol of the papers
+    on face-crop datasets (FOMM's VoxCeleb folders, TalkingHead-1KH's cropped clips): every
+    frame, each video one clip, the crop kept, 256 px; ``python -m datasets prepare`` takes its
+    defaults from here. The embedded sample set (raw videos) states its own
+    (:data:`datasets.sample.SAMPLE_OPTIONS`)."""
+
     size: int = 256
-    frame_step: int = 4
-    """Keep every ``frame_step``-th frame of the source video."""
-    clip_length: int = 16
+    frame_step: int = 1
+    """Keep every ``frame_step``-th frame of the source video (after ``fps`` resampling)."""
+    clip_length: int = 0
     """Frames per clip; a video is split into consecutive clips, a shorter tail is dropped.
     0: the whole video is one clip (the reconstruction protocol of VoxCeleb and TalkingHead-1KH
     evaluations)."""
     crop_scale: float = 1.8
-    crop: str = "face"
+    crop: str = "full"
     """``"face"``: the standard crop around the clip's faces (:mod:`datasets.crop`); ``"full"``:
     the largest centred square of the frame, for sources that already are face crops (FOMM's
     ``vox`` and ``vox-png``), so that they are not cropped a second time."""
@@ -49,10 +55,18 @@ class PrepareOptions:
     clip (the sample set keeps such clips to test how metrics treat them)."""
     folder_fps: float = 25.0
     """Frame rate recorded for a frame-folder source, which has no header (VoxCeleb: 25)."""
+    fps: float = 0.0
+    """Resample the source to this frame rate before ``frame_step`` (nearest frame in time:
+    frames dropped or repeated), e.g. 25 for TalkingHead-1KH as Real3D-Portrait prepares it;
+    0 keeps the source's own rate."""
 
     def __post_init__(self) -> None:
         if self.crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, not {self.crop!r}")
+        if self.fps < 0 or self.frame_step < 1 or self.clip_length < 0 or self.size < 1:
+            raise ValueError(f"fps must be >= 0, frame_step >= 1, clip_length >= 0 and size "
+                             f">= 1, got {self.fps}, {self.frame_step}, {self.clip_length}, "
+                             f"{self.size}")
 
 
 def _marker(out_root: Path, name: str) -> Path:
@@ -107,7 +121,8 @@ def prepare_video(
         return done
     indices: list[int] = []
     faces: list[Face | None] = []
-    for index, frame in kept_frames(path, options.frame_step):
+    ratio = source_fps(path, options.folder_fps) / options.fps if options.fps else 1.0
+    for index, frame in kept_frames(path, options.frame_step, ratio):
         indices.append(index)
         faces.append(detector.largest(frame))
         height, width = frame.shape[:2]
@@ -131,14 +146,14 @@ def prepare_video(
             source_file=path.name,
             source_sha256=sha,
             size=options.size,
-            fps=fps / options.frame_step,
+            fps=(options.fps or fps) / options.frame_step,
             frame_indices=indices[start : start + length],
             crop_box=[round(v, 2) for v in box],
             notes=notes,
         ))
     clips, frames = [], []
     if infos:
-        for position, (_, frame) in enumerate(kept_frames(path, options.frame_step)):
+        for position, (_, frame) in enumerate(kept_frames(path, options.frame_step, ratio)):
             info = infos[len(clips)]
             frames.append(crop(frame, info.crop_box, options.size))
             if len(frames) == length:

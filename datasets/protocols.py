@@ -1,8 +1,8 @@
 """Pair lists of a prepared dataset split, the files every method is scored on.
 
-- same-identity: each clip's first frame is the source, the clip's other frames are the
-  driving frames and the ground truth (VoxCeleb's and TalkingHead-1KH's
-  reconstruction protocol with whole-video clips).
+- same-identity: each clip's frame 0 is the source, every frame of the clip (frame 0
+  included) is a driving frame and its own ground truth (VoxCeleb's and TalkingHead-1KH's
+  reconstruction protocol with whole-video clips, FOMM's ``reconstruction.py``).
 - cross-identity: the first clip of each video is a source; ``cross_per_source`` clips of
   other identities drive it, drawn with ``seed`` by numpy's PCG64 over clips sorted by id, so
   the list depends only on the clips, their face records and the seed, on any machine.

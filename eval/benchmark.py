@@ -8,13 +8,14 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 from benchcore import assets, atomic
 from benchcore.method import Method, available, build, method_class
-from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
+from datasets.settings import PAIR_KEYS, PREPARE_KEYS, check_settings, recorded
 from eval.config import MethodConfig, RunConfig
 from eval.distributed import Shard, ShardedResults, any_rank, barrier, local_device
 from eval.metrics import Metric, build_metrics
@@ -28,32 +29,45 @@ METHOD_MODULES = ["baselines.reference", "baselines.fomm", "baselines.tpsmm", "b
 
 
 def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDataset:
+    """The run's prepared dataset; the sample set is prepared (or reused) first. Settings the
+    config states must agree with what the folder was prepared with (SettingsMismatch)."""
     spec = config.dataset
+    stated = spec.stated()
     if spec.name == "sample":
-        from datasets.sample import prepare_sample_set
+        from datasets.sample import SAMPLE_OPTIONS, prepare_sample_set
 
-        options = PrepareOptions(
-            size=spec.size, frame_step=spec.frame_step, clip_length=spec.clip_length
-        )
+        options = replace(SAMPLE_OPTIONS, **{k: v for k, v in stated.items()
+                                             if k not in PAIR_KEYS})
+        cross = spec.cross_per_source or 1
+        if {"driving_step", "max_driving_frames"} & set(stated):
+            raise ValueError("the sample set scores every driving frame: remove "
+                             "dataset.driving_step / dataset.max_driving_frames")
         root = Path(spec.root) if spec.root else (
             assets.cache_dir() / "datasets" /
-            f"sample-{spec.size}-s{spec.frame_step}-l{spec.clip_length}-c{spec.cross_per_source}"
-            f"-seed{config.seed}"
+            f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}-c{cross}"
+            f"-seed{config.seed}" + (f"-fps{options.fps:g}" if options.fps else "")
         )
+        if (root / "dataset.json").is_file():  # prepared clips are reused, never redone
+            check_settings(root, {k: getattr(options, k) for k in PREPARE_KEYS}
+                           | {"cross_per_source": cross})
         log(f"dataset: sample set in {root}")
-        return prepare_sample_set(root, options, spec.cross_per_source, config.seed, log=log)
+        return prepare_sample_set(root, options, cross, config.seed, log=log)
     if not spec.root:
         raise ValueError(f"dataset {spec.name!r} needs `root` (a prepared dataset folder)")
+    check_settings(spec.root, stated)
     return PreparedDataset(spec.root, spec.name)
 
 
 def write_run_record(run_dir: Path, config: RunConfig, dataset_root: Path) -> None:
     """``run.json``: the resolved config, each method's options per protocol as it is built,
-    and the prepared dataset's folder, so that reports can be rebuilt from the run folder."""
+    the prepared dataset's folder and the settings it was prepared with (None where it has no
+    record), so that reports can be rebuilt from the run folder."""
     options = {spec.display: {p: protocol_options(spec, p) for p in config.protocols}
                for spec in config.methods}
+    prepared = {key: recorded(dataset_root, key)[1] for key in PREPARE_KEYS + PAIR_KEYS}
     atomic.write_json(run_dir / "run.json", {"config": asdict(config), "method_options": options,
-                                             "dataset_root": str(dataset_root)})
+                                             "dataset_root": str(dataset_root),
+                                             "dataset_prepared_with": prepared})
 
 
 def check_methods(config: RunConfig) -> None:
@@ -73,13 +87,28 @@ def protocol_options(spec: MethodConfig, protocol: str) -> dict:
 
 
 def method_factory(spec: MethodConfig, config: RunConfig, protocol: str,
-                   device: str | None = None) -> Callable[[], Method]:
+                   device: str | None = None,
+                   on_built: Callable[[Method], None] | None = None) -> Callable[[], Method]:
+    """Builds the method for ``protocol``; ``on_built`` sees it (to record what it runs)."""
     def make() -> Method:
         seed_everything(config.seed)
-        return build(spec.name, device=device or config.device,
-                     **protocol_options(spec, protocol))
+        method = build(spec.name, device=device or config.device,
+                       **protocol_options(spec, protocol))
+        if on_built is not None:
+            on_built(method)
+        return method
 
     return make
+
+
+def record_built(run_dir: Path, label: str, protocol: str, method: Method) -> None:
+    """Add ``method.describe()`` to ``run.json``'s ``methods_built[label][protocol]``: what a
+    method actually ran with once built (e.g. whether TPSMM's checkpoint had a background
+    predictor to apply), beside the options it was given."""
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text())
+    record.setdefault("methods_built", {}).setdefault(label, {})[protocol] = method.describe()
+    atomic.write_json(path, record)
 
 
 def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
@@ -201,8 +230,10 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
                 check_fingerprint(spec, config.protocols, run_dir / "outputs" / spec.display)
             summary = RunSummary()
             for protocol in config.protocols:  # a method per protocol: its options may differ
+                built = (partial(record_built, run_dir, spec.display, protocol)
+                         if shard.main else None)
                 summary.add(runner.run(spec.display,
-                                       method_factory(spec, config, protocol, device),
+                                       method_factory(spec, config, protocol, device, built),
                                        [protocol]))
         except MethodFailed as error:
             summary = RunSummary(failure=str(error))
@@ -214,7 +245,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
             continue
         summaries[spec.display] = summary
         log(f"{spec.display}: {summary.computed} pairs computed, {summary.reused} reused, "
-            f"{summary.skipped} skipped, {len(summary.problems)} errors "
+            f"{summary.skipped} skipped, {len(summary.unsupported)} it cannot run, "
+            f"{len(summary.problems)} errors "
             f"({summary.seconds:.1f} s)" + (f" on rank {shard.rank}" if shard.world > 1 else ""))
     if shard.world > 1:
         barrier(shard)

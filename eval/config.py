@@ -10,17 +10,35 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchcore.toml_table import read_table
+from eval.aggregate import AVERAGES
 
 
 @dataclass
 class DatasetConfig:
+    """The dataset of a run. The preparation settings (``size`` ... ``max_driving_frames``, as
+    :class:`datasets.prepare.PrepareOptions` and :class:`datasets.protocols.PairOptions` name
+    them) are left unset (None) to take what the folder was prepared with; a setting stated
+    for a prepared folder must match its record (:mod:`datasets.settings`), or the run stops
+    with a one-line error. The sample set is prepared with them (unset: its own
+    ``SAMPLE_OPTIONS``, one cross-identity driver per source)."""
+
     name: str = "sample"
     root: str = ""
     """Prepared dataset folder; empty for the sample set (prepared into the cache)."""
-    size: int = 256
-    frame_step: int = 4
-    clip_length: int = 16
-    cross_per_source: int = 1
+    size: int | None = None
+    frame_step: int | None = None
+    clip_length: int | None = None
+    crop: str | None = None
+    fps: float | None = None
+    cross_per_source: int | None = None
+    driving_step: int | None = None
+    max_driving_frames: int | None = None
+
+    def stated(self) -> dict:
+        """The preparation settings the config states (not None)."""
+        names = ("size", "frame_step", "clip_length", "crop", "fps", "cross_per_source",
+                 "driving_step", "max_driving_frames")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 @dataclass
@@ -55,6 +73,10 @@ class RunConfig:
     metric_options: dict = field(default_factory=dict)
     offline: bool = False
     """Forbid downloads (as ``THB_OFFLINE=1``): missing assets are reported, never fetched."""
+    average: str = "per-pair"
+    """The headline average of the tables and the wide leaderboard: ``per-pair`` (the mean of
+    pair means) or ``per-frame`` (one mean over all frames, as the papers). The long
+    leaderboard always carries both, each named in its ``average`` column."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     methods: list[MethodConfig] = field(default_factory=list)
     settings: list[str] = field(default_factory=list)
@@ -127,6 +149,9 @@ def config_from_dict(table: dict, origin: str) -> RunConfig:
     try:
         dataset = DatasetConfig(**table.pop("dataset", {}))
         methods = [MethodConfig(**m) for m in table.pop("methods", [])]
-        return RunConfig(dataset=dataset, methods=methods, **table)
+        config = RunConfig(dataset=dataset, methods=methods, **table)
     except TypeError as error:
         raise ValueError(f"{origin}: {error}") from None
+    if config.average not in AVERAGES:
+        raise ValueError(f"{origin}: average = {config.average!r}; expected one of {AVERAGES}")
+    return config

@@ -108,8 +108,10 @@ class ResultStore:
                 latest[row.key] = row
         return list(latest.values())
 
-    def done_keys(self) -> set[tuple[str, str, str, str, str]]:
-        return {row.key for row in self.rows()}
+    def done(self) -> dict[tuple[str, str, str, str, str], int]:
+        """Key -> ``frames_total`` of every row present: a row counts as done for a pair only
+        while the pair still has that many driving frames (a changed pair list recomputes)."""
+        return {row.key: row.frames_total for row in self.rows()}
 
 
 def _parse(record: list[str]) -> ResultRow:

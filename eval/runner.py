@@ -36,7 +36,7 @@ from benchcore.media import (
     to_uint8,
     write_png,
 )
-from benchcore.method import Method
+from benchcore.method import Method, PairUnsupported
 from benchcore.progress import progress
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
@@ -78,6 +78,9 @@ class RunSummary:
     reused: int = 0
     skipped: int = 0
     problems: list[PairProblem] = field(default_factory=list)
+    unsupported: list[PairProblem] = field(default_factory=list)
+    """Pairs the method cannot run by design (:class:`~benchcore.method.PairUnsupported`):
+    skipped rows with the reason, counted as the method's gap."""
     seconds: float = 0.0
     failure: str = ""
     """Why the method could not run at all (training or set-up), empty when it ran."""
@@ -88,11 +91,15 @@ class RunSummary:
         self.reused += other.reused
         self.skipped += other.skipped
         self.problems += other.problems
+        self.unsupported += other.unsupported
         self.seconds += other.seconds
 
 
 class OutputCache:
-    """Generated frames of one method x dataset x protocol: ``<root>/<pair_id>/000000.png``."""
+    """Generated frames of one method x dataset x protocol: ``<root>/<pair_id>/000000.png``.
+
+    A folder is complete when its marker holds the number of frames the pair has now; outputs
+    of an older pair list (another frame count) are generated again."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -100,8 +107,9 @@ class OutputCache:
     def folder(self, pair_id: str) -> Path:
         return self.root / pair_id
 
-    def complete(self, pair_id: str) -> bool:
-        return (self.folder(pair_id) / COMPLETE).is_file()
+    def complete(self, pair_id: str, count: int) -> bool:
+        marker = self.folder(pair_id) / COMPLETE
+        return marker.is_file() and marker.read_text().strip() == str(count)
 
     def frames(self, pair_id: str, count: int) -> Iterator[np.ndarray]:
         folder = self.folder(pair_id)
@@ -141,7 +149,7 @@ def generate(
             index += 1
     if index != len(pair.driving_frames):
         raise ValueError(f"method returned {index} frames for {len(pair.driving_frames)}")
-    (folder / COMPLETE).write_text("ok")
+    (folder / COMPLETE).write_text(str(index))
 
 
 def score(
@@ -260,7 +268,7 @@ class Runner:
         """
         summary = RunSummary()
         start = time.perf_counter()
-        done = self.store.done_keys()
+        done = self.store.done()
         method: Method | None = None
         for protocol in protocols:
             metrics = self.applicable(protocol)
@@ -277,18 +285,22 @@ class Runner:
             previous: Future | None = None
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring") as scorer:
                 for pair in bar:
-                    problem = ""
-                    if not pair.skip and not cache.complete(pair.pair_id):
+                    problem, unsupported = "", False
+                    if not pair.skip and not cache.complete(pair.pair_id,
+                                                            len(pair.driving_frames)):
                         if method is None:
                             method = _build(make_method)
                         try:
                             generate(method, self.dataset, pair, cache, self.batch_size)
+                        except PairUnsupported as error:
+                            problem, unsupported = one_line(error), True
                         except (MediaError, ValueError, RuntimeError, OSError) as error:
                             problem = one_line(error)
                     if previous is not None:
                         previous.result()  # re-raises anything unexpected
                     previous = scorer.submit(self._score_and_record, summary, method_name,
-                                             protocol, pair, cache, metrics, problem)
+                                             protocol, pair, cache, metrics, problem,
+                                             unsupported)
                 if previous is not None:
                     previous.result()
             self._score_set(method_name, protocol, pairs, cache, done, recompute=bool(pending))
@@ -317,11 +329,18 @@ class Runner:
 
     def _score_and_record(self, summary: RunSummary, method_name: str, protocol: str,
                           pair: Pair, cache: OutputCache, metrics: list[Metric],
-                          problem: str) -> None:
+                          problem: str, unsupported: bool = False) -> None:
         """Score one generated pair (or record why it has no scores) and append its rows."""
         if pair.skip:
             self.store.append(self._skip_rows(method_name, protocol, pair, metrics))
             summary.skipped += 1
+            return
+        if unsupported:
+            summary.unsupported.append(PairProblem(method_name, protocol, pair.pair_id, problem))
+            self.log(f"  not run: {method_name} {protocol} {pair.pair_id}: {problem}")
+            value = MetricValue.skipped(f"{method_name} cannot run this pair: {problem}")
+            self.store.append([self._row(method_name, protocol, pair.pair_id, m, value,
+                                         len(pair.driving_frames)) for m in metrics])
             return
         if not problem:
             try:
@@ -354,7 +373,7 @@ class Runner:
         return values | {n: MetricValue.skipped(r) for n, r in self._unavailable.items()}
 
     def _score_set(self, method_name: str, protocol: str, pairs: list[Pair], cache: OutputCache,
-                   done: set, recompute: bool) -> None:
+                   done: dict, recompute: bool) -> None:
         """One row per set-level metric (FID) over the protocol's generated frames and real
         frames (:func:`eval.set_metrics.real_frames`). Pairs the pair list skips and pairs whose
         frames are missing or unreadable are left out and counted on the row; a failure of the
@@ -381,7 +400,7 @@ class Runner:
                 generated, reference, failed = self.fid.partial_stats(
                     method_name, protocol, mine, {c: real[c] for c in shard.take(list(real))},
                     lambda p: cache.frames(p.pair_id, len(p.driving_frames))
-                    if cache.complete(p.pair_id) else None)
+                    if cache.complete(p.pair_id, len(p.driving_frames)) else None)
             except (MediaError, ValueError, OSError) as problem:
                 error = one_line(problem)
                 generated, reference = FeatureStats(), FeatureStats()
@@ -411,14 +430,16 @@ class Runner:
             return MetricValue(math.nan, generated.count, status="error",
                                reason=f"fid distance failed: {one_line(problem)}")
 
-    def _finished(self, method: str, protocol: str, pair: Pair, done: set, metrics,
+    def _finished(self, method: str, protocol: str, pair: Pair, done: dict, metrics,
                   cache: OutputCache) -> bool:
-        """All its rows are present; without pair-level metrics (FID alone), its frames are."""
+        """All its rows are present, for the pair's current frames; without pair-level metrics
+        (FID alone), its frames are."""
+        frames = len(pair.driving_frames)
         if not metrics:
-            return bool(pair.skip) or cache.complete(pair.pair_id)
-        return all(
-            (method, self.dataset.name, protocol, pair.pair_id, m.name) in done for m in metrics
-        )
+            return bool(pair.skip) or cache.complete(pair.pair_id, frames)
+        expected = 0 if pair.skip else frames
+        return all(done.get((method, self.dataset.name, protocol, pair.pair_id, m.name))
+                   == expected for m in metrics)
 
     def _row(self, method, protocol, pair_id: str, metric, value: MetricValue,
              frames_total: int, pairs: int = 0, pairs_skipped: int = 0,

@@ -26,7 +26,8 @@ from eval.runner import OutputCache, Runner
 class ExistingOutputs(OutputCache):
     """Frames of pairs in a user's folder: ``<pair_id>/NNNNNN.png`` or ``<pair_id>.mp4``."""
 
-    def complete(self, pair_id: str) -> bool:
+    def complete(self, pair_id: str, count: int) -> bool:
+        """Present; the frame count is checked while reading (:meth:`frames`)."""
         return (self.root / pair_id).is_dir() or (self.root / f"{pair_id}.mp4").is_file()
 
     def frames(self, pair_id: str, count: int) -> Iterator[np.ndarray]:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchcore.method import FramewiseMethod, register
+from benchcore.method import FramewiseMethod, PairUnsupported, register
 from hidenerf.cameras import Camera, rotation_from_ypr
 from hidenerf.config import get_config
 from hidenerf.geometry import fit_camera, posed_secc
@@ -99,7 +99,8 @@ class HiDeNeRFMethod(FramewiseMethod):
     def setup(self, source: Tensor, driving_first: Tensor) -> None:
         analysis = self._analyze(source)
         if not analysis.has_face:
-            raise ValueError("hidenerf: no face found in the source image")
+            raise PairUnsupported("hidenerf needs a face in the source image (its 3DMM fit): "
+                                  "none found")
         c = self.model.config
         self._source = analysis
         self._last = analysis

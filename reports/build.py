@@ -58,17 +58,17 @@ def build_reports(run_dir: str | Path, html: bool = True) -> list[Path]:
                   "date": datetime.date.today().isoformat()}
     board = leaderboard_rows(summaries, provenance)
     paths = [write_leaderboard(run_dir / "leaderboard.csv", board),
-             write_wide(run_dir / "leaderboard_wide.csv", board),
+             write_wide(run_dir / "leaderboard_wide.csv", board, config.average),
              merge_leaderboard(run_dir.parent / "leaderboard.csv", board)]
     floor = read_floor(run_dir)
     floor_text = f"\n{floor_markdown(floor)}" if floor else ""
     (run_dir / "tables.md").write_text(
-        f"# {config.name}\n\n{markdown_tables(summaries)}{floor_text}")
-    (run_dir / "tables.tex").write_text(latex_tables(summaries))
+        f"# {config.name}\n\n{markdown_tables(summaries, config.average)}{floor_text}")
+    (run_dir / "tables.tex").write_text(latex_tables(summaries, config.average))
     paths += [run_dir / "tables.md", run_dir / "tables.tex"]
     if html:
         root = Path(record["dataset_root"])
         dataset = PreparedDataset(root, config.dataset.name) if root.is_dir() else None
         paths.append(write_html(run_dir / "report.html", config.name, summaries, dataset,
-                                run_dir / "outputs", provenance, floor))
+                                run_dir / "outputs", provenance, floor, config.average))
     return paths

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
-from eval.aggregate import Summary
+from eval.aggregate import PER_PAIR, Summary, headline
 from reports.tables import ARROWS, build_tables, caption, floor_caption, floor_table
 
 TILE = 128
@@ -127,8 +127,7 @@ td.low-coverage { background: #fff3cd; }
 
 
 def _table_html(table, notes_by_number: dict[int, str]) -> str:
-    head = "".join(f"<th>{html.escape(m)} {ARROWS[table.higher_is_better[m]]}</th>"
-                   for m in table.metrics)
+    head = "".join(f"<th>{table.header(m, escape=html.escape)}</th>" for m in table.metrics)
     rows = []
     for method, cells in table.rows:
         tds = []
@@ -156,8 +155,11 @@ def _floor_html(floor: dict) -> str:
 
 
 def write_html(path: Path, title: str, summaries: list[Summary], dataset: PreparedDataset | None,
-               output_root: Path, provenance: dict[str, str], floor: dict | None = None) -> Path:
-    tables, notes = build_tables(summaries)
+               output_root: Path, provenance: dict[str, str], floor: dict | None = None,
+               average: str = PER_PAIR) -> Path:
+    """The report page; tables and charts show the run's headline ``average``."""
+    summaries = headline(summaries, average)
+    tables, notes = build_tables(summaries, average=average)
     by_number = {n: text for text, n in notes.items()}
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="note">commit {html.escape(provenance["commit"])} · config '

@@ -1,5 +1,11 @@
-"""Leaderboards: the long format (one row per run x method x dataset x protocol x metric) and a
-wide view for humans (one row per method x dataset x protocol, a column per metric).
+"""Leaderboards: the long format (one row per run x method x dataset x protocol x metric x
+average) and a wide view for humans (one row per method x dataset x protocol, a column per
+metric, the run's headline average).
+
+``average`` names how a row's value was formed (:mod:`eval.aggregate`): ``per-pair`` (the mean
+of pair means, with the bootstrap interval), ``per-frame`` (one mean over all frames, the
+papers'), ``set`` (one value over all frames: FID). Files written before the column existed
+read as ``per-pair`` (``set`` for set metrics), which is what they held.
 
 Columns are fixed (:data:`COLUMNS`); every row carries the metric's direction and backend and the
 run's provenance (git commit, config hash, date), so a number never travels without its origin.
@@ -15,7 +21,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from eval.aggregate import Summary
+from eval.aggregate import PER_PAIR, SET, Summary
 
 REQUIRED = [
     "run", "method", "dataset", "protocol", "metric", "direction", "value", "ci_low", "ci_high",
@@ -23,10 +29,10 @@ REQUIRED = [
     "commit", "config_hash", "date",
 ]
 """The columns every leaderboard has (files written before coverage was recorded too)."""
-COLUMNS = REQUIRED + ["n_pairs_total", "n_frames_total", "coverage"]
+COLUMNS = REQUIRED + ["n_pairs_total", "n_frames_total", "coverage", "average"]
 """``n_pairs`` of ``n_pairs_total`` scored pairs, ``n_frames`` of ``n_frames_total`` frames,
-``coverage`` = n_frames / n_frames_total (see :mod:`eval.aggregate`)."""
-KEY = ("run", "method", "dataset", "protocol", "metric")
+``coverage`` = n_frames / n_frames_total (see :mod:`eval.aggregate`), ``average``."""
+KEY = ("run", "method", "dataset", "protocol", "metric", "average")
 
 
 def _number(value: float) -> str:
@@ -69,7 +75,20 @@ def read_leaderboard(path: Path) -> list[dict[str, str]]:
         missing = set(REQUIRED) - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: not a leaderboard (missing columns {sorted(missing)})")
-        return [{column: row.get(column) or "" for column in COLUMNS} | row for row in reader]
+        rows = [{column: row.get(column) or "" for column in COLUMNS} | row for row in reader]
+    for row in rows:
+        row["average"] = row["average"] or legacy_average(row["metric"])
+    return rows
+
+
+def legacy_average(metric: str) -> str:
+    """The average a leaderboard without the ``average`` column holds for ``metric``."""
+    from eval.metrics import metric_class
+
+    try:
+        return SET if metric_class(metric).scope == "set" else PER_PAIR
+    except KeyError:
+        return PER_PAIR
 
 
 def merge_leaderboard(path: Path, rows: list[dict]) -> Path:
@@ -80,12 +99,21 @@ def merge_leaderboard(path: Path, rows: list[dict]) -> Path:
     return write_leaderboard(path, merged)
 
 
-def write_wide(path: Path, rows: list[dict]) -> Path:
-    """One row per run x method x dataset x protocol; a column per metric (value or status)."""
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    table: dict[tuple, dict[str, str]] = {}
+def write_wide(path: Path, rows: list[dict], average: str = PER_PAIR) -> Path:
+    """One row per run x method x dataset x protocol; a column per metric (value or status),
+    in the ``average`` (the run's headline) and, for a metric that has no such average, in its
+    own, named in the column (``avd_s [per-pair]``, ``fid [set]``)."""
+    chosen: dict[tuple, dict] = {}
     for row in rows:
+        key = tuple(row[k] for k in KEY[:5])
+        if key not in chosen or row["average"] == average:
+            chosen[key] = row
+    columns = {r["metric"]: r["metric"] if r["average"] == average
+               else f"{r['metric']} [{r['average']}]" for r in chosen.values()}
+    table: dict[tuple, dict[str, str]] = {}
+    for row in chosen.values():
         key = (row["run"], row["method"], row["dataset"], row["protocol"])
-        entry = table.setdefault(key, dict(zip(KEY[:4], key, strict=True)))
-        entry[row["metric"]] = row["value"] if row["status"] == "ok" else row["status"]
-    return _write(path, list(KEY[:4]) + metrics, list(table.values()))
+        entry = table.setdefault(key, dict(zip(KEY[:4], key, strict=True)) | {"average": average})
+        entry[columns[row["metric"]]] = row["value"] if row["status"] == "ok" else row["status"]
+    return _write(path, list(KEY[:4]) + ["average"] + list(columns.values()),
+                  list(table.values()))

@@ -1,8 +1,11 @@
 """Regression check of a leaderboard against a stored reference, per metric and direction.
 
-A row regresses when it got worse than the reference by more than its tolerance, when it was
-computed in the reference but is missing, skipped or failed now, or when its backend changed
-(the numbers are then not comparable). Better values and new rows never fail the check.
+Rows are compared like with like: the same run, method, dataset, protocol, metric and average
+(``per-pair``, ``per-frame``, ``set``; a reference written before the ``average`` column reads
+as the per-pair one it held, see :mod:`reports.leaderboard`). A row regresses when it got worse
+than the reference by more than its tolerance, when it was computed in the reference but is
+missing, skipped or failed now, or when its backend changed (the numbers are then not
+comparable). Better values and new rows never fail the check.
 
 Two kinds of rows, two kinds of tolerance:
 
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchcore import atomic
+from eval.aggregate import PER_PAIR
 from reports.leaderboard import KEY, read_leaderboard
 
 TOLERANCES: dict[str, float] = {
@@ -55,11 +59,12 @@ class Regression:
 
 @dataclass
 class TrainedTolerances:
-    """Per-row tolerances of trained methods: ``(method, dataset, protocol, metric)`` ->
-    absolute tolerance, and the keys whose status may differ between CPUs."""
+    """Per-row tolerances of trained methods: ``(method, dataset, protocol, metric, average)``
+    -> absolute tolerance, and the keys whose status may differ between CPUs. A row of the file
+    without ``average`` is a per-pair one (files written before both averages existed)."""
 
-    tolerances: dict[tuple[str, str, str, str], float] = field(default_factory=dict)
-    status_may_change: set[tuple[str, str, str, str]] = field(default_factory=set)
+    tolerances: dict[tuple[str, str, str, str, str], float] = field(default_factory=dict)
+    status_may_change: set[tuple[str, str, str, str, str]] = field(default_factory=set)
 
     @classmethod
     def read(cls, path: Path) -> TrainedTolerances:
@@ -67,7 +72,8 @@ class TrainedTolerances:
             table = tomllib.load(handle)
         out = cls()
         for row in table.get("rows", []):
-            key = (row["method"], row["dataset"], row["protocol"], row["metric"])
+            key = (row["method"], row["dataset"], row["protocol"], row["metric"],
+                   row.get("average", PER_PAIR))
             out.tolerances[key] = float(row["tolerance"])
             if row.get("status_may_change"):
                 out.status_may_change.add(key)
@@ -126,7 +132,7 @@ def derive_tolerances(reference: Path, others: list[Path], methods: list[str]) -
             for p in [reference, *others]]
     rows = []
     for key, ref in runs[0].items():
-        method, _, _, metric = key
+        method, dataset, protocol, metric, average = key
         if method not in methods:
             continue
         seen = [run[key] for run in runs if key in run]
@@ -140,8 +146,8 @@ def derive_tolerances(reference: Path, others: list[Path], methods: list[str]) -
         tolerance = max(SPREAD_FACTOR * spread, INTERVAL_SHARE * half_width,
                         TOLERANCES.get(metric, DEFAULT_TOLERANCE))
         rows.append({
-            "method": method, "dataset": key[1], "protocol": key[2], "metric": metric,
-            "tolerance": tolerance, "spread": spread, "half_width": half_width,
+            "method": method, "dataset": dataset, "protocol": protocol, "metric": metric,
+            "average": average, "tolerance": tolerance, "spread": spread, "half_width": half_width,
             "runs": len(seen), "status_may_change": len(values) != len(seen),
         })
     return rows

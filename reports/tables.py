@@ -1,9 +1,13 @@
 """Tables like a paper's, in Markdown and LaTeX: one per dataset x protocol, methods as rows,
 metrics as columns.
 
-A header carries the direction (↑ higher is better, ↓ lower is better). A cell is the mean over
-pairs with the 95% bootstrap half-width (``12.34 ± 0.56``); the best value of a column is bold;
-a metric that could not run is a dash with a footnote giving the reason and the fix.
+A header carries the direction (↑ higher is better, ↓ lower is better). A cell is the run's
+headline average (``average`` in the run config: ``per-pair``, the mean of pair means, or
+``per-frame``, one mean over all frames as the papers; :mod:`eval.aggregate`) with the 95%
+bootstrap half-width (``12.34 ± 0.56``), and the caption says which one it is; a metric that has
+no such average shows its own, named in its header (``avd_s ↓ [per-pair]``, ``fid ↓ [set]``).
+The best value of a column is bold; a metric that could not run is a dash with a footnote giving
+the reason and the fix.
 
 Coverage is part of every cell: a value computed on fewer pairs than the protocol scores shows
 its own count (``(5/8 pairs)``); a value computed on under :data:`LOW_COVERAGE` of the
@@ -14,9 +18,10 @@ protocol's frames (a face metric where faces were missing, failed pairs) shows i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eval.aggregate import Summary
+from eval.aggregate import PER_FRAME, PER_PAIR, Summary, headline
 
 ARROWS = {True: "↑", False: "↓"}
 LOW_COVERAGE = 0.9
@@ -54,6 +59,18 @@ class Table:
     skipped: int = 0
     """Pairs of the pair list left out for every method (their source has no face)."""
     backends: dict[str, str] = field(default_factory=dict)
+    average: str = PER_PAIR
+    """The headline average of the cells."""
+    own_average: dict[str, str] = field(default_factory=dict)
+    """Metric -> its average, for the metrics shown in another one than :attr:`average`."""
+
+    def header(self, metric: str, arrows: dict[bool, str] = ARROWS,
+               escape: Callable[[str], str] = str) -> str:
+        """``psnr ↑``, or ``avd_s ↓ [per-pair]`` for a metric in its own average (names passed
+        through ``escape``)."""
+        text = f"{escape(metric)} {arrows[self.higher_is_better[metric]]}"
+        own = self.own_average.get(metric)
+        return text + (f" {escape(f'[{own}]')}" if own else "")
 
 
 def format_value(summary: Summary, plus_minus: str = "±") -> str:
@@ -80,17 +97,21 @@ def _best(cells: list[Summary]) -> float | None:
     return max(values) if cells[0].higher_is_better else min(values)
 
 
-def build_tables(summaries: list[Summary], plus_minus: str = "±") -> tuple[list[Table], dict]:
-    """The tables of a run and the footnotes (text -> number) they refer to."""
+def build_tables(summaries: list[Summary], plus_minus: str = "±",
+                 average: str = PER_PAIR) -> tuple[list[Table], dict]:
+    """The tables of a run in its headline ``average`` and the footnotes (text -> number)
+    they refer to."""
     by_table: dict[tuple[str, str], list[Summary]] = {}
-    for summary in summaries:
+    for summary in headline(summaries, average):
         by_table.setdefault((summary.dataset, summary.protocol), []).append(summary)
     notes: dict[str, int] = {}
     tables = []
     for (dataset, protocol), group in sorted(by_table.items()):
         metrics = list(dict.fromkeys(s.metric for s in group))
         cell = {(s.method, s.metric): s for s in group}
-        table = Table(dataset, protocol, metrics, {s.metric: s.higher_is_better for s in group})
+        table = Table(dataset, protocol, metrics, {s.metric: s.higher_is_better for s in group},
+                      average=average,
+                      own_average={s.metric: s.average for s in group if s.average != average})
         best = {m: _best([s for s in group if s.metric == m]) for m in metrics}
         for method in dict.fromkeys(s.method for s in group):
             cells = []
@@ -118,26 +139,36 @@ def build_tables(summaries: list[Summary], plus_minus: str = "±") -> tuple[list
     return tables, notes
 
 
-CAPTION = ("Mean over the protocol's {pairs} scored pairs ({frames} frames) ± half-width of the "
-           "95% bootstrap interval; FID is one value over all frames. A value from fewer pairs "
-           "shows its own count; one computed on under 90% of the frames shows its coverage "
-           "(⚠) and is never bold.")
+AVERAGE_TEXT = {
+    PER_PAIR: "Mean over the protocol's {pairs} scored pairs ({frames} frames), each pair "
+              "weighing the same (per-pair average)",
+    PER_FRAME: "Mean over all {frames} frames of the protocol's {pairs} scored pairs, each frame "
+               "weighing the same (per-frame average, as the papers)",
+}
+CAPTION = (" ± half-width of the 95% bootstrap interval over pairs; FID is one value over all "
+           "frames. A value from fewer pairs shows its own count; one computed on under 90% of "
+           "the frames shows its coverage (⚠) and is never bold.")
 
 
 def caption(table: Table) -> str:
-    text = CAPTION.format(pairs=table.pairs, frames=table.frames)
+    text = (AVERAGE_TEXT[table.average] + CAPTION).format(pairs=table.pairs, frames=table.frames)
+    pairwise = [m for m, a in table.own_average.items() if a == PER_PAIR]
+    if pairwise:
+        text += (f" {', '.join(pairwise)}: one value per pair by nature, so a per-pair "
+                 "average.")
     if table.skipped:
         text += (f" {table.skipped} more pair(s) of the pair list are not scored (the source has "
                  "no face).")
     return text
 
 
-def markdown_tables(summaries: list[Summary]) -> str:
-    """All tables of a run, with footnotes for skipped or failed metrics."""
-    tables, notes = build_tables(summaries)
+def markdown_tables(summaries: list[Summary], average: str = PER_PAIR) -> str:
+    """All tables of a run in its headline ``average``, with footnotes for skipped or failed
+    metrics."""
+    tables, notes = build_tables(summaries, average=average)
     blocks = []
     for table in tables:
-        header = ["method"] + [f"{m} {ARROWS[table.higher_is_better[m]]}" for m in table.metrics]
+        header = ["method"] + [table.header(m) for m in table.metrics]
         lines = [f"### {table.dataset} / {table.protocol}", "", "| " + " | ".join(header) + " |",
                  "|" + "---|" * len(header)]
         for method, cells in table.rows:
@@ -158,16 +189,16 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def latex_tables(summaries: list[Summary]) -> str:
-    """One ``table`` environment per dataset x protocol (booktabs); skipped metrics are dashes
-    with a numbered note under the table."""
-    tables, notes = build_tables(summaries, plus_minus=r"$\pm$")
+def latex_tables(summaries: list[Summary], average: str = PER_PAIR) -> str:
+    """One ``table`` environment per dataset x protocol (booktabs) in the headline
+    ``average``; skipped metrics are dashes with a numbered note under the table."""
+    tables, notes = build_tables(summaries, plus_minus=r"$\pm$", average=average)
     by_number = {n: text for text, n in notes.items()}
     blocks = []
     for table in tables:
         arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
         header = " & ".join(["Method"] + [
-            f"{_latex_escape(m)} {arrows[table.higher_is_better[m]]}" for m in table.metrics])
+            table.header(m, arrows, _latex_escape) for m in table.metrics])
         lines = [r"\begin{table}[t]", r"\centering", r"\small",
                  r"\begin{tabular}{l" + "c" * len(table.metrics) + "}", r"\toprule",
                  header + r" \\", r"\midrule"]

@@ -70,22 +70,23 @@ def damaged(mini_dataset, random_fid_weights, tmp_path_factory) -> Path:
 
 def _summaries(folder: Path) -> dict:
     rows = ResultStore(folder / "results.csv").rows()
-    return {(s.method, s.protocol, s.metric): s for s in summarize(rows)}
+    return {(s.method, s.protocol, s.metric): s for s in summarize(rows)
+            if s.average != "per-frame"}
 
 
 def test_rows_and_summaries_count_frames_and_pairs(damaged: Path, mini_dataset) -> None:
     s = _summaries(damaged)
     full = s[("driving-copy", SAME_IDENTITY, "l1")]
-    assert (full.n_pairs, full.n_pairs_total, full.n_frames, full.n_frames_total) == (3, 3, 12, 12)
+    assert (full.n_pairs, full.n_pairs_total, full.n_frames, full.n_frames_total) == (3, 3, 15, 15)
     mine = s[("mine", SAME_IDENTITY, "l1")]
     assert (mine.n_pairs, mine.n_pairs_total, mine.n_errors) == (1, 3, 2)
-    assert mine.coverage == pytest.approx(4 / 12)
+    assert mine.coverage == pytest.approx(5 / 15)
     # a face metric: the ground truth's face leaves in the last frame of man-leaves-001
     akd = s[("driving-copy", SAME_IDENTITY, "akd")]
-    assert (akd.n_frames, akd.n_frames_total) == (11, 12)
+    assert (akd.n_frames, akd.n_frames_total) == (14, 15)
     rows = [r for r in ResultStore(damaged / "results.csv").rows()
             if r.method == "driving-copy" and r.metric == "akd" and r.pair_id == "man-leaves-001"]
-    assert (rows[0].frames, rows[0].frames_total) == (3, 4)
+    assert (rows[0].frames, rows[0].frames_total) == (4, 5)
     # the output no-face rate exists in both protocols
     assert s[("source-copy", CROSS_IDENTITY, "no_face")].value == 0.0
     assert s[("driving-copy", SAME_IDENTITY, "no_face")].value == 0.0
@@ -100,10 +101,10 @@ def test_fid_row_counts_the_pairs_it_left_out(damaged: Path) -> None:
     s = _summaries(damaged)
     fid = s[("mine", SAME_IDENTITY, "fid")]
     assert fid.status == "ok" and math.isfinite(fid.value)
-    assert (fid.n_pairs, fid.n_pairs_total, fid.n_errors, fid.n_frames) == (1, 3, 2, 4)
-    assert fid.coverage == pytest.approx(4 / 12)
+    assert (fid.n_pairs, fid.n_pairs_total, fid.n_errors, fid.n_frames) == (1, 3, 2, 5)
+    assert fid.coverage == pytest.approx(5 / 15)
     whole = s[("driving-copy", SAME_IDENTITY, "fid")]
-    assert (whole.n_pairs, whole.n_errors, whole.n_frames, whole.n_frames_total) == (3, 0, 12, 12)
+    assert (whole.n_pairs, whole.n_errors, whole.n_frames, whole.n_frames_total) == (3, 0, 15, 15)
     cross = s[("mine", CROSS_IDENTITY, "fid")]
     assert (cross.n_pairs, cross.n_errors) == (1, 1)
 
@@ -141,7 +142,7 @@ def test_tables_show_own_counts_mark_low_coverage_and_never_bold_it(damaged: Pat
     assert cells["| mine"] == "0.0000 ± 0.0000 (1/3 pairs) ⚠ 33% of frames"
     assert cells["| driving-copy"].startswith("**0.0000")
     assert "(" not in cells["| driving-copy"] and "⚠" not in cells["| source-copy"]
-    assert "Mean over the protocol's 3 scored pairs (12 frames)" in text
+    assert "Mean over the protocol's 3 scored pairs (15 frames)" in text
     page = write_html(tmp_path / "report.html", "t", summaries, None, tmp_path,
                       {"commit": "c", "config_hash": "h", "date": "d"}).read_text()
     assert '<td class="low-coverage">0.0000 ± 0.0000 <span class="remark">(1/3 pairs) ⚠ 33% ' \

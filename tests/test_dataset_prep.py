@@ -3,7 +3,6 @@ real sample videos, prepared end to end; split files; interruption and resume; p
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -12,16 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from minivox import face_crops, metadata_names, write_frame_folder, write_video
 
 from datasets.__main__ import main as datasets_main
 from datasets.build import prepare_split
 from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
-from datasets.crop import clip_box, crop
 from datasets.fits import read_fits
-from datasets.frames import kept_frames
 from datasets.layouts import discover
 from datasets.pairs import read_pairs, subsample_driving
 from datasets.prepare import PrepareOptions
@@ -36,43 +33,6 @@ OPTIONS = PrepareOptions(size=SIZE, frame_step=2, clip_length=0, crop="full", sk
 
 # --- miniature datasets ------------------------------------------------------------------------
 
-def face_crops(video: Path, first: int, count: int, every: int,
-               detector: FaceDetector) -> list[np.ndarray]:
-    """``count`` frames of a real video from ``first``, every ``every``-th, cropped square
-    around the face of the first one and resized to 128 px: the kind of face-crop video every
-    supported layout holds."""
-    frames = []
-    for index, frame in kept_frames(video, 1):
-        if index >= first and (index - first) % every == 0:
-            frames.append(frame)
-            if len(frames) == count:
-                break
-    face = detector.largest(frames[0])
-    box = clip_box([face.bbox], 1.8) if face else (140, 0, 500, 360)
-    return [crop(frame, box, SIZE) for frame in frames]
-
-
-def write_video(path: Path, frames: list[np.ndarray]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuv420p"
-        stream.options = {"crf": "12"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
-def write_frame_folder(folder: Path, frames: list[np.ndarray]) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True)
-    for index, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{index:07d}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def crops(pyfeat_data: Path) -> dict[str, list[np.ndarray]]:
     detector = FaceDetector()
@@ -84,26 +44,6 @@ def crops(pyfeat_data: Path) -> dict[str, list[np.ndarray]]:
         "woman-b": face_crops(woman, 200, 12, 8, detector),
         "noface": face_crops(pyfeat_data / "no_face.mp4", 0, 12, 4, detector),
     }
-
-
-@pytest.fixture(scope="module")
-def vox1_csv(shared_dir: Path) -> Path:
-    path = shared_dir / "reference" / "voxceleb" / "vox-metadata.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-def metadata_names(vox1_csv: Path, partition: str, count: int) -> list[str]:
-    """The first ``count`` FOMM clip names of distinct identities in ``partition``."""
-    names, people = [], set()
-    with vox1_csv.open() as handle:
-        for row in csv.DictReader(handle):
-            if row["partition"] == partition and row["person_id"] not in people:
-                people.add(row["person_id"])
-                names.append(f"{row['person_id']}#{row['video_id']}#{int(row['start']):06d}"
-                             f"#{int(row['end']):06d}.mp4")
-    return names[:count]
 
 
 def corrupt_copy(source: Path, target: Path) -> Path:
@@ -188,7 +128,7 @@ def test_fomm_pairs_same_and_cross_identity(fomm_prepared, vox1_csv):
     test = [n.removesuffix(".mp4").replace("#", "_") for n in metadata_names(vox1_csv, "test", 3)]
     same = read_pairs(fomm_prepared / "pairs" / "same-identity.jsonl")
     assert [p.pair_id for p in same] == sorted(f"{n}-000" for n in test)
-    assert all(p.source_frame == 0 and p.driving_frames == [1, 2, 3, 4, 5] for p in same)
+    assert all(p.source_frame == 0 and p.driving_frames == [0, 1, 2, 3, 4, 5] for p in same)
     cross = read_pairs(fomm_prepared / "pairs" / "cross-identity.jsonl")
     assert len(cross) == 3
     assert all(p.source_clip.split("_")[0] != p.driving_clip.split("_")[0] for p in cross)
@@ -279,7 +219,8 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
     assert [s.name for s in inner.sources] == [s.name for s in found.sources]
 
     out = tmp_path / "out"
-    options = PrepareOptions(size=64, frame_step=3, clip_length=2, skip_unusable=True)
+    options = PrepareOptions(size=64, frame_step=3, clip_length=2, crop="face",
+                             skip_unusable=True)
     outcomes = prepare_split(found, out, options, {"dataset": "voxceleb2"}, fit=False,
                              log=lambda _: None)
     assert [len(o.clips) for o in outcomes] == [2, 2, 2]  # 4 kept frames, clips of 2
@@ -336,13 +277,20 @@ def test_talkinghead1kh_val_clips_checked_against_the_clip_list(tmp_path, crops)
     assert datasets_main(["prepare", "--dataset", "talkinghead1kh", "--layout", "th1kh",
                           "--root", str(tmp_path / "th1kh"), "--split", "val", "--list",
                           str(clip_list), "--out", str(out), "--size", "64", "--frame-step",
-                          "4", "--no-fit", "--max-driving-frames", "2"]) == 0
+                          "4", "--no-fit", "--max-driving-frames", "2",
+                          "--cross-per-source", "2"]) == 0
     same = read_pairs(out / "pairs" / "same-identity.jsonl")
-    assert [p.driving_frames for p in same] == [[1, 2]] * 3  # 3 kept frames, at most 2
+    assert [p.driving_frames for p in same] == [[0, 1]] * 3  # 3 kept frames, at most 2
     cross = read_pairs(out / "pairs" / "cross-identity.jsonl")
     speaker = {s.name: s.identity for s in found.sources}
     assert cross and all(speaker[p.source_clip.rsplit("-", 1)[0]] !=
                          speaker[p.driving_clip.rsplit("-", 1)[0]] for p in cross)
+    # two drivers per source where there are two: a chunk of 0Abc_d-EfGh has one other
+    # speaker (zYx_9), never its sibling chunk; zYx_9 gets both chunks. Taking the chunk name
+    # as the identity would give each chunk two drivers, one of them its own speaker.
+    assert sorted((p.source_clip[:8], p.driving_clip[:8]) for p in cross) == [
+        ("0Abc_d-E", "zYx_9_00"), ("0Abc_d-E", "zYx_9_00"),
+        ("zYx_9_00", "0Abc_d-E"), ("zYx_9_00", "0Abc_d-E")]
     record = json.loads((out / "dataset.json").read_text())
     assert record["split_file"]["name"] == "talkinghead1kh-val-list"
     assert record["missing"] == found.missing and record["fits"] is None
@@ -415,11 +363,12 @@ def test_driving_frames_subsampled_with_their_face_flags(tmp_path):
     write_protocols(tmp_path, PairOptions())
     same = {p.pair_id: p for p in read_pairs(tmp_path / "pairs" / "same-identity.jsonl")}
     pair = same["id00001_vid5_00001-000"]
-    assert pair.driving_frames == [1, 2, 3] and pair.driving_faces == [True, False, True]
+    assert pair.driving_frames == [0, 1, 2, 3]
+    assert pair.driving_faces == [True, True, False, True]
     (stepped,) = subsample_driving([pair], step=2)
-    assert stepped.driving_frames == [1, 3] and stepped.driving_faces == [True, True]
-    (limited,) = subsample_driving([pair], step=1, limit=2)
-    assert limited.driving_frames == [1, 2] and limited.driving_faces == [True, False]
+    assert stepped.driving_frames == [0, 2] and stepped.driving_faces == [True, False]
+    (limited,) = subsample_driving([pair], step=1, limit=3)
+    assert limited.driving_frames == [0, 1, 2] and limited.driving_faces == [True, True, False]
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -448,3 +397,19 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nowhere'}: dataset folder " \
                                               "not found"
+
+
+# --- frame rate ----------------------------------------------------------------------------------
+
+def test_fps_option_resamples_to_the_nearest_frame_in_time(tmp_path, crops):
+    from datasets.frames import kept_frames
+    from datasets.prepare import prepare_video
+
+    folder = write_frame_folder(tmp_path / "clip", crops["man-a"][:10])  # a 25 fps source
+    assert [i for i, _ in kept_frames(folder, 1, 30 / 25)] == [0, 1, 2, 4, 5, 6, 7, 8]
+    assert [i for i, _ in kept_frames(folder, 1, 0.5)][:5] == [0, 1, 1, 2, 2]
+    assert [i for i, _ in kept_frames(folder, 2, 0.5)][:4] == [0, 1, 2, 3]
+    video = write_video(tmp_path / "clip.mp4", crops["man-a"][:10])  # 25 fps
+    options = PrepareOptions(size=64, fps=12.5, crop="full")
+    (clip,) = prepare_video(video, tmp_path / "out", "v", "man", options, FaceDetector())
+    assert clip.info.frame_indices == [0, 2, 4, 6, 8] and clip.info.fps == 12.5

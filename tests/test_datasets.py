@@ -20,7 +20,7 @@ from datasets.pairs import (
 from datasets.prepare import PrepareOptions, prepare_image, prepare_video
 from facegeom.detect import FaceDetector
 
-OPTIONS = PrepareOptions(size=128, frame_step=12, clip_length=5)
+OPTIONS = PrepareOptions(size=128, frame_step=12, clip_length=5, crop="face")
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +57,15 @@ def test_frames_without_a_face_are_kept_and_marked(mini_dataset) -> None:
 
 def test_video_without_any_face_gets_a_centre_crop_and_a_note(pyfeat_data: Path, tmp_path: Path,
                                                               detector) -> None:
-    options = PrepareOptions(size=64, frame_step=20, clip_length=4)
+    options = PrepareOptions(size=64, frame_step=20, clip_length=4, crop="face")
     clips = prepare_video(pyfeat_data / "no_face.mp4", tmp_path, "noface", "none", options,
                           detector)
     assert len(clips) == 1  # 95 frames, every 20th: 5 kept, one clip of 4
     assert not any(r.face for r in clips[0].faces())
     assert clips[0].info.notes == ["no face in any frame: centre crop"]
     assert clips[0].info.crop_box == [210.0, 0.0, 750.0, 540.0]  # 960x540 source
-    (pair,) = same_identity_pairs(clips)  # kept in the list, marked, never dropped silently
-    assert pair.skip == "source frame has no face" and pair.driving_faces == [False] * 3
+    (pair,) = same_identity_pairs(clips)  # kept and scored: it has a ground truth
+    assert pair.skip == "" and not pair.source_face and pair.driving_faces == [False] * 4
 
 
 def test_rgba_photo_becomes_an_rgb_clip(pyfeat_data: Path, tmp_path: Path, detector) -> None:
@@ -101,9 +101,11 @@ def test_same_identity_pairs(mini_dataset) -> None:
     pairs = {p.pair_id: p for p in mini_dataset.pairs(SAME_IDENTITY)}
     assert sorted(pairs) == ["man-000", "man-leaves-001", "woman-000"]
     man = pairs["man-000"]
-    assert (man.source_clip, man.source_frame, man.driving_frames) == ("man-000", 0, [1, 2, 3, 4])
+    # FOMM's reconstruction: frame 0 is the source and the first driving frame
+    assert (man.source_clip, man.source_frame, man.driving_frames) == (
+        "man-000", 0, [0, 1, 2, 3, 4])
     assert man.ground_truth and man.skip == ""
-    assert pairs["man-leaves-001"].driving_faces == [True, True, True, False]
+    assert pairs["man-leaves-001"].driving_faces == [True, True, True, True, False]
 
 
 def test_cross_identity_pairs_are_seeded_and_never_the_same_person(mini_dataset) -> None:

@@ -29,7 +29,9 @@ def test_run_then_score_existing_outputs(mini_dataset, run_config, tmp_path: Pat
     assert f"tables: {run_dir / 'leaderboard.csv'}, " in out and str(run_dir / "tables.md") in out
     board = _leaderboard(run_dir / "leaderboard.csv")
     assert board[("driving copy", "l1")] == 0.0 and board[("source-copy", "l1")] > 0.01
-    assert "| driving copy | **inf** | **0.0000 ± 0.0000** |" in (run_dir / "tables.md").read_text()
+    tables = (run_dir / "tables.md").read_text()
+    assert "| driving copy | **58.92 ± 0.00** | **0.0000 ± 0.0000** |" in tables
+    assert "(per-pair average)" in tables
 
     outputs = run_dir / "outputs" / "source-copy" / "mini" / "same-identity"
     assert main(["score", "--config", str(config), "--outputs", str(outputs),

@@ -12,7 +12,7 @@ import torch
 
 from eval.metrics import build_metrics
 from eval.metrics.base import SAME_IDENTITY, FrameBatch
-from eval.metrics.image import L1, PSNR, SSIM, gaussian_kernel1d, psnr, ssim
+from eval.metrics.image import L1, PSNR, PSNR_CEILING, SSIM, gaussian_kernel1d, psnr, ssim
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,8 @@ def test_psnr_and_l1_closed_forms() -> None:
     y = x.clone()
     y[1] += 0.1
     values = psnr(x, y)
-    assert math.isinf(values[0]) and values[0] > 0
+    assert values[0].item() == pytest.approx(10 * math.log10(12 * 255**2))  # the ceiling
+    assert PSNR_CEILING == pytest.approx(58.9226, abs=1e-4)
     assert values[1].item() == pytest.approx(20.0, abs=1e-5)  # 10 log10(1 / 0.01)
     metric = L1()
     metric.update(_batch(y, x))
@@ -103,7 +104,8 @@ def test_psnr_and_l1_closed_forms() -> None:
     assert metric.compute().frames == 2
 
 
-def test_psnr_keeps_inf_and_skimage_agrees(face_frames: np.ndarray) -> None:
+def test_psnr_is_capped_at_the_quantisation_ceiling_and_skimage_agrees_below_it(
+        face_frames: np.ndarray) -> None:
     from skimage.metrics import peak_signal_noise_ratio
 
     x, y = _to_tensor(face_frames[:2]), _to_tensor(face_frames[1:3])
@@ -113,7 +115,17 @@ def test_psnr_keeps_inf_and_skimage_agrees(face_frames: np.ndarray) -> None:
     metric = PSNR()
     metric.update(_batch(x, x))
     result = metric.compute()
-    assert math.isinf(result.value) and result.frames == 2 and result.status == "ok"
+    assert result.value == pytest.approx(PSNR_CEILING) and result.frames == 2
+    # just above the floor (one level off in every 6th sample: MSE = 2 x the floor) the value
+    # is the textbook one; at or below it, the ceiling
+    frame = torch.from_numpy(face_frames[0]).permute(2, 0, 1)[None].double() / 255
+    flat = frame.clone().flatten()
+    flat[::6] = (flat[::6] * 255 + torch.where(flat[::6] < 0.5, 1.0, -1.0)) / 255
+    above = flat.view_as(frame)
+    ref = peak_signal_noise_ratio(frame[0].numpy(), above[0].numpy(), data_range=1.0)
+    assert ref < PSNR_CEILING and float(psnr(frame, above)[0]) == pytest.approx(ref, abs=1e-6)
+    flat[::6], flat[1::24] = frame.flatten()[::6], flat[1::24] + 1 / 255  # MSE = floor / 2
+    assert float(psnr(frame, flat.view_as(frame))[0]) == pytest.approx(PSNR_CEILING)
 
 
 def test_metric_objects_accumulate_over_batches() -> None:

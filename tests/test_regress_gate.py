@@ -13,8 +13,9 @@ from reports.leaderboard import COLUMNS
 from reports.regress import TrainedTolerances, compare
 
 
-def _board(path: Path, rows: list[tuple]) -> Path:
-    """A leaderboard of (method, protocol, metric, value, ci_low, ci_high, status) rows."""
+def _board(path: Path, rows: list[tuple], average: str = "") -> Path:
+    """A leaderboard of (method, protocol, metric, value, ci_low, ci_high, status) rows, all of
+    one ``average`` (empty: the column left blank, as files written before it existed)."""
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -25,7 +26,7 @@ def _board(path: Path, rows: list[tuple]) -> Path:
                 "value": value, "ci_low": low, "ci_high": high, "n_pairs": 10, "n_frames": 150,
                 "n_skipped": 0, "n_errors": 0, "status": status,
                 "reason": "" if status == "ok" else "no face found", "backend": "b",
-                "commit": "c", "config_hash": "h", "date": "d"})
+                "commit": "c", "config_hash": "h", "date": "d", "average": average})
     return path
 
 
@@ -54,11 +55,13 @@ def test_derived_tolerances_equal_the_formula(tmp_path: Path) -> None:
     trained = TrainedTolerances.read(path)
     key = ("fomm-tiny", "sample", "same-identity")
     # l1: max(3 x 0.0012, 0.5 x 0.0113, 0.001) = 0.00565 (the interval's share wins)
-    assert abs(trained.tolerances[(*key, "l1")] - 0.5 * (0.0886 - 0.0660) / 2) < 1e-12
+    assert abs(trained.tolerances[(*key, "l1", "per-pair")] - 0.5 * (0.0886 - 0.0660) / 2) \
+        < 1e-12
     # psnr: max(3 x 0.10, 0.5 x 0.86, 0.05) = 0.43
-    assert abs(trained.tolerances[(*key, "psnr")] - 0.5 * (20.00 - 18.28) / 2) < 1e-12
-    assert trained.status_may_change == {(*key, "mkr")}
-    assert ("source-copy", "sample", "same-identity", "l1") not in trained.tolerances
+    assert abs(trained.tolerances[(*key, "psnr", "per-pair")] - 0.5 * (20.00 - 18.28) / 2) \
+        < 1e-12
+    assert trained.status_may_change == {(*key, "mkr", "per-pair")}
+    assert ("source-copy", "sample", "same-identity", "l1", "per-pair") not in trained.tolerances
     text = path.read_text()
     assert text.count("# run: ") == 2
     rows = {r["metric"]: r for r in tomllib.loads(text)["rows"]}
@@ -81,7 +84,7 @@ def test_gate_passes_a_wobble_and_fails_real_regressions(tmp_path: Path, capsys)
     # the other CPU's run: l1 within its tolerance; mkr skipped there, which it may be
     assert compare(reference, other, trained=trained) == []
     # without the trained tolerances the same wobble fails (the old, machine-bound gate)
-    assert {r.key[-1] for r in compare(reference, other)} == {"l1", "psnr", "mkr"}
+    assert {r.key[-2] for r in compare(reference, other)} == {"l1", "psnr", "mkr"}
     worse = _board(tmp_path / "worse.csv", [
         ("source-copy", "same-identity", "l1", 0.1040, 0.08, 0.13, "ok"),  # fixed input: +0.0011
         ("fomm-tiny", "same-identity", "l1", 0.0900, 0.08, 0.10, "ok"),  # undertrained: +0.0127
@@ -89,7 +92,17 @@ def test_gate_passes_a_wobble_and_fails_real_regressions(tmp_path: Path, capsys)
         ("fomm-tiny", "same-identity", "mkr", 0.05, 0.0, 0.1, "ok"),
     ])
     found = compare(reference, worse, trained=trained)
-    assert [(r.key[1], r.key[-1]) for r in found] == [("source-copy", "l1"), ("fomm-tiny", "l1")]
+    assert [(r.key[1], r.key[-2]) for r in found] == [("source-copy", "l1"), ("fomm-tiny", "l1")]
+    # like with like: the reference (no average column) holds per-pair rows; a current board
+    # whose per-pair rows are the reference's and whose per-frame rows differ passes
+    rows = [("source-copy", "same-identity", "l1", 0.1029, 0.08, 0.13, "ok")]
+    per_pair = _board(tmp_path / "pp.csv", rows, "per-pair").read_text()
+    per_frame = _board(tmp_path / "pf.csv", [(*rows[0][:3], 0.2, 0.1, 0.3, "ok")], "per-frame")
+    both = tmp_path / "both.csv"
+    both.write_text(per_pair + per_frame.read_text().split("\n", 1)[1])
+    only = _board(tmp_path / "only.csv", rows)
+    assert compare(only, both) == []
+    assert [r.key[-1] for r in compare(both, per_frame)] == ["per-pair"]  # missing now
     assert main(["regress", "--reference", str(reference), "--current", str(other),
                  "--tolerances", str(tolerances)]) == 0
     assert "(3 trained rows with tolerances from" in capsys.readouterr().out

@@ -129,7 +129,7 @@ def test_images_of_any_size_and_aspect_prepare_or_say_why(pyfeat_data: Path,
 
     photo = Image.open(pyfeat_data / "single_face.jpg").convert("RGB")
     detector = FaceDetector()
-    options = PrepareOptions(size=64)
+    options = PrepareOptions(size=64, frame_step=4, clip_length=16, crop="face")
     huge_size = (3840, round(photo.height * 3840 / photo.width))  # 4K wide, aspect kept
     cases = {"tiny": photo.resize((32, 32)), "huge": photo.resize(huge_size),
              "wide": photo.crop((0, 0, photo.width, photo.height // 2))}
@@ -163,7 +163,7 @@ def test_method_with_wrong_shape_is_an_error_row(mini_dataset, tmp_path: Path) -
                     build_metrics(["l1"]), log=lambda _: None)
     summary = runner.run("half-size", HalfSize, ["same-identity"])
     assert len(summary.problems) == 3 and summary.computed == 0
-    assert "method returned shape (4, 3, 64, 64) for a driving batch of (4, 3, 128, 128)" in (
+    assert "method returned shape (5, 3, 64, 64) for a driving batch of (5, 3, 128, 128)" in (
         summary.problems[0].message)
 
 
@@ -186,8 +186,8 @@ def test_preparation_skips_a_corrupt_file_and_goes_on(pyfeat_data: Path, tmp_pat
     monkeypatch.setattr(sample, "PHOTOS", [("single_face.jpg", "photo-man", "man")])
     monkeypatch.setattr(sample, "PACKAGE_PHOTOS", [])
     lines: list[str] = []
-    dataset = sample.prepare_sample_set(tmp_path / "set", PrepareOptions(64, 12, 5),
-                                        log=lines.append)
+    dataset = sample.prepare_sample_set(tmp_path / "set",
+                                        PrepareOptions(64, 12, 5, crop="face"), log=lines.append)
     skipped = json.loads((tmp_path / "set" / "skipped.json").read_text())
     assert list(skipped) == ["broken.mp4"] and str(media / "broken.mp4") in skipped["broken.mp4"]
     assert any(line.startswith("  skipped broken.mp4: ") for line in lines)

@@ -70,19 +70,19 @@ def test_latex_table(run_dir: Path) -> None:
     assert r"\begin{tabular}{lcccc}" in tex and r"\toprule" in tex
     assert r"l1 $\downarrow$" in tex and r"psnr $\uparrow$" in tex
     driving = next(line for line in tex.splitlines() if line.startswith("driving-copy"))
-    assert r"\textbf{$\infty$}" in driving and r"\textbf{0.0000 $\pm$ 0.0000}" in driving
+    assert r"\textbf{58.92 $\pm$ 0.00}" in driving and r"\textbf{0.0000 $\pm$ 0.0000}" in driving
     assert "--$^{1}$" in driving and r"$^{1}$ lpips: asset 'lpips\_alexnet' missing" in tex
 
 
 def test_html_report_embeds_tables_charts_grids_and_previews(run_dir: Path) -> None:
     page = (run_dir / "report.html").read_text()
-    assert page.count("<table>") == 1 and "<td class=\"best\">inf</td>" in page
+    assert page.count("<table>") == 1 and "<td class=\"best\">58.92 ± 0.00</td>" in page
     images = re.findall(r'src="data:(image/\w+);base64,([^"]+)"', page)
     kinds = [kind for kind, _ in images]
     assert kinds.count("image/png") == 3 + 2  # psnr, ssim, l1 charts + 2 pair grids
     gifs = [Image.open(io.BytesIO(base64.b64decode(data))) for kind, data in images
             if kind == "image/gif"]
-    assert len(gifs) == 2 and all(g.n_frames == 4 for g in gifs)  # 4 driving frames per pair
+    assert len(gifs) == 2 and all(g.n_frames == 5 for g in gifs)  # 5 driving frames per pair
     assert gifs[0].size == (128 * 4, 128)  # source | driving | two methods
 
 
@@ -95,7 +95,8 @@ def test_regress_cli(run_dir: Path, tmp_path: Path, capsys) -> None:
     def edit(metric: str, method: str, **changes) -> None:
         rows = read_leaderboard(reference)
         for row in rows:
-            if row["metric"] == metric and row["method"] == method:
+            if row["metric"] == metric and row["method"] == method and \
+                    row["average"] == "per-pair":
                 row.update(changes)
         with current.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
@@ -118,12 +119,24 @@ def test_regress_cli(run_dir: Path, tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     edit("l1", "source-copy", value=repr(l1 - 0.01))  # better never fails
     assert regress() == 0
-    edit("psnr", "driving-copy", value="30.0")  # inf -> 30 dB is worse
+    edit("psnr", "driving-copy", value="30.0")  # 58.92 (identical frames) -> 30 dB is worse
     assert regress() == 1
     edit("ssim", "source-copy", status="error", reason="boom")
     assert regress() == 1 and "now error: boom" in capsys.readouterr().out
     edit("ssim", "source-copy", backend="other")
     assert regress() == 1 and "backend changed" in capsys.readouterr().out
+    # a reference written before the average column: its rows are the per-pair ones
+    legacy = tmp_path / "legacy.csv"
+    rows = read_leaderboard(reference)
+    with legacy.open("w", newline="") as handle:
+        columns = [c for c in rows[0] if c != "average"]
+        writer = csv.DictWriter(handle, columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["average"] != "per-frame")
+    assert {r["average"] for r in read_leaderboard(legacy)} == {"per-pair"}
+    assert main(["regress", "--reference", str(legacy), "--current",
+                 str(run_dir / "leaderboard.csv")]) == 0
+    capsys.readouterr()
     current.write_text("not,a,leaderboard\n")
     assert regress() == 2 and "not a leaderboard" in capsys.readouterr().err
 

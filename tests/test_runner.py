@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from benchcore.method import build
 from datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
 from eval.aggregate import summarize
 from eval.metrics import build_metrics
+from eval.metrics.image import PSNR_CEILING
 from eval.results import ResultStore
 from eval.runner import Runner
 from eval.score import ExistingOutputs
@@ -55,7 +55,7 @@ def test_reference_methods_bound_the_metrics(scored: Path) -> None:
     def value(method, metric, protocol=same):
         return summaries[(method, protocol, metric)].value
 
-    assert value("driving-copy", "psnr") == math.inf
+    assert value("driving-copy", "psnr") == pytest.approx(PSNR_CEILING)  # identical frames
     assert value("driving-copy", "l1") == 0.0 and value("driving-copy", "ssim") == 1.0
     assert value("source-copy", "psnr") < 30 and value("source-copy", "l1") > 0.01
     assert value("driving-copy", "akd") == 0.0 and value("source-copy", "akd") > 0.5
@@ -74,7 +74,7 @@ def test_reference_methods_bound_the_metrics(scored: Path) -> None:
     # the clip whose face leaves: ground-truth frames without a face are excluded, not zeros
     rows = [r for r in ResultStore(scored / "results.csv").rows()
             if r.pair_id == "man-leaves-001" and r.metric == "akd"]
-    assert {r.frames for r in rows} == {3}  # 4 driving frames, the last one has no face
+    assert {r.frames for r in rows} == {4}  # 5 driving frames, the last one has no face
     assert summaries[("source-copy", same, "mkr")].value == 0.0
     # the 3DMM metrics ran: the run measured their noise floor on the real clips once
     import json
@@ -120,7 +120,7 @@ def test_fid_row_is_pytorch_fids_distance_of_streamed_statistics(
     rows = {r.method: r for r in ResultStore(tmp_path / "results.csv").rows()
             if r.pair_id == SET_PAIR_ID}
     assert set(rows) == {"driving-copy", "source-copy"}
-    assert rows["driving-copy"].frames == 4 * 3  # three pairs of 4 driving frames
+    assert rows["driving-copy"].frames == 5 * 3  # three pairs of 5 driving frames
 
     fid = FID(weights=random_fid_weights)
     pairs = mini_dataset.pairs(SAME_IDENTITY)
@@ -167,7 +167,7 @@ def test_existing_outputs_score_like_generated_ones(scored: Path, mini_dataset,
                          caches={SAME_IDENTITY: ExistingOutputs(outputs)})
     assert summary.computed == 3 and summary.problems == []
     values = {r.metric: r.value for r in ResultStore(tmp_path / "results.csv").rows()}
-    assert values == {"psnr": math.inf, "l1": 0.0}
+    assert values == {"psnr": pytest.approx(PSNR_CEILING), "l1": 0.0}
 
     # a pair folder with one frame too few is a one-line error naming the folder
     first = mini_dataset.pairs(SAME_IDENTITY)[0].pair_id
@@ -201,8 +201,10 @@ def test_reports_from_rows(scored: Path, tmp_path: Path) -> None:
     provenance = {"run": "r", "commit": "abc", "config_hash": "123", "date": "2026-11-26"}
     path = write_leaderboard(tmp_path / "leaderboard.csv", leaderboard_rows(summaries, provenance))
     rows = read_leaderboard(path)
-    # same-identity: all but avd_s, avd_d; cross-identity: csim, apd, avd_s, avd_d
-    assert len(rows) == len(summaries) == 2 * (len(PAIR_METRICS) - 2 + 4)
+    # same-identity: all but avd_s, avd_d; cross-identity: csim, apd, avd_s, avd_d; each
+    # per pair and per frame, but AVD (one value per pair by nature) per pair only
+    assert len(rows) == len(summaries) == 2 * (2 * (len(PAIR_METRICS) - 2) + 2 * 2 + 2)
+    assert {r["average"] for r in rows if r["metric"] == "avd_s"} == {"per-pair"}
     l1 = next(r for r in rows if r["method"] == "source-copy" and r["metric"] == "l1")
     assert l1["direction"] == "lower" and l1["n_pairs"] == "3" and l1["commit"] == "abc"
     assert float(l1["ci_low"]) <= float(l1["value"]) <= float(l1["ci_high"])
@@ -212,7 +214,7 @@ def test_reports_from_rows(scored: Path, tmp_path: Path) -> None:
     assert "### mini / same-identity" in text and "| l1 ↓ |" in text
     same = text.split("### mini / same-identity")[1]
     driving_row = next(line for line in same.splitlines() if line.startswith("| driving-copy"))
-    assert "**inf**" in driving_row and "**0.0000 ± 0.0000**" in driving_row
+    assert "**58.92 ± 0.00**" in driving_row and "**0.0000 ± 0.0000**" in driving_row
 
 
 def test_skipped_metric_is_a_dash_with_its_reason(mini_dataset, tmp_path: Path,

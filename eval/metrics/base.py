@@ -59,6 +59,11 @@ class Metric(ABC):
     protocols: tuple[str, ...] = PROTOCOLS
     scope: str = "pair"
     """``"pair"``: one value per pair; ``"set"``: one value per method x dataset x protocol."""
+    frame_mean: bool = True
+    """A pair's value is the mean of per-frame values over its ``frames`` frames, so the
+    per-frame average over a protocol (the papers' one mean over all frames) is
+    ``sum(value * frames) / sum(frames)``. False for metrics that are per pair by nature (AVD:
+    one value per pair from one canonical mesh per clip) and for set metrics (FID)."""
 
     @property
     def backend(self) -> str:

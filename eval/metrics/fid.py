@@ -92,6 +92,7 @@ class FID(Metric):
     higher_is_better = False
     protocols = PROTOCOLS
     scope = "set"
+    frame_mean = False  # one value over the set of all frames
 
     def __init__(
         self,

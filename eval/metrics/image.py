@@ -3,9 +3,14 @@
 Inputs are float (B, 3, H, W) in [0, 1] (data range 1). Every value is computed per frame and
 averaged over the frames of a pair (:class:`FrameMeanMetric`).
 
-- PSNR: ``10 log10(1 / MSE)`` per frame; identical frames give ``inf``, kept as is (not capped),
-  so a pair with an identical frame has mean ``inf`` (see ``eval.aggregate`` for how it
-  propagates).
+- PSNR: ``10 log10(1 / MSE)`` per frame, the MSE floored at the 8-bit quantisation noise
+  ``(1/255)^2 / 12`` (:data:`QUANTISATION_MSE`), so the largest value is
+  :data:`PSNR_CEILING` = ``10 log10(12 * 255^2)`` ~ 58.92 dB. The ground truth is itself an 8-bit
+  quantisation of the scene: agreement closer than its quantisation noise cannot be measured,
+  and identical frames (``driving-copy``, ``source-copy`` on the source frame 0 of the
+  reconstruction protocol) would otherwise read ``inf`` and make every mean over them ``inf``.
+  Frames whose MSE is above the floor (e.g. 8-bit frames differing by one level in more than
+  a twelfth of their samples) give the textbook value.
 - SSIM: Wang et al. 2004 with an 11-tap Gaussian window (sigma 1.5), K1 0.01, K2 0.03,
   population covariance, per channel then averaged; the mean is over the "valid" region (5 px
   border dropped). Equals ``skimage.metrics.structural_similarity(x, y, channel_axis=-1,
@@ -14,6 +19,8 @@ averaged over the frames of a pair (:class:`FrameMeanMetric`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -29,10 +36,19 @@ def _pair(batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return generated.double(), truth.double()
 
 
+QUANTISATION_MSE = (1 / 255) ** 2 / 12
+"""Mean squared error of uniform rounding to 8 bits (step 1/255) at data range 1: the floor of
+the PSNR's MSE."""
+PSNR_CEILING = 10 * math.log10(1 / QUANTISATION_MSE)
+"""The largest PSNR, ``10 log10(12 * 255^2)`` ~ 58.92 dB: identical frames."""
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR (B,) in dB of (B, C, H, W) images; ``inf`` where they are identical."""
+    """Per-image PSNR (B,) in dB of (B, C, H, W) images, at most :data:`PSNR_CEILING` (the MSE
+    floored at the 8-bit quantisation noise, scaled to ``data_range``)."""
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
-    return 10.0 * torch.log10(data_range**2 / mse)  # mse == 0 -> inf
+    mse = mse.clamp_min(QUANTISATION_MSE * data_range**2)
+    return 10.0 * torch.log10(data_range**2 / mse)
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -96,7 +112,8 @@ def ssim(
 
 
 class PSNR(FrameMeanMetric):
-    """Peak signal-to-noise ratio in dB against the ground truth, data range 1; ``inf`` kept."""
+    """Peak signal-to-noise ratio in dB against the ground truth, data range 1, capped at the
+    8-bit quantisation ceiling (:data:`PSNR_CEILING`)."""
 
     name = "psnr"
     higher_is_better = True
@@ -128,4 +145,5 @@ class L1(FrameMeanMetric):
         return l1(*_pair(batch))
 
 
-__all__ = ["L1", "PSNR", "SSIM", "gaussian_kernel1d", "l1", "psnr", "ssim"]
+__all__ = ["L1", "PSNR", "PSNR_CEILING", "QUANTISATION_MSE", "SSIM", "gaussian_kernel1d", "l1",
+           "psnr", "ssim"]

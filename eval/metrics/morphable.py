@@ -136,6 +136,7 @@ class _AVD(FitMetric):
     """Canonical-mesh distance between the generated clip and the reference clip (one per pair)."""
 
     protocols = (CROSS_IDENTITY,)
+    frame_mean = False  # one value per pair (one canonical mesh per clip): per pair by nature
 
     def __init__(self, backend: str | None = None, model: Any = None) -> None:
         self._model = model
