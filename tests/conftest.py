@@ -144,3 +144,34 @@ name = "driving-copy"{label}
 def run_config():
     """:func:`write_run_config`, for tests (conftest is not importable as a module)."""
     return write_run_config
+
+
+@pytest.fixture(scope="session")
+def vox1_csv(shared_dir: Path) -> Path:
+    """FOMM's VoxCeleb1 split file (``vox-metadata.csv``) from the shared folder."""
+    path = shared_dir / "reference" / "voxceleb" / "vox-metadata.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vox_png_root(pyfeat_data: Path, vox1_csv: Path, tmp_path_factory) -> Path:
+    """A miniature FOMM ``vox-png`` tree of three real test clips, 128 px, 6 frames each
+    (``minivox.write_vox_png``: the man, the woman, the man entering with no face in frame 0);
+    prepare it with ``python -m datasets prepare --dataset voxceleb1 --layout fomm --split test
+    --list <vox1_csv>``."""
+    from minivox import write_vox_png
+
+    root = tmp_path_factory.mktemp("vox_png")
+    write_vox_png(root, pyfeat_data, vox1_csv)
+    return root
+
+
+@pytest.fixture(scope="session")
+def official_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """FOMM and TPSMM tiny checkpoints in the official layout with seeded random weights, TPSMM's
+    with a ``bg_predictor`` (``minivox.write_official_checkpoints``)."""
+    from minivox import write_official_checkpoints
+
+    return write_official_checkpoints(tmp_path_factory.mktemp("checkpoints"))

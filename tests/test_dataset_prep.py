@@ -3,7 +3,6 @@ real sample videos, prepared end to end; split files; interruption and resume; p
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -12,16 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from minivox import face_crops, metadata_names, write_frame_folder, write_video
 
 from datasets.__main__ import main as datasets_main
 from datasets.build import prepare_split
 from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
-from datasets.crop import clip_box, crop
 from datasets.fits import read_fits
-from datasets.frames import kept_frames
 from datasets.layouts import discover
 from datasets.pairs import read_pairs, subsample_driving
 from datasets.prepare import PrepareOptions
@@ -36,43 +33,6 @@ OPTIONS = PrepareOptions(size=SIZE, frame_step=2, clip_length=0, crop="full", sk
 
 # --- miniature datasets ------------------------------------------------------------------------
 
-def face_crops(video: Path, first: int, count: int, every: int,
-               detector: FaceDetector) -> list[np.ndarray]:
-    """``count`` frames of a real video from ``first``, every ``every``-th, cropped square
-    around the face of the first one and resized to 128 px: the kind of face-crop video every
-    supported layout holds."""
-    frames = []
-    for index, frame in kept_frames(video, 1):
-        if index >= first and (index - first) % every == 0:
-            frames.append(frame)
-            if len(frames) == count:
-                break
-    face = detector.largest(frames[0])
-    box = clip_box([face.bbox], 1.8) if face else (140, 0, 500, 360)
-    return [crop(frame, box, SIZE) for frame in frames]
-
-
-def write_video(path: Path, frames: list[np.ndarray]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuv420p"
-        stream.options = {"crf": "12"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
-def write_frame_folder(folder: Path, frames: list[np.ndarray]) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True)
-    for index, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{index:07d}.png")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def crops(pyfeat_data: Path) -> dict[str, list[np.ndarray]]:
     detector = FaceDetector()
@@ -84,26 +44,6 @@ def crops(pyfeat_data: Path) -> dict[str, list[np.ndarray]]:
         "woman-b": face_crops(woman, 200, 12, 8, detector),
         "noface": face_crops(pyfeat_data / "no_face.mp4", 0, 12, 4, detector),
     }
-
-
-@pytest.fixture(scope="module")
-def vox1_csv(shared_dir: Path) -> Path:
-    path = shared_dir / "reference" / "voxceleb" / "vox-metadata.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
-
-
-def metadata_names(vox1_csv: Path, partition: str, count: int) -> list[str]:
-    """The first ``count`` FOMM clip names of distinct identities in ``partition``."""
-    names, people = [], set()
-    with vox1_csv.open() as handle:
-        for row in csv.DictReader(handle):
-            if row["partition"] == partition and row["person_id"] not in people:
-                people.add(row["person_id"])
-                names.append(f"{row['person_id']}#{row['video_id']}#{int(row['start']):06d}"
-                             f"#{int(row['end']):06d}.mp4")
-    return names[:count]
 
 
 def corrupt_copy(source: Path, target: Path) -> Path:
