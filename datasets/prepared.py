@@ -19,6 +19,13 @@ class PreparedDataset:
     def clip(self, clip_id: str) -> Clip:
         return Clip(self.root / "clips" / clip_id)
 
+    @property
+    def size(self) -> int | None:
+        """The clips' side in pixels (every clip of a preparation has the same), None when the
+        folder holds no clip."""
+        folders = sorted(p for p in (self.root / "clips").glob("*") if p.is_dir())
+        return Clip(folders[0]).info.size if folders else None
+
     def pairs_file(self, protocol: str) -> Path:
         return self.root / "pairs" / f"{protocol}.jsonl"
 

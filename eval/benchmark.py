@@ -58,15 +58,16 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
     return PreparedDataset(spec.root, spec.name)
 
 
-def write_run_record(run_dir: Path, config: RunConfig, dataset_root: Path) -> None:
+def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset) -> None:
     """``run.json``: the resolved config, each method's options per protocol as it is built,
-    the prepared dataset's folder and the settings it was prepared with (None where it has no
-    record), so that reports can be rebuilt from the run folder."""
+    the prepared dataset's folder, its resolution and the settings it was prepared with (None
+    where it has no record), so that reports can be rebuilt from the run folder."""
     options = {spec.display: {p: protocol_options(spec, p) for p in config.protocols}
                for spec in config.methods}
-    prepared = {key: recorded(dataset_root, key)[1] for key in PREPARE_KEYS + PAIR_KEYS}
+    prepared = {key: recorded(dataset.root, key)[1] for key in PREPARE_KEYS + PAIR_KEYS}
     atomic.write_json(run_dir / "run.json", {"config": asdict(config), "method_options": options,
-                                             "dataset_root": str(dataset_root),
+                                             "dataset_root": str(dataset.root),
+                                             "size": dataset.size,
                                              "dataset_prepared_with": prepared})
 
 
@@ -215,7 +216,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
         barrier(shard)  # rank 0 prepares the dataset; the others then only read it
     dataset = load_dataset(config, log)
     if shard.main:
-        write_run_record(run_dir, config, dataset.root)
+        write_run_record(run_dir, config, dataset)
         barrier(shard)
     store = (ResultStore(run_dir / "results.csv") if shard.world == 1
              else ShardedResults(run_dir / "results.csv", shard))

@@ -54,8 +54,9 @@ def check_dataset(config: RunConfig) -> None:
     root = config.dataset.root
     if config.dataset.name != "sample" and root and not Path(root).is_dir():
         raise FileNotFoundError(
-            f"{root}: dataset folder of {config.dataset.name!r} not found; fix: prepare it with "
-            f"`python -m datasets prepare ... --out {root}`, or set [dataset] root to its folder")
+            f"{root}: dataset folder of {config.dataset.name!r} not found; fix: "
+            "--set dataset.root=FOLDER (a prepared dataset), or prepare it with "
+            f"`python -m datasets prepare ... --out {root}`")
 
 
 def _check_metrics(metrics: list[Metric], findings: Findings) -> None:
@@ -73,7 +74,8 @@ def _check_method(spec: MethodConfig, findings: Findings) -> None:
     checkpoint = spec.options.get("checkpoint")
     if checkpoint and not spec.train and not Path(checkpoint).is_file():
         findings.add(f"checkpoint {checkpoint}", "file not found",
-                     f"give the path of a {spec.name} checkpoint in the method's options",
+                     f"--set methods.{spec.display}.checkpoint=/path/to/{Path(checkpoint).name} "
+                     f"(a {spec.name} checkpoint), or put the file at {checkpoint}",
                      f"method {spec.display}")
     if spec.train:
         _check_training(spec, findings)

@@ -76,7 +76,7 @@ def score_outputs(
     config = load_config(config_path, output_dir=output_dir)
     dataset = load_dataset(config, print)
     config.run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_record(config.run_dir, config, dataset.root)
+    write_run_record(config.run_dir, config, dataset)
     metrics = build_metrics(config.metrics, config.metric_options)
     runner = Runner(dataset, ResultStore(config.run_dir / "results.csv"),
                     config.run_dir / "outputs", metrics, config.batch_size,

@@ -20,6 +20,7 @@ from eval.results import ResultStore
 from eval.runner import FLOOR_FILE
 from reports.html import write_html
 from reports.leaderboard import leaderboard_rows, merge_leaderboard, write_leaderboard, write_wide
+from reports.published import DEFAULT_FILE, read_published
 from reports.tables import floor_markdown, latex_tables, markdown_tables
 
 
@@ -42,8 +43,11 @@ def read_floor(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def build_reports(run_dir: str | Path, html: bool = True) -> list[Path]:
-    """Every report of the run in ``run_dir``; returns the paths written."""
+def build_reports(run_dir: str | Path, html: bool = True,
+                  published_file: str | Path = DEFAULT_FILE) -> list[Path]:
+    """Every report of the run in ``run_dir``; returns the paths written. The figures of
+    ``published_file`` go beside the measured rows of the tables (Markdown, LaTeX, HTML), never
+    into the leaderboards."""
     run_dir = Path(run_dir)
     record_path = run_dir / "run.json"
     if not record_path.is_file():
@@ -62,13 +66,16 @@ def build_reports(run_dir: str | Path, html: bool = True) -> list[Path]:
              merge_leaderboard(run_dir.parent / "leaderboard.csv", board)]
     floor = read_floor(run_dir)
     floor_text = f"\n{floor_markdown(floor)}" if floor else ""
+    published, size = read_published(published_file), record.get("size")
     (run_dir / "tables.md").write_text(
-        f"# {config.name}\n\n{markdown_tables(summaries, config.average)}{floor_text}")
-    (run_dir / "tables.tex").write_text(latex_tables(summaries, config.average))
+        f"# {config.name}\n\n{markdown_tables(summaries, config.average, published, size)}"
+        f"{floor_text}")
+    (run_dir / "tables.tex").write_text(latex_tables(summaries, config.average, published, size))
     paths += [run_dir / "tables.md", run_dir / "tables.tex"]
     if html:
         root = Path(record["dataset_root"])
         dataset = PreparedDataset(root, config.dataset.name) if root.is_dir() else None
         paths.append(write_html(run_dir / "report.html", config.name, summaries, dataset,
-                                run_dir / "outputs", provenance, floor, config.average))
+                                run_dir / "outputs", provenance, floor, config.average,
+                                published, size))
     return paths

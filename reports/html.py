@@ -20,7 +20,16 @@ from PIL import Image, ImageDraw
 from datasets.pairs import Pair
 from datasets.prepared import PreparedDataset
 from eval.aggregate import PER_PAIR, Summary, headline
-from reports.tables import ARROWS, build_tables, caption, floor_caption, floor_table
+from reports.published import PublishedRow
+from reports.tables import (
+    ARROWS,
+    PUBLISHED_CAPTION,
+    build_tables,
+    caption,
+    floor_caption,
+    floor_table,
+    published_notes,
+)
 
 TILE = 128
 GRID_STEPS = 4
@@ -120,6 +129,7 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-spac
 th:first-child, td:first-child { text-align: left; }
 td.best { font-weight: bold; }
 td.low-coverage { background: #fff3cd; }
+tr.published td { font-style: italic; background: #eef3fb; color: #345; }
 .remark { color: #8a6d3b; font-size: 11px; }
 .note { color: #666; font-size: 12px; }
 .charts img, .pictures img { margin: 4px; border: 1px solid #ddd; }
@@ -141,9 +151,17 @@ def _table_html(table, notes_by_number: dict[int, str]) -> str:
                           if cell.remarks else "")
                 tds.append(f'<td class="{kind}">{html.escape(cell.text)}{remark}</td>')
         rows.append(f"<tr><td>{html.escape(method)}</td>{''.join(tds)}</tr>")
+    for row in table.published:
+        tds = "".join(f"<td>{html.escape(row.values.get(m, ''))}</td>" for m in table.metrics)
+        rows.append(f'<tr class="published"><td>{html.escape(row.label)}</td>{tds}</tr>')
+    notes = ""
+    if table.published:
+        notes = (f'<p class="note">{html.escape(PUBLISHED_CAPTION)}</p><ul class="note">'
+                 + "".join(f"<li>{html.escape(n)}</li>" for n in published_notes(table))
+                 + "</ul>")
     return (f"<h3>{html.escape(table.dataset)} / {html.escape(table.protocol)}</h3>"
             f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
-            f'<p class="note">{html.escape(caption(table))}</p>')
+            f'<p class="note">{html.escape(caption(table))}</p>{notes}')
 
 
 def _floor_html(floor: dict) -> str:
@@ -156,10 +174,11 @@ def _floor_html(floor: dict) -> str:
 
 def write_html(path: Path, title: str, summaries: list[Summary], dataset: PreparedDataset | None,
                output_root: Path, provenance: dict[str, str], floor: dict | None = None,
-               average: str = PER_PAIR) -> Path:
+               average: str = PER_PAIR, published: list[PublishedRow] = (),
+               size: int | None = None) -> Path:
     """The report page; tables and charts show the run's headline ``average``."""
     summaries = headline(summaries, average)
-    tables, notes = build_tables(summaries, average=average)
+    tables, notes = build_tables(summaries, average=average, published=published, size=size)
     by_number = {n: text for text, n in notes.items()}
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="note">commit {html.escape(provenance["commit"])} · config '

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eval.aggregate import PER_FRAME, PER_PAIR, Summary, headline
+from reports.published import Placed, PublishedRow, place
 
 ARROWS = {True: "↑", False: "↓"}
 LOW_COVERAGE = 0.9
@@ -71,6 +72,9 @@ class Table:
         text = f"{escape(metric)} {arrows[self.higher_is_better[metric]]}"
         own = self.own_average.get(metric)
         return text + (f" {escape(f'[{own}]')}" if own else "")
+    published: list[Placed] = field(default_factory=list)
+    """Figures the papers report (:mod:`reports.published`), shown apart from the measured rows
+    and never ranked with them."""
 
 
 def format_value(summary: Summary, plus_minus: str = "±") -> str:
@@ -98,9 +102,11 @@ def _best(cells: list[Summary]) -> float | None:
 
 
 def build_tables(summaries: list[Summary], plus_minus: str = "±",
-                 average: str = PER_PAIR) -> tuple[list[Table], dict]:
+                 average: str = PER_PAIR, published: list[PublishedRow] = (),
+                 size: int | None = None) -> tuple[list[Table], dict]:
     """The tables of a run in its headline ``average`` and the footnotes (text -> number)
-    they refer to."""
+    they refer to; ``published`` rows are placed in the tables of their dataset and protocol
+    (``size``: the run's resolution)."""
     by_table: dict[tuple[str, str], list[Summary]] = {}
     for summary in headline(summaries, average):
         by_table.setdefault((summary.dataset, summary.protocol), []).append(summary)
@@ -135,6 +141,7 @@ def build_tables(summaries: list[Summary], plus_minus: str = "±",
         table.frames = max((s.n_frames_total for s in group), default=0)
         table.skipped = max((s.n_skipped for s in group if s.status == "ok"), default=0)
         table.backends = {m: next(s.backend for s in group if s.metric == m) for m in metrics}
+        table.published = place(list(published), dataset, protocol, metrics, table.backends, size)
         tables.append(table)
     return tables, notes
 
@@ -162,10 +169,28 @@ def caption(table: Table) -> str:
     return text
 
 
-def markdown_tables(summaries: list[Summary], average: str = PER_PAIR) -> str:
+PUBLISHED_CAPTION = ("Rows in italics are figures the papers report (reports/published.toml), "
+                     "not measured here and never ranked, in the leaderboards or in the "
+                     "regression gate; a figure fills one of our columns only where its "
+                     "definition, backend, test set and resolution are ours.")
+
+
+def published_notes(table: Table) -> list[str]:
+    """Per published row of ``table``: its citation and what keeps its figures out."""
+    lines = []
+    for row in table.published:
+        text = f"{row.label}: {row.citation}"
+        if row.notes:
+            text += " Not shown: " + "; ".join(row.notes) + "."
+        lines.append(text)
+    return lines
+
+
+def markdown_tables(summaries: list[Summary], average: str = PER_PAIR,
+                    published: list[PublishedRow] = (), size: int | None = None) -> str:
     """All tables of a run in its headline ``average``, with footnotes for skipped or failed
-    metrics."""
-    tables, notes = build_tables(summaries, average=average)
+    metrics and, below the measured rows, the published ones (marked, in italics)."""
+    tables, notes = build_tables(summaries, average=average, published=published, size=size)
     blocks = []
     for table in tables:
         header = ["method"] + [table.header(m) for m in table.metrics]
@@ -175,8 +200,13 @@ def markdown_tables(summaries: list[Summary], average: str = PER_PAIR) -> str:
             texts = [f"–[^{c.note}]" if c.note else
                      (f"**{c.text}**" if c.best else c.text) + c.remarks for c in cells]
             lines.append("| " + " | ".join([method] + texts) + " |")
+        for row in table.published:
+            texts = [f"*{row.values[m]}*" if m in row.values else "" for m in table.metrics]
+            lines.append("| " + " | ".join([f"*{row.label}*"] + texts) + " |")
         lines += ["", caption(table), "",
                   "Backends: " + "; ".join(f"{m}: {b}" for m, b in table.backends.items())]
+        if table.published:
+            lines += ["", PUBLISHED_CAPTION, ""] + [f"- {n}" for n in published_notes(table)]
         blocks.append("\n".join(lines))
     footnotes = [f"[^{n}]: {text}" for text, n in notes.items()]
     return "\n\n".join(blocks + (["\n".join(footnotes)] if footnotes else [])) + "\n"
@@ -189,10 +219,13 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def latex_tables(summaries: list[Summary], average: str = PER_PAIR) -> str:
+def latex_tables(summaries: list[Summary], average: str = PER_PAIR,
+                 published: list[PublishedRow] = (), size: int | None = None) -> str:
     """One ``table`` environment per dataset x protocol (booktabs) in the headline
-    ``average``; skipped metrics are dashes with a numbered note under the table."""
-    tables, notes = build_tables(summaries, plus_minus=r"$\pm$", average=average)
+    ``average``; skipped metrics are dashes with a numbered note under the table; published
+    rows below a rule, in italics."""
+    tables, notes = build_tables(summaries, plus_minus=r"$\pm$", average=average,
+                                 published=published, size=size)
     by_number = {n: text for text, n in notes.items()}
     blocks = []
     for table in tables:
@@ -214,12 +247,22 @@ def latex_tables(summaries: list[Summary], average: str = PER_PAIR) -> str:
                     remarks = _latex_escape(c.remarks).replace(WARNING, r"$\dagger$")
                     texts.append((rf"\textbf{{{value}}}" if c.best else value) + remarks)
             lines.append(" & ".join([_latex_escape(method)] + texts) + r" \\")
+        if table.published:
+            lines.append(r"\midrule")
+        for row in table.published:
+            texts = [rf"\textit{{{row.values[m]}}}" if m in row.values else ""
+                     for m in table.metrics]
+            lines.append(" & ".join([rf"\textit{{{_latex_escape(row.label)}}}"] + texts)
+                         + r" \\")
         text = caption(table).replace("±", r"$\pm$").replace("%", r"\%")
         text = text.replace(WARNING, r"$\dagger$")
         lines += [r"\bottomrule", r"\end{tabular}",
                   rf"\caption{{{_latex_escape(table.dataset)}, {table.protocol}. {text}}}"]
         for number in dict.fromkeys(used):
             lines.append(rf"\par\footnotesize $^{{{number}}}$ {_latex_escape(by_number[number])}")
+        if table.published:
+            lines.append(rf"\par\footnotesize {_latex_escape(PUBLISHED_CAPTION)}")
+            lines += [rf"\par\footnotesize {_latex_escape(n)}" for n in published_notes(table)]
         lines.append(r"\end{table}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

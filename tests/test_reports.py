@@ -33,7 +33,7 @@ def run_dir(mini_dataset, tmp_path_factory) -> Path:
                        methods=[MethodConfig("source-copy"), MethodConfig("driving-copy")])
     run_dir = config.run_dir
     run_dir.mkdir(parents=True)
-    write_run_record(run_dir, config, mini_dataset.root)
+    write_run_record(run_dir, config, mini_dataset)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("THB_ASSETS_DIR", str(run_dir / "no-assets"))  # lpips: skipped
         patch.setenv("THB_CACHE_DIR", str(run_dir / "no-cache"))
@@ -208,3 +208,53 @@ def test_html_report_names_every_method_and_metric(run_dir: Path) -> None:
     page = (run_dir / "report.html").read_text()
     for name in ("source-copy", "driving-copy", "psnr", "ssim", "l1", "lpips"):
         assert name in page
+
+
+def test_published_rows_in_every_table_format_and_in_no_leaderboard(run_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """A published figure for the run's dataset shows in tables.md, tables.tex and report.html
+    as a marked row; the run's leaderboard and the merged one keep measured rows only, and the
+    regression gate compares the same rows as before."""
+    published = tmp_path / "published.toml"
+    published.write_text("""
+[[row]]
+method = "source-copy"
+label = "source-copy (published, Nowhere'00 Tab. 1)"
+dataset = "mini"
+protocol = "same-identity"
+size = 128
+citation = "A. Nobody: Copying Sources, Nowhere 2000, Table 1"
+checked = "a test's own figure"
+differs = ""
+
+[[row.figure]]
+metric = "L1"
+value = 0.0123
+direction = "lower"
+ours = "l1"
+backend = "exact"
+match = "exact"
+definition = "mean absolute pixel difference"
+""")
+    folder = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, folder)
+    before = (folder / "leaderboard.csv").read_text()
+    build_reports(folder, published_file=published)
+    tables = (folder / "tables.md").read_text()
+    row = next(line for line in tables.splitlines() if "(published" in line)
+    assert row.startswith("| *source-copy (published, Nowhere'00 Tab. 1)* |") and \
+        "*0.0123*" in row
+    assert "A. Nobody: Copying Sources, Nowhere 2000, Table 1" in tables
+    assert r"\textit{0.0123}" in (folder / "tables.tex").read_text()
+    assert '<tr class="published"><td>source-copy (published, Nowhere&#x27;00 Tab. 1)' in \
+        (folder / "report.html").read_text()
+    for board in (folder / "leaderboard.csv", folder.parent / "leaderboard.csv"):
+        assert "published" not in board.read_text()
+    assert _strip_dates((folder / "leaderboard.csv").read_text()) == _strip_dates(before)
+
+
+def _strip_dates(text: str) -> list[list[str]]:
+    """Leaderboard rows without the date and commit columns (a rebuild may differ there)."""
+    rows = list(csv.reader(text.splitlines()))
+    drop = {rows[0].index("date"), rows[0].index("commit")}
+    return [[v for i, v in enumerate(r) if i not in drop] for r in rows]
