@@ -6,6 +6,7 @@
         x_c            = x + LED(x, e_s, e_d)                    backward offset, canonical
         g              = source camera's grid coordinates of x_c      (u, v) in the source image
         density, feat  = Decoder(concat_s triplane_s(g)),  density = 0 outside [-1, 1]^3
+        density       += prior_density * head_occupancy(x)       the fitted face (prior.py)
     feature image, opacity, flow = volume rendering; empty rays show the source (background)
     warped   = source image sampled at the upsampled flow (the rendered correspondence)
     image    = Refine(feature image, opacity, warped)        e.g. 32 -> 256, 64 -> 256

@@ -56,7 +56,8 @@ def test_config_names_the_protocols_methods_and_backends(name: str) -> None:
     exported = load_train_config(REPO / "configs" / "train" / f"{training}.toml").exported
     assert Path(hidenerf["checkpoint"]) == exported
     for spec in config.methods:  # every option is one the method's constructor takes
-        accepted = set(inspect.signature(method_class(spec.name).__init__).parameters)
+        accepted = {name for klass in method_class(spec.name).__mro__ if "__init__" in vars(klass)
+                    for name in inspect.signature(klass.__init__).parameters}
         for protocol in config.protocols:
             assert set(options[spec.display][protocol]) <= accepted, (spec.name, protocol)
 
