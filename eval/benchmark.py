@@ -42,11 +42,11 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
         if {"driving_step", "max_driving_frames"} & set(stated):
             raise ValueError("the sample set scores every driving frame: remove "
                              "dataset.driving_step / dataset.max_driving_frames")
+        fps = f"-fps{options.fps:g}" if options.fps else ""
         root = Path(spec.root) if spec.root else (
-            assets.cache_dir() / "datasets" /
-            f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}-c{cross}"
-            f"-seed{config.seed}" + (f"-fps{options.fps:g}" if options.fps else "")
-        )
+            assets.cache_dir() / "datasets" / (
+                f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}-c{cross}"
+                f"-seed{config.seed}{fps}"))
         if (root / "dataset.json").is_file():  # prepared clips are reused, never redone
             check_settings(root, {k: getattr(options, k) for k in PREPARE_KEYS}
                            | {"cross_per_source": cross})
