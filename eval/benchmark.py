@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchcore import assets, atomic
 from benchcore.method import Method, available, build, method_class
+from datasets.prepare import PrepareOptions
 from datasets.prepared import PreparedDataset
 from datasets.settings import PAIR_KEYS, PREPARE_KEYS, check_settings, recorded
 from eval.config import MethodConfig, RunConfig
@@ -42,11 +43,7 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
         if {"driving_step", "max_driving_frames"} & set(stated):
             raise ValueError("the sample set scores every driving frame: remove "
                              "dataset.driving_step / dataset.max_driving_frames")
-        fps = f"-fps{options.fps:g}" if options.fps else ""
-        root = Path(spec.root) if spec.root else (
-            assets.cache_dir() / "datasets" / (
-                f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}-c{cross}"
-                f"-seed{config.seed}{fps}"))
+        root = Path(spec.root) if spec.root else sample_set_root(options, cross, config.seed)
         if (root / "dataset.json").is_file():  # prepared clips are reused, never redone
             check_settings(root, {k: getattr(options, k) for k in PREPARE_KEYS}
                            | {"cross_per_source": cross})
@@ -56,6 +53,14 @@ def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDatas
         raise ValueError(f"dataset {spec.name!r} needs `root` (a prepared dataset folder)")
     check_settings(spec.root, stated)
     return PreparedDataset(spec.root, spec.name)
+
+
+def sample_set_root(options: PrepareOptions, cross_per_source: int, seed: int) -> Path:
+    """Where the sample set prepared with these settings is cached (one folder per setting)."""
+    fps = f"-fps{options.fps:g}" if options.fps else ""
+    return assets.cache_dir() / "datasets" / (
+        f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}"
+        f"-c{cross_per_source}-seed{seed}{fps}")
 
 
 def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset) -> None:

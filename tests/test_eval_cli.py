@@ -101,3 +101,17 @@ def test_settings_from_the_command_line(mini_dataset, run_config, tmp_path: Path
     assert board[("truth", "l1")] == 0.0
     assert main(["run", "--config", str(config), "--set", "methods.nobody.checkpoint=x"]) == 2
     assert "no method labelled 'nobody'" in capsys.readouterr().err
+
+
+def test_sample_set_cache_folder_is_named_by_its_settings(monkeypatch, tmp_path: Path) -> None:
+    """The embedded default's prepared clips are found again under the same name (a fresh run
+    once failed building this name), and another setting gets its own folder."""
+    from dataclasses import replace
+
+    from datasets.sample import SAMPLE_OPTIONS
+    from eval.benchmark import sample_set_root
+
+    monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path))
+    root = sample_set_root(SAMPLE_OPTIONS, 1, 0)
+    assert root == tmp_path / "datasets" / "sample-256-s4-l16-c1-seed0"
+    assert sample_set_root(replace(SAMPLE_OPTIONS, fps=25.0), 1, 0).name.endswith("-fps25")
