@@ -3,6 +3,7 @@ real sample videos, prepared end to end; split files; interruption and resume; p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from datasets.build import prepare_split
 from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
 from datasets.fits import read_fits
 from datasets.layouts import discover
-from datasets.pairs import read_pairs, subsample_driving
+from datasets.pairs import NO_DRIVER, read_pairs, subsample_driving
 from datasets.prepare import PrepareOptions
 from datasets.protocols import PairOptions, write_protocols
 from datasets.splits import load_vox1_split, read_th1kh_list
@@ -241,11 +242,19 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
                                         "crop around (--crop face)")
     assert list(json.loads((out / "skipped.json").read_text())) == ["id00090_street_00001"]
     counts = write_protocols(out, PairOptions(seed=3, cross_per_source=2))
-    assert counts == {"same-identity": 6, "cross-identity": 6}
+    assert counts == {"same-identity": 6, "cross-identity": 6, "cross-identity undriven": 0}
     cross = read_pairs(out / "pairs" / "cross-identity.jsonl")
     assert {p.source_clip for p in cross} == {f"{s.name}-000" for s in found.sources[:3]}
     identity = {f"{s.name}-{n:03d}": s.identity for s in found.sources for n in range(2)}
     assert all(identity[p.source_clip] != identity[p.driving_clip] for p in cross)
+    # one identity alone: no cross-identity driver, its sources counted with the reason
+    alone = dataclasses.replace(found, sources=found.sources[1:3])
+    prepare_split(alone, tmp_path / "alone", options, {}, fit=False, log=lambda _: None)
+    counts = write_protocols(tmp_path / "alone", PairOptions())
+    assert counts == {"same-identity": 4, "cross-identity": 0, "cross-identity undriven": 2}
+    record = json.loads((tmp_path / "alone" / "pairs" / "protocols.json").read_text())
+    assert record["cross_identity_undriven"] == {f"{s.name}-000": NO_DRIVER
+                                                 for s in alone.sources}
 
 
 def test_voxceleb1_segments_take_the_fomm_partition_of_their_video(tmp_path, crops, vox1_csv):
