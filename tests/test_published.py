@@ -118,7 +118,7 @@ def test_a_figure_fills_our_column_only_where_definition_backend_and_size_match(
 
 
 def test_published_rows_are_marked_and_never_ranked_in_the_tables(published):
-    text = markdown_tables(SUMMARIES, published, size=128)
+    text = markdown_tables(SUMMARIES, published=published, size=128)
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| method"))
     assert header == "| method | l1 ↓ | csim ↑ | psnr ↑ |"
@@ -132,14 +132,14 @@ def test_published_rows_are_marked_and_never_ranked_in_the_tables(published):
     assert "A. Author: A Paper, Venue 2019, Table 9" in notes
     assert "CSIM = 0.8000 not comparable: backend: paper ArcFace, ours dlib resnet" in notes
     assert "L1 0.0390 not comparable: test set: another one" in notes
-    latex = latex_tables(SUMMARIES, published, size=128)
+    latex = latex_tables(SUMMARIES, published=published, size=128)
     assert r"\midrule" + "\n" + r"\textit{FOMM (published, Test'19 Tab. 9)} & \textit{0.0430}" \
         in latex
     assert "Table 9" in latex
 
 
 def test_without_published_rows_the_tables_are_unchanged(published):
-    assert markdown_tables(SUMMARIES) == markdown_tables(SUMMARIES, [], size=128)
+    assert markdown_tables(SUMMARIES) == markdown_tables(SUMMARIES, published=[], size=128)
     assert "published" not in markdown_tables(SUMMARIES)
 
 
