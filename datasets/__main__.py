@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     prepare = sub.add_parser(
         "prepare", help="prepare one split into clips, face records, 3DMM fits and pair lists",
         description="Prepare one split: find its videos in the layout, detect faces, crop, "
-        "resize, record landmarks and 3DMM fits per frame, write the pair lists. Videos without "
-        "a face, too short or unreadable are skipped and listed in <out>/skipped.json.")
+        "resize, record landmarks and 3DMM fits per frame, write the pair lists. Videos too "
+        "short or unreadable, and with --crop face videos without a face, are skipped and "
+        "listed in <out>/skipped.json; with --crop full a video without a face is prepared and "
+        "scored on the pixel metrics.")
     prepare.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     prepare.add_argument("--layout", required=True, choices=["fomm", "voxceleb", "th1kh"],
                          help="fomm: FOMM's vox/vox-png train|test folders (VoxCeleb1); "

@@ -4,9 +4,11 @@ Each video is one job (:func:`prepare_source`): detect and crop (:func:`prepare_
 fit the 3DMM on each clip (:mod:`datasets.fits`). Jobs run in a spawn-started process pool, so
 dlib and eos never share state across a fork. A video is finished once its done marker exists
 (and its clips' fits, when fitting); a video that cannot be used gets a ``.skipped.json``
-marker with the reason (no face, too short, corrupt or unreadable file). A rerun after an
-interruption submits only the videos with neither marker; ``retry_skipped`` tries the skipped
-ones again.
+marker with the reason (too short, corrupt or unreadable file, no face to crop around with
+``crop = "face"``). A video without any face under ``crop = "full"`` is prepared (its face
+records all false) and counted apart (``no_face_videos``): it is scored on the pixel metrics.
+A rerun after an interruption submits only the videos with neither marker; ``retry_skipped``
+tries the skipped ones again.
 
 Outputs beside ``clips/``: ``skipped.json`` (video -> reason, as the sample set writes it) and
 ``dataset.json`` (dataset, layout, split, split file and its sha256, the videos left out and
@@ -47,6 +49,13 @@ class Outcome:
     """Why the video gave no clip; empty when it was prepared."""
     reused: bool = False
     """Finished by an earlier run."""
+    no_face: bool = False
+    """Prepared, but no frame of it has a face (pixel metrics only)."""
+
+
+def _no_face(clips: list[Clip]) -> bool:
+    """Whether prepared ``clips`` (one video's) exist and none of their frames has a face."""
+    return bool(clips) and not any(r.face for clip in clips for r in clip.faces())
 
 
 @cache
@@ -79,7 +88,7 @@ def prepare_source(source: Source, out_root: Path, options: PrepareOptions,
         return Outcome(source.name, [], skipped=str(error))
     except Exception as error:
         raise RuntimeError(f"{source.path}: {type(error).__name__}: {error}") from error
-    return Outcome(source.name, [c.clip_id for c in clips])
+    return Outcome(source.name, [c.clip_id for c in clips], no_face=_no_face(clips))
 
 
 def finished(source: Source, out_root: Path, fit_backend: str | None,
@@ -91,10 +100,11 @@ def finished(source: Source, out_root: Path, fit_backend: str | None,
     done = out_root / "clips" / f"{source.name}.done.json"
     if not done.is_file():
         return None
-    ids = json.loads(done.read_text())["clips"]
-    if fit_backend and not all(has_fits(Clip(out_root / "clips" / c), fit_backend) for c in ids):
+    clips = [Clip(out_root / "clips" / c) for c in json.loads(done.read_text())["clips"]]
+    if fit_backend and not all(has_fits(clip, fit_backend) for clip in clips):
         return None
-    return Outcome(source.name, ids, reused=True)
+    return Outcome(source.name, [c.clip_id for c in clips], reused=True,
+                   no_face=_no_face(clips))
 
 
 def prepare_split(found: Discovery, out_root: str | os.PathLike, options: PrepareOptions,
@@ -141,12 +151,20 @@ def official_line(found: Discovery, outcomes: list[Outcome]) -> str:
     prepared = sum(not o.skipped for o in outcomes)
     if found.official is None:
         return (f"split: {prepared} videos prepared of {len(outcomes)} found (no official list "
-                "gives this split's size)")
+                "gives this split's size)" + no_face_remark(outcomes))
     short = found.official - prepared
     return (f"split: {prepared} of the {found.official} official videos prepared"
             + (f" ({short} short: {len(found.missing)} missing on disk, "
                f"{sum(bool(o.skipped) for o in outcomes)} skipped)" if short else "")
-            + (f", from {found.split_file.name}" if found.split_file else ""))
+            + (f", from {found.split_file.name}" if found.split_file else "")
+            + no_face_remark(outcomes))
+
+
+def no_face_remark(outcomes: list[Outcome]) -> str:
+    """``"; 1 of them without a face in any frame (...)"``, or empty."""
+    count = sum(o.no_face for o in outcomes)
+    return (f"; {count} of them without a face in any frame (scored on the pixel metrics, "
+            "their frames counted as uncovered by the face metrics)" if count else "")
 
 
 def _run(sources: list[Source], out_root: Path, options: PrepareOptions, fit: bool,
@@ -174,6 +192,7 @@ def _write_records(out_root: Path, found: Discovery, outcomes: list[Outcome],
         "videos": len(outcomes),
         "official_videos": found.official,
         "prepared_videos": sum(not o.skipped for o in outcomes),
+        "no_face_videos": sorted(o.name for o in outcomes if o.no_face),
         "clips": sum(len(o.clips) for o in outcomes),
         "skipped": len(skipped),
         "excluded": found.excluded,

@@ -76,10 +76,7 @@ def cross_identity_pairs(
     have a reference.
     """
     rng = np.random.default_rng(seed)
-    drivers = sorted(
-        (c for c in drivers if c.info.kind == "video" and len(c) >= 2 and c.faces()[0].face),
-        key=lambda c: c.clip_id,
-    )
+    drivers = usable_drivers(drivers)
     pairs = []
     for source in sorted(sources, key=lambda c: c.clip_id):
         others = [c for c in drivers if c.info.identity != source.info.identity]
@@ -105,6 +102,26 @@ def cross_identity_pairs(
                 )
             )
     return pairs
+
+
+NO_DRIVER = "no clip of another identity whose frame 0 has a face, so no driver to draw"
+
+
+def usable_drivers(drivers: list[Clip]) -> list[Clip]:
+    """The clips a cross-identity draw may take, sorted by id: videos of at least two frames
+    whose frame 0 has a face."""
+    return sorted(
+        (c for c in drivers if c.info.kind == "video" and len(c) >= 2 and c.faces()[0].face),
+        key=lambda c: c.clip_id,
+    )
+
+
+def undriven_sources(sources: list[Clip], drivers: list[Clip]) -> dict[str, str]:
+    """Source clip id -> :data:`NO_DRIVER` for the sources :func:`cross_identity_pairs` cannot
+    pair (no usable driver of another identity), so that they are counted, not lost."""
+    identities = {c.info.identity for c in usable_drivers(drivers)}
+    return {c.clip_id: NO_DRIVER for c in sorted(sources, key=lambda c: c.clip_id)
+            if not identities - {c.info.identity}}
 
 
 def write_pairs(path: str | os.PathLike, pairs: list[Pair]) -> None:

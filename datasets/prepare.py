@@ -26,7 +26,8 @@ CROP_MODES = ("face", "full")
 
 
 class UnusableSource(MediaError):
-    """A source that gives no usable clip (no face in any kept frame, or too few frames)."""
+    """A source that gives no usable clip (too few frames, or, for the face crop, no face in
+    any kept frame)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,12 @@ class PrepareOptions:
     the largest centred square of the frame, for sources that already are face crops (FOMM's
     ``vox`` and ``vox-png``), so that they are not cropped a second time."""
     skip_unusable: bool = False
-    """Raise :class:`UnusableSource` for a video without a face in any kept frame or with too
-    few kept frames for one clip (dataset preparation), instead of writing a centre crop or no
-    clip (the sample set keeps such clips to test how metrics treat them)."""
+    """Raise :class:`UnusableSource` for a video with too few kept frames for one clip, or,
+    with ``crop = "face"``, without a face in any kept frame, which leaves nothing to crop
+    around (dataset preparation), instead of writing no clip or a centre crop (the sample set
+    keeps such clips to test how metrics treat them). With ``crop = "full"`` a video without
+    any face is prepared all the same, its face records all false: it has a ground truth, so
+    the pixel metrics score it and face metrics count its frames as uncovered."""
     folder_fps: float = 25.0
     """Frame rate recorded for a frame-folder source, which has no header (VoxCeleb: 25)."""
     fps: float = 0.0
@@ -134,12 +138,10 @@ def prepare_video(
     infos = []
     for number, start in enumerate(starts):
         boxes = [face.bbox for face in faces[start : start + length] if face is not None]
-        if options.crop == "full":
-            box, notes = centre_box(width, height), []
-        elif boxes:
-            box, notes = clip_box(boxes, options.crop_scale), []
-        else:
-            box, notes = centre_box(width, height), ["no face in any frame: centre crop"]
+        face_crop = options.crop == "face" and boxes
+        box = clip_box(boxes, options.crop_scale) if face_crop else centre_box(width, height)
+        notes = [] if boxes else [
+            "no face in any frame" + (": centre crop" if options.crop == "face" else "")]
         infos.append(ClipInfo(
             clip_id=f"{name}-{number:03d}",
             identity=identity,
@@ -173,8 +175,9 @@ def _check_usable(path: Path, indices: list[int], faces: list[Face | None],
     if len(indices) < needed:
         raise UnusableSource(f"{path}: too short: {len(indices)} frames kept at frame step "
                              f"{options.frame_step}, a clip needs {needed}")
-    if not any(face is not None for face in faces):
-        raise UnusableSource(f"{path}: no face in any of its {len(indices)} kept frames")
+    if options.crop == "face" and not any(face is not None for face in faces):
+        raise UnusableSource(f"{path}: no face in any of its {len(indices)} kept frames, so "
+                             "nothing to crop around (--crop face)")
 
 
 def prepare_image(

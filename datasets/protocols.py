@@ -7,7 +7,9 @@
   other identities drive it, drawn with ``seed`` by numpy's PCG64 over clips sorted by id, so
   the list depends only on the clips, their face records and the seed, on any machine.
 
-The options are written to ``pairs/protocols.json`` beside the lists.
+The options are written to ``pairs/protocols.json`` beside the lists, with the sources no
+cross-identity pair could be drawn for and why (``cross_identity_undriven``), so that nothing
+leaves the lists unaccounted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datasets.pairs import (
     cross_identity_pairs,
     same_identity_pairs,
     subsample_driving,
+    undriven_sources,
     write_pairs,
 )
 
@@ -47,7 +50,9 @@ def prepared_videos(root: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def write_protocols(root: str | os.PathLike, options: PairOptions) -> dict[str, int]:
-    """Write ``pairs/same-identity.jsonl`` and ``pairs/cross-identity.jsonl``; pair counts."""
+    """Write ``pairs/same-identity.jsonl``, ``pairs/cross-identity.jsonl`` and
+    ``pairs/protocols.json``; pair counts, and ``cross-identity undriven``: the sources left
+    without a cross-identity pair (listed with the reason in ``protocols.json``)."""
     root = Path(root)
     videos = prepared_videos(root)
     clips = [Clip(root / "clips" / c) for ids in videos.values() for c in ids]
@@ -60,6 +65,9 @@ def write_protocols(root: str | os.PathLike, options: PairOptions) -> dict[str, 
     for protocol, pairs in lists.items():
         pairs = subsample_driving(pairs, options.driving_step, options.max_driving_frames)
         write_pairs(root / "pairs" / f"{protocol}.jsonl", pairs)
+    undriven = undriven_sources(firsts, clips)
     record = root / "pairs" / "protocols.json"
-    record.write_text(json.dumps(asdict(options), indent=1, sort_keys=True) + "\n")
-    return {protocol: len(pairs) for protocol, pairs in lists.items()}
+    record.write_text(json.dumps(asdict(options) | {"cross_identity_undriven": undriven},
+                                 indent=1, sort_keys=True) + "\n")
+    return {protocol: len(pairs) for protocol, pairs in lists.items()} | {
+        f"{CROSS_IDENTITY} undriven": len(undriven)}

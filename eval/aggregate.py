@@ -62,7 +62,8 @@ class Summary:
     """``ok`` when at least one pair gave a value, else ``skipped`` or ``error``."""
     reason: str
     """The first reason among the pairs that gave no value (why skipped, what failed, why the
-    method cannot run a pair); empty when every pair gave one."""
+    method cannot run a pair), a scored pair's before one the pair list skips; empty when every
+    pair gave one."""
     n_pairs_total: int = 0
     """The protocol's scored pairs (see the module docstring)."""
     n_frames_total: int = 0
@@ -70,6 +71,9 @@ class Summary:
     average: str = PER_PAIR
     """``per-pair`` (mean of pair means), ``per-frame`` (mean over all frames) or ``set`` (one
     value over the set of frames: FID)."""
+    n_unscored: int = 0
+    """Of :attr:`n_skipped`, the pairs the pair list itself skips (no source face): outside
+    the scored protocol, so not in :attr:`n_pairs_total`. The others are gaps in it."""
 
     @property
     def coverage(self) -> float:
@@ -149,20 +153,22 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
         frames = np.array([r.frames for r in ok], dtype=np.float64)
         set_level = any(r.pair_id == SET_PAIR_ID for r in group)
         averages = [SET] if set_level else [PER_PAIR] + [PER_FRAME] * has_per_frame(metric)
-        reason = next((r.reason for r in problems if r.reason), "")
+        unscored = [r for r in problems if _unscored(r)]
+        in_protocol = [r for r in problems if not _unscored(r)]
+        reason = next((r.reason for r in in_protocol + unscored if r.reason), "")
         status = "ok" if ok else (
             "error" if any(r.status == "error" for r in group) else "skipped")
         if set_level:
             (row,) = group
             n_pairs, n_pairs_total = row.pairs, row.pairs + row.pairs_failed
             n_skipped, n_errors = row.pairs_skipped, row.pairs_failed
-            n_frames_total = row.frames_total
+            n_frames_total, n_unscored = row.frames_total, row.pairs_skipped
         else:
             scored = pair_frames[(dataset, protocol)]
             n_pairs, n_pairs_total = len(ok), len(scored)
             n_skipped = sum(r.status == "skipped" for r in group)
             n_errors = sum(r.status == "error" for r in group)
-            n_frames_total = sum(scored.values())
+            n_frames_total, n_unscored = sum(scored.values()), len(unscored)
         for average in averages:
             value, low, high = _average(values, frames, average, seed)
             out.append(Summary(
@@ -173,8 +179,14 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
                 n_pairs=n_pairs, n_frames=sum(r.frames for r in ok),
                 n_skipped=n_skipped, n_errors=n_errors, status=status, reason=reason,
                 n_pairs_total=n_pairs_total, n_frames_total=n_frames_total, average=average,
+                n_unscored=n_unscored,
             ))
     return out
+
+
+def _unscored(row: ResultRow) -> bool:
+    """A row of a pair the pair list skips (no frames to score), not a gap in the protocol."""
+    return row.status == "skipped" and row.frames_total == 0
 
 
 def _average(values: np.ndarray, frames: np.ndarray, average: str,

@@ -149,6 +149,9 @@ def _table_html(table, notes_by_number: dict[int, str]) -> str:
                 kind = "best" if cell.best else "low-coverage" if cell.coverage else ""
                 remark = (f' <span class="remark">{html.escape(cell.remarks.strip())}</span>'
                           if cell.remarks else "")
+                if cell.gap_note:
+                    remark += (f'<sup title="{html.escape(notes_by_number[cell.gap_note])}">'
+                               f"{cell.gap_note}</sup>")
                 tds.append(f'<td class="{kind}">{html.escape(cell.text)}{remark}</td>')
         rows.append(f"<tr><td>{html.escape(method)}</td>{''.join(tds)}</tr>")
     for row in table.published:

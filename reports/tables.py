@@ -12,7 +12,10 @@ the reason and the fix.
 Coverage is part of every cell: a value computed on fewer pairs than the protocol scores shows
 its own count (``(5/8 pairs)``); a value computed on under :data:`LOW_COVERAGE` of the
 protocol's frames (a face metric where faces were missing, failed pairs) shows its coverage
-(``⚠ 4% of frames``) and is never bold, whatever its value.
+(``⚠ 4% of frames``) and is never bold, whatever its value. A cell with fewer pairs also has a
+numbered footnote saying how many pairs have no value and why (the leaderboard's ``reason``,
+e.g. ``hidenerf: 1 of 4 pairs not scored: hidenerf cannot run this pair: ...``), so the gap is
+explained in the table itself, not only in the run log.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Cell:
     """``"5/8 pairs"`` when the value comes from fewer pairs than the protocol scores."""
     coverage: str = ""
     """``"4% of frames"`` when the value covers under :data:`LOW_COVERAGE` of the frames."""
+    gap_note: int = 0
+    """Footnote number of the reason for the missing pairs (:func:`gap_text`), 0 for none."""
 
     @property
     def remarks(self) -> str:
@@ -93,6 +98,20 @@ def low_coverage(summary: Summary) -> bool:
     return summary.coverage < LOW_COVERAGE  # False when unknown (NaN)
 
 
+def gap_text(summary: Summary) -> str:
+    """Why a value covers fewer pairs than the protocol scores: ``"hidenerf: 1 of 4 pairs not
+    scored: <reason>"`` (the first reason among its pairs without a value, as the leaderboard's
+    ``reason`` column; pairs without any result row are named as such)."""
+    gap = summary.n_pairs_total - summary.n_pairs
+    recorded = summary.n_skipped - summary.n_unscored + summary.n_errors
+    unrecorded = gap - recorded
+    reasons = [summary.reason] if summary.reason and recorded else []
+    if unrecorded > 0:
+        reasons.append(f"{unrecorded} without result rows")
+    return (f"{summary.method}: {gap} of {summary.n_pairs_total} pairs not scored: "
+            + ("; ".join(reasons) or "no reason recorded"))
+
+
 def _best(cells: list[Summary]) -> float | None:
     values = [c.value for c in cells
               if c.status == "ok" and not math.isnan(c.value) and not low_coverage(c)]
@@ -130,16 +149,18 @@ def build_tables(summaries: list[Summary], plus_minus: str = "±",
                     cells.append(Cell(note=notes.setdefault(text, len(notes) + 1)))
                 else:
                     low = low_coverage(summary)
+                    short = summary.n_pairs < summary.n_pairs_total
                     cells.append(Cell(
                         format_value(summary, plus_minus),
                         best=not low and summary.value == best[metric],
-                        pairs=f"{summary.n_pairs}/{summary.n_pairs_total} pairs"
-                        if summary.n_pairs < summary.n_pairs_total else "",
-                        coverage=f"{summary.coverage:.0%} of frames" if low else ""))
+                        pairs=f"{summary.n_pairs}/{summary.n_pairs_total} pairs" if short else "",
+                        coverage=f"{summary.coverage:.0%} of frames" if low else "",
+                        gap_note=notes.setdefault(gap_text(summary), len(notes) + 1)
+                        if short else 0))
             table.rows.append((method, cells))
         table.pairs = max((s.n_pairs_total for s in group), default=0)
         table.frames = max((s.n_frames_total for s in group), default=0)
-        table.skipped = max((s.n_skipped for s in group if s.status == "ok"), default=0)
+        table.skipped = max((s.n_unscored for s in group), default=0)
         table.backends = {m: next(s.backend for s in group if s.metric == m) for m in metrics}
         table.published = place(list(published), dataset, protocol, metrics, table.backends, size)
         tables.append(table)
@@ -189,7 +210,8 @@ def published_notes(table: Table) -> list[str]:
 def markdown_tables(summaries: list[Summary], average: str = PER_PAIR,
                     published: list[PublishedRow] = (), size: int | None = None) -> str:
     """All tables of a run in its headline ``average``, with footnotes for skipped or failed
-    metrics and, below the measured rows, the published ones (marked, in italics)."""
+    metrics and for values missing pairs and, below the measured rows, the published ones
+    (marked, in italics)."""
     tables, notes = build_tables(summaries, average=average, published=published, size=size)
     blocks = []
     for table in tables:
@@ -198,7 +220,8 @@ def markdown_tables(summaries: list[Summary], average: str = PER_PAIR,
                  "|" + "---|" * len(header)]
         for method, cells in table.rows:
             texts = [f"–[^{c.note}]" if c.note else
-                     (f"**{c.text}**" if c.best else c.text) + c.remarks for c in cells]
+                     (f"**{c.text}**" if c.best else c.text) + c.remarks
+                     + (f"[^{c.gap_note}]" if c.gap_note else "") for c in cells]
             lines.append("| " + " | ".join([method] + texts) + " |")
         for row in table.published:
             texts = [f"*{row.values[m]}*" if m in row.values else "" for m in table.metrics]
@@ -222,8 +245,8 @@ def _latex_escape(text: str) -> str:
 def latex_tables(summaries: list[Summary], average: str = PER_PAIR,
                  published: list[PublishedRow] = (), size: int | None = None) -> str:
     """One ``table`` environment per dataset x protocol (booktabs) in the headline
-    ``average``; skipped metrics are dashes with a numbered note under the table; published
-    rows below a rule, in italics."""
+    ``average``; skipped metrics are dashes and values missing pairs carry a mark, each with a
+    numbered note under the table; published rows below a rule, in italics."""
     tables, notes = build_tables(summaries, plus_minus=r"$\pm$", average=average,
                                  published=published, size=size)
     by_number = {n: text for text, n in notes.items()}
@@ -245,6 +268,9 @@ def latex_tables(summaries: list[Summary], average: str = PER_PAIR,
                 else:
                     value = c.text.replace("inf", r"$\infty$")
                     remarks = _latex_escape(c.remarks).replace(WARNING, r"$\dagger$")
+                    if c.gap_note:
+                        remarks += f"$^{{{c.gap_note}}}$"
+                        used.append(c.gap_note)
                     texts.append((rf"\textbf{{{value}}}" if c.best else value) + remarks)
             lines.append(" & ".join([_latex_escape(method)] + texts) + r" \\")
         if table.published:

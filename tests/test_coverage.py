@@ -3,6 +3,7 @@ low coverage and never bold it; FID counts the pairs it left out and never abort
 
 from __future__ import annotations
 
+import html
 import math
 import shutil
 from pathlib import Path
@@ -139,14 +140,20 @@ def test_tables_show_own_counts_mark_low_coverage_and_never_bold_it(damaged: Pat
     cells = {line.split(" | ")[0]: line.split(" | ")[column] for line in text.splitlines()
              if line.startswith("| ") and not line.startswith("| method")}
     # "mine" has the best raw l1 (0: driving-copy's frames) but on 1 of 3 pairs: not bold
-    assert cells["| mine"] == "0.0000 ± 0.0000 (1/3 pairs) ⚠ 33% of frames"
+    mine, note = cells["| mine"].removesuffix("]").split("[^")
+    assert mine == "0.0000 ± 0.0000 (1/3 pairs) ⚠ 33% of frames"
+    (gap,) = [line for line in text.splitlines() if line.startswith(f"[^{note}]: ")]
+    assert gap.startswith(f"[^{note}]: mine: 2 of 3 pairs not scored: ")
+    assert gap.endswith("000002.png: not a readable image (cannot identify image file "
+                        f"'{damaged / 'mine' / 'same-identity' / 'man-leaves-001'}/000002.png')")
     assert cells["| driving-copy"].startswith("**0.0000")
     assert "(" not in cells["| driving-copy"] and "⚠" not in cells["| source-copy"]
     assert "Mean over the protocol's 3 scored pairs (15 frames)" in text
     page = write_html(tmp_path / "report.html", "t", summaries, None, tmp_path,
                       {"commit": "c", "config_hash": "h", "date": "d"}).read_text()
     assert '<td class="low-coverage">0.0000 ± 0.0000 <span class="remark">(1/3 pairs) ⚠ 33% ' \
-           'of frames</span></td>' in page
+           f'of frames</span><sup title="{html.escape(gap.split(": ", 1)[1])}">{note}</sup></td>' \
+           in page
 
 
 def test_forced_sqrtm_failure_is_an_error_row(damaged: Path, mini_dataset, random_fid_weights,

@@ -3,6 +3,7 @@ real sample videos, prepared end to end; split files; interruption and resume; p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from datasets.build import prepare_split
 from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
 from datasets.fits import read_fits
 from datasets.layouts import discover
-from datasets.pairs import read_pairs, subsample_driving
+from datasets.pairs import NO_DRIVER, read_pairs, subsample_driving
 from datasets.prepare import PrepareOptions
 from datasets.protocols import PairOptions, write_protocols
 from datasets.splits import load_vox1_split, read_th1kh_list
@@ -55,8 +56,8 @@ def corrupt_copy(source: Path, target: Path) -> Path:
 @pytest.fixture(scope="module")
 def fomm_root(tmp_path_factory, crops, vox1_csv) -> Path:
     """FOMM's vox layout: test/ holds two mp4 clips and a PNG-frame folder (vox-png) with the
-    official names, one clip without a face, a corrupt one, a one-frame one, a file with a
-    foreign name and a training clip in the wrong folder."""
+    official names, one clip without a face (prepared: --crop full needs none), a corrupt one,
+    a one-frame one, a file with a foreign name and a training clip in the wrong folder."""
     root = tmp_path_factory.mktemp("fomm")
     test = metadata_names(vox1_csv, "test", 6)
     train = metadata_names(vox1_csv, "train", 2)
@@ -101,12 +102,16 @@ def test_fomm_layout_finds_the_listed_test_clips_and_leaves_out_the_rest(fomm_ro
 def test_fomm_split_prepares_clips_fits_and_a_summary_of_skipped_videos(fomm_prepared, vox1_csv):
     test = [n.removesuffix(".mp4").replace("#", "_") for n in metadata_names(vox1_csv, "test", 6)]
     skipped = json.loads((fomm_prepared / "skipped.json").read_text())
-    assert sorted(skipped) == sorted(test[3:])
-    assert "no face in any of its 6 kept frames" in skipped[test[3]]
+    assert sorted(skipped) == sorted(test[4:])
     assert "corrupt or truncated video" in skipped[test[4]]
     assert "too short: 1 frames kept" in skipped[test[5]]
     record = json.loads((fomm_prepared / "dataset.json").read_text())
-    assert (record["videos"], record["clips"], record["skipped"]) == (6, 3, 3)
+    assert (record["videos"], record["clips"], record["skipped"]) == (6, 4, 2)
+    # the clip without a face is prepared (--crop full), its records all false, fits all NaN
+    assert record["no_face_videos"] == [test[3]]
+    street = Clip(fomm_prepared / "clips" / f"{test[3]}-000")
+    assert len(street) == 6 and not any(r.face for r in street.faces())
+    assert np.isnan(read_fits(street)["expression"]).all()
     assert record["split_file"]["url"].endswith(
         "/ac40aac58657a3d8db85421cd4afcf465e86ead1/vox-metadata.csv")
     # every frame kept (clip_length 0, frame step 2), full frame kept, faces and fits recorded
@@ -125,13 +130,19 @@ def test_fomm_split_prepares_clips_fits_and_a_summary_of_skipped_videos(fomm_pre
 
 
 def test_fomm_pairs_same_and_cross_identity(fomm_prepared, vox1_csv):
-    test = [n.removesuffix(".mp4").replace("#", "_") for n in metadata_names(vox1_csv, "test", 3)]
+    test = [n.removesuffix(".mp4").replace("#", "_") for n in metadata_names(vox1_csv, "test", 4)]
     same = read_pairs(fomm_prepared / "pairs" / "same-identity.jsonl")
     assert [p.pair_id for p in same] == sorted(f"{n}-000" for n in test)
     assert all(p.source_frame == 0 and p.driving_frames == [0, 1, 2, 3, 4, 5] for p in same)
+    assert all(not p.skip for p in same)  # the faceless clip too: it has a ground truth
     cross = read_pairs(fomm_prepared / "pairs" / "cross-identity.jsonl")
-    assert len(cross) == 3
+    assert len(cross) == 4
     assert all(p.source_clip.split("_")[0] != p.driving_clip.split("_")[0] for p in cross)
+    # the faceless clip is a source kept in the list with its reason, never a driver
+    (faceless,) = [p for p in cross if p.skip]
+    assert faceless.source_clip == f"{test[3]}-000"
+    assert faceless.skip == "source image has no face"
+    assert all(p.driving_clip != faceless.source_clip for p in cross)
 
 
 # --- interruption and resume -------------------------------------------------------------------
@@ -206,11 +217,13 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
                 crops["woman-a"])
     write_video(root / "test" / "mp4" / "id00061" / "0G9G9oyFHI8" / "00002.mp4",
                 crops["woman-b"])
+    write_video(root / "test" / "mp4" / "id00090" / "street" / "00001.mp4", crops["noface"])
     write_video(root / "test" / "mp4" / "stray.mp4", crops["man-b"])
     found = discover("voxceleb2", "voxceleb", root, "test")
     assert [s.name for s in found.sources] == ["id00017_01dfn2spqyE_00001",
                                               "id00061_0G9G9oyFHI8_00001",
-                                              "id00061_0G9G9oyFHI8_00002"]
+                                              "id00061_0G9G9oyFHI8_00002",
+                                              "id00090_street_00001"]
     assert found.excluded == {"dev/mp4/id00012/21Uxsk56VDQ/00001.mp4": "in the dev split",
                               "test/mp4/stray.mp4": "not <identity>/<video>/<segment>.mp4"}
     assert found.split_file is None
@@ -223,13 +236,25 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
                              skip_unusable=True)
     outcomes = prepare_split(found, out, options, {"dataset": "voxceleb2"}, fit=False,
                              log=lambda _: None)
-    assert [len(o.clips) for o in outcomes] == [2, 2, 2]  # 4 kept frames, clips of 2
+    assert [len(o.clips) for o in outcomes] == [2, 2, 2, 0]  # 4 kept frames, clips of 2
+    # --crop face needs a face to crop around: a video without any is skipped, with the reason
+    assert outcomes[3].skipped.endswith("no face in any of its 4 kept frames, so nothing to "
+                                        "crop around (--crop face)")
+    assert list(json.loads((out / "skipped.json").read_text())) == ["id00090_street_00001"]
     counts = write_protocols(out, PairOptions(seed=3, cross_per_source=2))
-    assert counts == {"same-identity": 6, "cross-identity": 6}
+    assert counts == {"same-identity": 6, "cross-identity": 6, "cross-identity undriven": 0}
     cross = read_pairs(out / "pairs" / "cross-identity.jsonl")
-    assert {p.source_clip for p in cross} == {f"{s.name}-000" for s in found.sources}
+    assert {p.source_clip for p in cross} == {f"{s.name}-000" for s in found.sources[:3]}
     identity = {f"{s.name}-{n:03d}": s.identity for s in found.sources for n in range(2)}
     assert all(identity[p.source_clip] != identity[p.driving_clip] for p in cross)
+    # one identity alone: no cross-identity driver, its sources counted with the reason
+    alone = dataclasses.replace(found, sources=found.sources[1:3])
+    prepare_split(alone, tmp_path / "alone", options, {}, fit=False, log=lambda _: None)
+    counts = write_protocols(tmp_path / "alone", PairOptions())
+    assert counts == {"same-identity": 4, "cross-identity": 0, "cross-identity undriven": 2}
+    record = json.loads((tmp_path / "alone" / "pairs" / "protocols.json").read_text())
+    assert record["cross_identity_undriven"] == {f"{s.name}-000": NO_DRIVER
+                                                 for s in alone.sources}
 
 
 def test_voxceleb1_segments_take_the_fomm_partition_of_their_video(tmp_path, crops, vox1_csv):

@@ -7,12 +7,12 @@ import torch
 from datasets.layouts import discover
 
 
-def test_vox_png_tree_is_fomms_layout_of_three_real_test_clips(vox_png_root, vox1_csv):
+def test_vox_png_tree_is_fomms_layout_of_four_real_test_clips(vox_png_root, vox1_csv):
     found = discover("voxceleb1", "fomm", vox_png_root, "test", vox1_csv)
-    assert len(found.sources) == 3 and not found.excluded
+    assert len(found.sources) == 4 and not found.excluded
     assert all(s.path.is_dir() and len(list(s.path.glob("*.png"))) == 6 for s in found.sources)
-    assert len({s.identity for s in found.sources}) == 3
-    assert len(found.missing) == 522 - 3
+    assert len({s.identity for s in found.sources}) == 4
+    assert len(found.missing) == 522 - 4
 
 
 def test_official_checkpoints_have_the_official_top_level_keys(official_checkpoints):

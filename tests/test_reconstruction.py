@@ -5,7 +5,10 @@ equal the reconstruction protocol computed here, frame by frame, directly with t
 loaded from the checkpoint files: source = frame 0, every frame driving (frame 0 included),
 absolute keypoints, TPSMM's background predictor applied. Also: a pair whose frame 0 has no
 face keeps its pixel rows, a method that cannot run a pair leaves a counted, reasoned gap, and
-a run config contradicting the prepared folder stops with a one-line error."""
+a run config contradicting the prepared folder stops with a one-line error. The tree's
+fourth clip has no face in any frame: prepared all the same (``--crop full``), counted, scored
+on the pixel metrics, its frames counted as uncovered by the face metrics, and a method that
+needs a source face leaves a gap the tables footnote with its reason."""
 
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from eval.aggregate import summarize
 from eval.metrics import build_metrics
 from eval.results import ResultStore
 from eval.runner import Runner
-from reports.tables import markdown_tables
+from reports.html import write_html
+from reports.tables import latex_tables, markdown_tables
 
 SIZE = 128  # the prepared frames; the tiny models run at 64 px, resized as the method does
 SAME = "same-identity"
@@ -76,12 +80,17 @@ def vox_run(prepared: Path, official_checkpoints, tmp_path_factory) -> Path:
 
 def test_preparation_counts_against_the_official_split(prepared: Path, capsys) -> None:
     record = json.loads((prepared / "dataset.json").read_text())
-    assert (record["official_videos"], record["prepared_videos"], record["clips"]) == (522, 3, 3)
+    assert (record["official_videos"], record["prepared_videos"], record["clips"]) == (522, 4, 4)
     assert record["options"]["size"] == SIZE and record["options"]["frame_step"] == 1
+    assert record["skipped"] == 0
     pairs = PreparedDataset(prepared, "v").pairs(SAME)
-    assert [p.driving_frames for p in pairs] == [list(range(6))] * 3  # frame 0 included
-    assert sorted(p.source_face for p in pairs) == [False, True, True]
+    assert [p.driving_frames for p in pairs] == [list(range(6))] * 4  # frame 0 included
+    assert sorted(p.source_face for p in pairs) == [False, False, True, True]
     assert all(not p.skip for p in pairs)  # a ground truth: scored without a source face
+    (street,) = [p for p in pairs if not any(p.driving_faces)]
+    assert record["no_face_videos"] == [street.source_clip.removesuffix("-000")]
+    info = json.loads((prepared / "clips" / street.source_clip / "clip.json").read_text())
+    assert info["notes"] == ["no face in any frame"] and info["crop_box"] == [0, 0, SIZE, SIZE]
 
 
 def test_preparation_log_names_the_official_count(vox_png_root, vox1_csv, tmp_path,
@@ -91,8 +100,10 @@ def test_preparation_log_names_the_official_count(vox_png_root, vox1_csv, tmp_pa
                           "--out", str(tmp_path / "p"), "--size", "128", "--frame-step", "2",
                           "--no-fit"]) == 0
     out = capsys.readouterr().out
-    assert ("split: 3 of the 522 official videos prepared (519 short: 519 missing on disk, "
-            "0 skipped), from vox1_metadata") in out
+    assert ("split: 4 of the 522 official videos prepared (518 short: 518 missing on disk, "
+            "0 skipped), from vox1_metadata; 1 of them without a face in any frame (scored on "
+            "the pixel metrics, their frames counted as uncovered by the face metrics)") in out
+    assert "4 clips in all; 0 skipped (skipped.json)" in out
 
 
 def _nets(name: str, path: Path) -> dict[str, torch.nn.Module]:
@@ -150,7 +161,7 @@ def test_same_identity_outputs_are_the_reconstruction_protocol(vox_run, prepared
                 without = reconstruct(name, nets, frames[0], frame, background=False)
                 background_shows += np.abs(output - without.astype(int)).max() > 2
             checked += 1
-    assert checked == 18
+    assert checked == 24
     if name == "tpsmm":  # the check could tell a run without the background predictor
         assert background_shows == checked
     record = json.loads((vox_run / "run.json").read_text())
@@ -163,7 +174,7 @@ def test_same_identity_outputs_are_the_reconstruction_protocol(vox_run, prepared
 
 def test_pair_without_a_face_in_frame_0_keeps_its_pixel_rows(vox_run, prepared) -> None:
     dataset = PreparedDataset(prepared, "vox1-mini")
-    faceless = next(p for p in dataset.pairs(SAME) if not p.source_face)
+    faceless = next(p for p in dataset.pairs(SAME) if not p.source_face and any(p.driving_faces))
     rows = {(r.method, r.metric): r for r in ResultStore(vox_run / "results.csv").rows()
             if r.pair_id == faceless.pair_id}
     for method in ("fomm", "tpsmm"):
@@ -179,7 +190,8 @@ def test_pair_without_a_face_in_frame_0_keeps_its_pixel_rows(vox_run, prepared) 
 def test_a_method_that_cannot_run_a_pair_leaves_a_counted_reasoned_gap(prepared, tmp_path):
     dataset = PreparedDataset(prepared, "vox1-mini")
     faceless = [p.pair_id for p in dataset.pairs(SAME) if not p.source_face]
-    faceless_source = to_tensor(dataset.clip(faceless[0]).frame(0))
+    sources = [to_tensor(dataset.clip(p).frame(0)) for p in faceless]
+    assert len(faceless) == 2  # frame 0 without a face; no face at all
 
     class NeedsFace(FramewiseMethod):
         """Copies the driving frame; refuses a source without a face, as HiDe-NeRF does."""
@@ -187,7 +199,7 @@ def test_a_method_that_cannot_run_a_pair_leaves_a_counted_reasoned_gap(prepared,
         name = "needs-face"
 
         def setup(self, source, driving_first):
-            if torch.equal(source, faceless_source):
+            if any(torch.equal(source, faceless) for faceless in sources):
                 raise PairUnsupported("needs-face needs a face in the source image")
 
         def forward_batch(self, driving):
@@ -204,10 +216,47 @@ def test_a_method_that_cannot_run_a_pair_leaves_a_counted_reasoned_gap(prepared,
     assert gap.status == "skipped" and gap.frames_total == 6
     assert gap.reason == "needs-face cannot run this pair: needs-face needs a face in the " \
                          "source image"
-    (l1,) = [s for s in summarize(rows) if s.average == "per-frame"]
-    assert (l1.n_pairs, l1.n_pairs_total, l1.n_skipped, l1.n_frames) == (2, 3, 1, 12)
+    summaries = summarize(rows)
+    (l1,) = [s for s in summaries if s.average == "per-frame"]
+    assert (l1.n_pairs, l1.n_pairs_total, l1.n_skipped, l1.n_frames) == (2, 4, 2, 12)
     assert "needs-face cannot run this pair" in l1.reason
-    assert "(2/3 pairs)" in markdown_tables(summarize(rows), "per-frame")
+    # the tables footnote the gap with its reason, not only the run log
+    note = ("needs-face: 2 of 4 pairs not scored: needs-face cannot run this pair: needs-face "
+            "needs a face in the source image")
+    text = markdown_tables(summaries, "per-frame")
+    assert "| needs-face | 0.0000 ± 0.0000 (2/4 pairs) ⚠ 50% of frames[^1] |" in text
+    assert f"[^1]: {note}" in text.splitlines()
+    assert "not scored (the source has no face)" not in text  # no pair-list skip here
+    latex = latex_tables(summaries, "per-frame")
+    assert r"0.0000 $\pm$ 0.0000 (2/4 pairs) $\dagger$ 50\% of frames$^{1}$ \\" in latex
+    assert r"\par\footnotesize $^{1}$ " + note.replace("_", r"\_") in latex
+    page = write_html(tmp_path / "report.html", "t", summaries, None, tmp_path,
+                      {"commit": "c", "config_hash": "h", "date": "d"}, average="per-frame")
+    assert f'(2/4 pairs) ⚠ 50% of frames</span><sup title="{note}">1</sup></td>' \
+        in page.read_text()
+    assert f"<li>{note}</li>" in page.read_text()
+
+
+def test_video_without_any_face_is_scored_on_the_pixel_metrics(vox_run, prepared) -> None:
+    """Prepared under --crop full though no frame has a face: L1 and PSNR on all its frames,
+    the face metric counts all of them as uncovered, and the table footnotes that gap."""
+    dataset = PreparedDataset(prepared, "vox1-mini")
+    (street,) = [p for p in dataset.pairs(SAME) if not any(p.driving_faces)]
+    rows = ResultStore(vox_run / "results.csv").rows()
+    mine = {(r.method, r.metric): r for r in rows if r.pair_id == street.pair_id}
+    for method in ("fomm", "tpsmm"):
+        for metric in ("l1", "psnr"):
+            row = mine[(method, metric)]
+            assert row.status == "ok" and row.frames == row.frames_total == 6
+            assert np.isfinite(row.value)
+        akd = mine[(method, "akd")]
+        assert (akd.status, akd.frames, akd.frames_total) == ("skipped", 0, 6)
+        assert "(6 excluded)" in akd.reason
+    summaries = {(s.method, s.metric): s for s in summarize(rows) if s.average == "per-frame"}
+    for method in ("fomm", "tpsmm"):
+        l1, akd = summaries[(method, "l1")], summaries[(method, "akd")]
+        assert (l1.n_pairs, l1.n_pairs_total, l1.n_frames, l1.n_frames_total) == (4, 4, 24, 24)
+        assert akd.n_frames_total == 24 and akd.n_frames <= 24 - 6 - 4  # street + frames 0-3
 
 
 def test_dataset_settings_that_differ_from_the_prepared_folder_fail_in_one_line(
