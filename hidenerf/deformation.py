@@ -109,9 +109,10 @@ class LEDField(nn.Module):
         nn.init.normal_(self.out.weight, std=out_std)
 
     def forward(self, points: Tensor, secc_src_feat: Tensor, secc_drv_feat: Tensor) -> Tensor:
-        coords = secc_coords(points, self.secc_span)
-        e_s = sample_image(secc_src_feat, coords)
-        e_d = sample_image(secc_drv_feat, coords)
+        # one lookup for both maps: the same bilinear weights, half the coordinate work
+        both = sample_image(torch.cat([secc_src_feat, secc_drv_feat], 1),
+                            secc_coords(points, self.secc_span))
+        e_s, e_d = both.chunk(2, -1)
         c = self.context(torch.cat([positional_encoding(points, self.pe_freqs), e_s], -1))
         h = c * self.delta(e_d - e_s)
         h = self.hidden(F.silu(h))

@@ -39,22 +39,29 @@ def plane_grids(grid: Tensor) -> Tensor:
                         torch.stack([-w, v], -1)], 1)
 
 
-def sample_planes(planes: Tensor, grid: Tensor) -> Tensor:
-    """Each plane of one scale, bilinearly: planes (B, 3, C, R, R), grid (B, N, 3)
-    -> (B, 3, N, C), at least float32."""
+def _sample_planes_channels_first(planes: Tensor, grid: Tensor) -> Tensor:
+    """planes (B, 3, C, R, R), grid (B, N, 3) -> (B, 3, C, N), grid_sample's own layout."""
     b, n_planes, c, h, w = planes.shape
     dtype = sampling_dtype(planes, grid)
     coords = plane_grids(grid.to(dtype)).reshape(b * n_planes, 1, -1, 2)
     sampled = F.grid_sample(planes.to(dtype).reshape(b * n_planes, c, h, w), coords,
                             mode="bilinear", padding_mode="zeros", align_corners=False)
-    return sampled.reshape(b, n_planes, c, -1).transpose(2, 3)
+    return sampled.reshape(b, n_planes, c, -1)
+
+
+def sample_planes(planes: Tensor, grid: Tensor) -> Tensor:
+    """Each plane of one scale, bilinearly: planes (B, 3, C, R, R), grid (B, N, 3)
+    -> (B, 3, N, C), at least float32."""
+    return _sample_planes_channels_first(planes, grid).transpose(2, 3)
 
 
 def sample_triplane(planes: Tensor, grid: Tensor) -> Tensor:
     """One scale's tri-plane summed over its planes: (B, 3, C, R, R), grid (B, N, 3) ->
     (B, N, C). Sum rather than mean or concat: the planes are symmetric roles (as in EG3D,
-    which averages)."""
-    return sample_planes(planes, grid).sum(1)
+    which averages). Summed in grid_sample's (C, N) layout, then transposed: the same sum,
+    several times faster than reducing the transposed view (the paper config's largest
+    reduction)."""
+    return _sample_planes_channels_first(planes, grid).sum(1).transpose(1, 2)
 
 
 def sample_multiscale(planes: list[Tensor], grid: Tensor) -> Tensor:

@@ -821,6 +821,38 @@ def test_head_prior_is_the_fitted_face_surface_extruded_backwards(sfm_assets, wo
     assert head_occupancy(beside, surface, c.secc_span, c.prior_softness).max() < 1e-3
 
 
+@pytest.mark.parametrize("size", [64, 256])
+def test_head_surface_map_equals_the_whole_map_closing_and_hole_fill(sfm_assets, size):
+    """surface_map's separable closing and its hole fill over the holes' bounding box give
+    exactly the whole-map computation written out directly (square max pools, window means
+    over every pixel), on real SECCs whose eyes are holes: a batch of two expressions, at the
+    tiny (64 px) and paper (256 px) SECC sizes."""
+    import torch.nn.functional as F
+
+    from facegeom.secc import render_secc_batch
+    from hidenerf.geometry import secc_z_range
+    from hidenerf.prior import surface_map
+
+    gen = torch.Generator().manual_seed(0)
+    expression = torch.zeros(2, 6)
+    expression[1] = torch.rand(6, generator=gen) * 2 - 1
+    secc = render_secc_batch(torch.zeros(2, 63), expression, size)
+    z_low, z_high = secc_z_range(0.8)
+    fill = size // 8 + 1
+    pad = fill // 2
+    mask = (secc.amax(1, keepdim=True) > 0).float()
+    outer = F.pad(mask, (2 * pad,) * 4)
+    closed = -F.max_pool2d(-F.max_pool2d(outer, fill, 1, pad), fill, 1, pad)
+    closed = closed[..., 2 * pad:-2 * pad, 2 * pad:-2 * pad]
+    z = z_low + (z_high - z_low) * secc[:, 2:3]
+    weight = F.avg_pool2d(mask, fill, 1, pad, count_include_pad=False)
+    filled = F.avg_pool2d(z * mask, fill, 1, pad, count_include_pad=False)
+    z = torch.where(mask > 0, z, filled / weight.clamp_min(1e-6))
+    holes = (closed > mask).sum().item()
+    assert holes > 0.002 * 2 * size * size  # the eyes are closed
+    assert torch.equal(surface_map(secc, z_low, z_high, fill), torch.cat([closed, z * closed], 1))
+
+
 def test_untrained_model_renders_the_head_where_the_fit_puts_it(sfm_assets, woman_frames):
     """Registration of the prior with the image: an untrained model rendered from a real fit's
     camera is opaque where the fitted face, posed by that camera, covers the image (the posed
