@@ -63,17 +63,22 @@ def test_fid_sums_are_reduced_across_ranks(runs) -> None:
     for method, dataset, protocol, _, _ in fid:
         a, b = single[(method, dataset, protocol, SET_PAIR_ID, "fid")], sharded[
             (method, dataset, protocol, SET_PAIR_ID, "fid")]
-        assert a.status == b.status == "ok" and a.frames == b.frames
+        assert a.frames == b.frames
         # the all-reduced running sums equal the single process's (another summation order)
         stats = [np.load(run[0] / "fid" / method / dataset / f"{protocol}.stats.npz")
                  for run in (runs[1], runs[2])]
         for name in stats[0].files:
             assert np.allclose(stats[0][name], stats[1][name], rtol=1e-10, atol=1e-9), name
         if (method, protocol) == ("driving-copy", "same-identity"):
-            # its frames are the real set: the true distance is 0, and with 12 frames in 2048
-            # dimensions sqrtm of the singular covariances returns rounding noise of either run
-            assert abs(a.value) < 1 and abs(b.value) < 1
+            # its frames are the real set: the true distance is 0, and with 15 frames in 2048
+            # dimensions sqrtm of the singular covariances returns rounding noise of either run,
+            # which pytorch-fid rejects as an error row when its imaginary part is over 1e-3
+            for row in (a, b):
+                assert (row.status == "ok" and abs(row.value) < 1) or (
+                    row.status == "error"
+                    and row.reason.startswith("fid distance failed: Imaginary component")), row
         else:
+            assert a.status == b.status == "ok"
             assert b.value == pytest.approx(a.value, rel=1e-6)
 
 
