@@ -187,8 +187,10 @@ def animate(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     from baselines.train import train as train_baseline
+    from benchcore.training import leave
 
     train_baseline(config_from_arguments(args), resume=args.resume, stop_at=args.stop_at)
+    leave()  # not on an error: a barrier there would wait for ranks stuck elsewhere
     return 0
 
 

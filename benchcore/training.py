@@ -154,6 +154,16 @@ def join(device: str) -> Process:
     return Process(dist.get_rank(), dist.get_world_size(), dev)
 
 
+def leave() -> None:
+    """Leave torchrun's process group at the end of a training command: every rank waits for
+    the others (rank 0 exports the checkpoint last), then the group is destroyed, so no rank
+    exits with gloo's threads still running (that aborts it: "terminate called without an
+    active exception", seen on CI). A no-op in one process."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 class EpochBatches(Sampler[list[int]]):
     """Endless batches: epoch ``e`` is ``DistributedSampler(seed, epoch=e)``'s order for this
     rank, cut into full batches; starts at ``start`` batches into the run (for resuming).

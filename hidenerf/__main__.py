@@ -74,10 +74,12 @@ def animate(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    from benchcore.training import leave
     from hidenerf.train import train as train_model
 
     config = config_from_arguments(args)
     train_model(config, resume=args.resume, stop_at=args.stop_at)
+    leave()  # not on an error: a barrier there would wait for ranks stuck elsewhere
     return 0
 
 
