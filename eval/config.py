@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchcore.toml_table import read_table
+from datasets.settings import PAIR_KEYS, PREPARE_KEYS
 from eval.aggregate import AVERAGES
 
 
@@ -36,9 +37,8 @@ class DatasetConfig:
 
     def stated(self) -> dict:
         """The preparation settings the config states (not None)."""
-        names = ("size", "frame_step", "clip_length", "crop", "fps", "cross_per_source",
-                 "driving_step", "max_driving_frames")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in PREPARE_KEYS + PAIR_KEYS
+                if getattr(self, n) is not None}
 
 
 @dataclass

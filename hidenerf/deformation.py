@@ -87,8 +87,10 @@ class SECCEncoder(nn.Module):
 class LEDField(nn.Module):
     """Backward offsets from (PE(x), source SECC features, driving SECC features).
 
-    forward(points (B, N, 3), secc_src_feat (B, C, h, w), secc_drv_feat (B, C, h, w))
-    -> offsets (B, N, 3), exactly zero where the two sampled SECC features are equal.
+    forward(points (B, N, 3), secc_pair (B, 2C, h, w)) -> offsets (B, N, 3), exactly zero
+    where the two sampled SECC features are equal. ``secc_pair`` is the source and the driving
+    SECC features stacked on the channels (``torch.cat([src, drv], 1)``), stacked once per
+    frame by the caller so that every chunk of points reads both in one lookup.
     """
 
     def __init__(self, secc_channels: int, pe_freqs: int, width: int, max_offset: float,
@@ -108,11 +110,8 @@ class LEDField(nn.Module):
         self.out = nn.Linear(width, 3, bias=False)
         nn.init.normal_(self.out.weight, std=out_std)
 
-    def forward(self, points: Tensor, secc_src_feat: Tensor, secc_drv_feat: Tensor) -> Tensor:
-        # one lookup for both maps: the same bilinear weights, half the coordinate work
-        both = sample_image(torch.cat([secc_src_feat, secc_drv_feat], 1),
-                            secc_coords(points, self.secc_span))
-        e_s, e_d = both.chunk(2, -1)
+    def forward(self, points: Tensor, secc_pair: Tensor) -> Tensor:
+        e_s, e_d = sample_image(secc_pair, secc_coords(points, self.secc_span)).chunk(2, -1)
         c = self.context(torch.cat([positional_encoding(points, self.pe_freqs), e_s], -1))
         h = c * self.delta(e_d - e_s)
         h = self.hidden(F.silu(h))

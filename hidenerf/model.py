@@ -93,11 +93,12 @@ class HiDeNeRF(nn.Module):
         the source image. secc_src, secc_drv: LED features; head_surface: the driving SECC's
         :meth:`head_surface` (the 3DMM density prior, :mod:`hidenerf.prior`)."""
         c = self.config
+        secc_pair = torch.cat([secc_src, secc_drv], 1)  # LED reads both in one lookup
 
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
             flat = points.reshape(shape[0], -1, 3)
-            offsets = self.led(flat, secc_src, secc_drv)
+            offsets = self.led(flat, secc_pair)
             canonical = flat + offsets
             grid = source_camera.source_grid(canonical)
             density, feature = self.decoder(sample_multiscale(planes, grid))

@@ -264,10 +264,10 @@ def test_led_exactly_zero_for_equal_secc_and_differentiable_otherwise():
     secc_a, secc_b = smooth_secc(64)[None], smooth_secc(64, mouth_open=0.5)[None]
     points = torch.rand(1, 500, 3) * 2 - 1
     feat_a, feat_a2 = model.encode_secc(secc_a), model.encode_secc(secc_a.clone())
-    zero = model.led(points, feat_a, feat_a2)
+    zero = model.led(points, torch.cat([feat_a, feat_a2], 1))
     assert torch.equal(zero, torch.zeros_like(zero))
     secc_b.requires_grad_(True)
-    offsets = model.led(points, feat_a, model.encode_secc(secc_b))
+    offsets = model.led(points, torch.cat([feat_a, model.encode_secc(secc_b)], 1))
     assert offsets.abs().max().item() > 0
     assert offsets.abs().max().item() <= model.config.led_max_offset
     offsets.pow(2).sum().backward()
@@ -283,8 +283,8 @@ def test_led_offsets_match_finite_differences():
     feat_a = model.encode_secc(smooth_secc(64)[None].double()).detach()
     feat_b = model.encode_secc(smooth_secc(64, mouth_open=0.5)[None].double()).detach()
     points = (torch.rand(1, 20, 3, dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x: model.led(x, feat_a, feat_b), (points,),
-                                    eps=1e-6, atol=1e-6)
+    pair = torch.cat([feat_a, feat_b], 1)
+    assert torch.autograd.gradcheck(lambda x: model.led(x, pair), (points,), eps=1e-6, atol=1e-6)
 
 
 def test_full_model_zero_offsets_for_equal_secc(tiny_model):
