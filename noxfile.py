@@ -46,7 +46,7 @@ def _run(session: nox.Session, *args: str, env: dict[str, str] | None = None) ->
 def eval_(session: nox.Session) -> None:
     """Run the benchmark on the embedded default (or ``nox -s eval -- --config FILE``)."""
     args = session.posargs or ["--config", "configs/default.toml"]
-    _run(session, "-m", "eval", "run", *args)
+    _run(session, "-m", "thbench", "eval", "run", *args)
 
 
 @nox.session(venv_backend="none")
@@ -57,20 +57,46 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
+    """ruff, then import-linter's contracts in pyproject.toml (layers, no cycles)."""
     _run(session, "-m", "ruff", "check", ".")
+    stage = _installed_layout(ROOT / ".nox" / "lint")
+    lint_imports = str(Path(_python(session)).parent / "lint-imports")
+    session.run(lint_imports, "--no-cache", "--no-logo", env={"PYTHONPATH": str(stage)},
+                external=True)
+
+
+def _installed_layout(folder: Path) -> Path:
+    """Copies of the sources as a wheel lays them out (``thbench/``, ``thbench/eval/``, ...,
+    from ``[tool.setuptools.package-dir]``): import-linter reads a package from one folder."""
+    import shutil
+    import tomllib
+
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"]
+    shutil.rmtree(folder, ignore_errors=True)
+    for package, source in mapping.items():
+        target = folder.joinpath(*package.split("."))
+        for file in (ROOT / source).rglob("*.py"):
+            relative = file.relative_to(ROOT / source)
+            if relative.parts[0] in mapping.values() or "__pycache__" in relative.parts:
+                continue
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, destination)
+    return folder
 
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Throughput: where the runner's time goes, the face-geometry stages, each baseline's
     frames/s and HiDe-NeRF's ms/frame, memory and FLOPs."""
-    _run(session, "-m", "eval.bench", *session.posargs)
-    _run(session, "-m", "eval.bench", "--frame-step", "1", "--clip-length", "64",
+    _run(session, "-m", "thbench.profiling.runner", *session.posargs)
+    _run(session, "-m", "thbench.profiling.runner", "--frame-step", "1", "--clip-length", "64",
          *session.posargs)
-    _run(session, "-m", "facegeom.bench")
-    _run(session, "-m", "eval.scaling")
-    _run(session, "-m", "baselines.bench")
-    _run(session, "-m", "hidenerf.bench")
+    _run(session, "-m", "thbench.profiling.facegeom")
+    _run(session, "-m", "thbench.profiling.scaling")
+    _run(session, "-m", "thbench.profiling.baselines")
+    _run(session, "-m", "thbench.profiling.hidenerf")
 
 
 @nox.session(venv_backend="none")
@@ -79,13 +105,14 @@ def leaderboard(session: nox.Session) -> None:
     runs = sorted(str(p.parent) for p in ROOT.glob("runs/*/run.json"))
     if not runs:
         session.error("no run under runs/ (run `nox -s eval` first)")
-    _run(session, "-m", "reports", "build", *runs)
+    _run(session, "-m", "thbench", "reports", "build", *runs)
 
 
 @nox.session(venv_backend="none")
 def regress(session: nox.Session) -> None:
     """Fail when the embedded default got worse than reports/reference/default.csv (trained
     rows with the tolerances in reports/reference/default-tolerances.toml)."""
-    _run(session, "-m", "reports", "regress", "--reference", "reports/reference/default.csv",
+    _run(session, "-m", "thbench", "reports", "regress",
+         "--reference", "reports/reference/default.csv",
          "--tolerances", "reports/reference/default-tolerances.toml",
          "--current", "runs/default/leaderboard.csv", *session.posargs)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchcore import atomic
+from thbench.core import atomic
 
 Layout = dict[str, dict[str, tuple[tuple[int, ...], str]]]
 """module -> parameter name -> (shape, dtype name such as ``"float32"``)."""

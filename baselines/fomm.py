@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.modules import (
+from thbench.baselines.modules import (
     AntiAliasDownsample,
     DownBlock2d,
     Hourglass,
@@ -27,11 +27,10 @@ from baselines.modules import (
     keypoint_gaussians,
     warp,
 )
-from baselines.warping import WarpingMethod
-from benchcore.method import register
+from thbench.baselines.warping import WarpingMethod
 
 if TYPE_CHECKING:
-    from baselines.train import LossKit
+    from thbench.baselines.train import LossKit
 
 Keypoints = dict[str, torch.Tensor]
 """``{"value": (B, K, 2) in [-1, 1], "jacobian": (B, K, 2, 2)}``."""
@@ -210,7 +209,7 @@ def normalize_kp(kp_source: Keypoints, kp_driving: Keypoints, kp_initial: Keypoi
         return out
     scale = 1.0
     if adapt_movement_scale:
-        from baselines.tpsmm import hull_scale
+        from thbench.baselines.tpsmm import hull_scale
 
         scale = hull_scale(kp_source["value"], kp_initial["value"])
     out["value"] = kp_source["value"] + scale * (kp_driving["value"] - kp_initial["value"])
@@ -220,7 +219,6 @@ def normalize_kp(kp_source: Keypoints, kp_driving: Keypoints, kp_initial: Keypoi
     return out
 
 
-@register
 class FOMM(WarpingMethod):
     """FOMM behind the benchmark interface (official checkpoint ``vox-cpk.pth.tar``)."""
 

@@ -1,12 +1,12 @@
 """face-vid2vid baseline (Wang et al. 2021) as the widely used unofficial implementation
 (zhanglonghao1992/One-Shot_Free-View_Neural_Talking_Head_Synthesis, ``vox-256`` config, SPADE
-generator) defines it, behind the benchmark's :class:`~benchcore.method.Method` interface.
+generator) defines it, behind the benchmark's :class:`~thbench.core.method.Method` interface.
 
 Inference follows that implementation's ``demo.py``:
 
 * canonical keypoints and the appearance volume come from the source only;
 * source and driving keypoints are kp = R(yaw, pitch, roll) @ kp_canonical + t + exp with the
-  pose read from the 66-bin classifier (see :mod:`baselines.fv2v_motion`);
+  pose read from the 66-bin classifier (see :mod:`thbench.baselines.fv2v_motion`);
 * ``mode="absolute"`` (the demo's default) drives with the driving keypoints as they are;
   ``mode="relative"`` uses kp_source + (kp_driving - kp_driving_initial), the initial being the
   clip's first driving frame, optionally with the convex-hull scale (``adapt_scale``);
@@ -15,8 +15,9 @@ Inference follows that implementation's ``demo.py``:
 * frames of any size are resized (bilinear, anti-aliased) to the model resolution, as the demo
   resizes to 256x256 without cropping, and the output is resized back.
 
-Modules: :mod:`baselines.fv2v_nets` (networks, configs), :mod:`baselines.fv2v_blocks`,
-:mod:`baselines.fv2v_motion` (pose, keypoints), :mod:`baselines.fv2v_losses` (training).
+Modules: :mod:`thbench.baselines.fv2v_nets` (networks, configs),
+:mod:`thbench.baselines.fv2v_blocks`, :mod:`thbench.baselines.fv2v_motion` (pose, keypoints),
+:mod:`thbench.baselines.fv2v_losses` (training).
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from baselines.checkpoint import load_official, save_official
-from baselines.fv2v_losses import LossWeights, fv2v_losses
-from baselines.fv2v_motion import relative_keypoints, transform_keypoints
-from baselines.fv2v_nets import CONFIGS, FV2VConfig, build_models, get_config
-from benchcore.method import FramewiseMethod, register
+from thbench.baselines.checkpoint import load_official, save_official
+from thbench.baselines.fv2v_losses import LossWeights, fv2v_losses
+from thbench.baselines.fv2v_motion import relative_keypoints, transform_keypoints
+from thbench.baselines.fv2v_nets import CONFIGS, FV2VConfig, build_models, get_config
+from thbench.core.method import FramewiseMethod
 
-__all__ = ["FaceVid2Vid", "LossWeights", "benchmark_fv2v", "build_models", "fv2v_losses",
-           "load_models"]
+__all__ = ["FaceVid2Vid", "LossWeights", "build_models", "fv2v_losses", "load_models"]
 
 MODES = ("absolute", "relative")
 
@@ -72,7 +72,6 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          antialias=True)
 
 
-@register
 class FaceVid2Vid(FramewiseMethod):
     """face-vid2vid: 3D keypoints with head pose, dense 3D motion, SPADE decoder."""
 
@@ -185,33 +184,3 @@ class FaceVid2Vid(FramewiseMethod):
     def save(self, path: str | os.PathLike, **extra) -> None:
         """Write the weights in the official layout."""
         save_official(path, dict(self.models), **extra)
-
-
-def benchmark_fv2v(
-    device: str | torch.device | None = None,
-    configs: tuple[str, ...] = ("vox256", "tiny"),
-    frames: int | None = None,
-    batch_size: int | None = None,
-    size: int = 256,
-) -> dict[str, float]:
-    """Frames per second of :meth:`FaceVid2Vid.forward_batch` on ``size`` x ``size`` inputs
-    (random weights and frames; one warm-up batch not timed), measured by
-    :func:`baselines.bench.measure` (``python -m baselines.bench`` times every baseline).
-    Prints one line per config.
-
-    Defaults: CUDA when available; on CPU 2 frames in batches of 1 for vox256 (~400 GMAC a
-    frame) and 16 in batches of 8 for tiny, on GPU 64 frames in batches of 8.
-    """
-    from baselines.bench import default_device, measure
-
-    device = torch.device(device) if device is not None else default_device()
-    results = {}
-    for name in configs:
-        heavy = device.type == "cpu" and name == "vox256"
-        count = frames or (2 if heavy else 16 if device.type == "cpu" else 64)
-        batch = batch_size or (1 if heavy else 8)
-        result = measure("fv2v", name, device, count, batch, size)
-        results[name] = result.fps
-        print(f"fv2v {name}: {result.fps:.2f} frames/s at {size}x{size} on {device} "
-              f"(batch {batch}, {result.frames} frames)")
-    return results

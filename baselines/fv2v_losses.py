@@ -5,7 +5,7 @@ implementation's ``config/vox-256.yaml`` does.
 
 * ``perceptual``: multi-scale (1, 1/2, 1/4, 1/8, anti-aliased pyramid) VGG19 L1 on relu1_1 ..
   relu5_1, weight 10 each. The VGG19 ImageNet weights come only through
-  ``benchcore.assets.resolve("vgg19")``; when missing, :class:`benchcore.assets.AssetMissing` is
+  ``benchcore.assets.resolve("vgg19")``; when missing, :class:`thbench.core.assets.AssetMissing` is
   raised with the fix. ``perceptual="pixel"`` is an explicit, differently named substitute
   (``reconstruction_l1``: the same pyramid with pixel L1) for offline smoke tests; it never
   replaces VGG silently.
@@ -14,13 +14,14 @@ implementation's ``config/vox-256.yaml`` does.
 * ``keypoint``: keypoint prior, sum over pairs of max(0, Dt - |k_i - k_j|^2) with Dt = 0.1, plus
   |mean depth - Zt| with Zt = 0.33, weight 10.
 * ``headpose``: sum over yaw, pitch and roll of the mean L1 in degrees between the estimated
-  pose and a pretrained pose estimator's (Hopenet, :mod:`baselines.hopenet`), weight 20;
+  pose and a pretrained pose estimator's (Hopenet, :mod:`thbench.baselines.hopenet`), weight 20;
   computed when the caller passes ``pose_target``, otherwise absent.
 * ``expression``: the deformation prior, L1 norm of the expression deviations, weight 5.
 
 The adversarial and feature-matching terms need a discriminator, which the official
-checkpoint layout does not carry: :class:`baselines.train.LossKit` adds them (hinge GAN,
-spectral norm, as the official config). Weights: :class:`baselines.loss_weights.LossWeights`.
+checkpoint layout does not carry: :class:`thbench.baselines.train.LossKit` adds them (hinge GAN,
+spectral norm, as the official config). Weights:
+:class:`thbench.baselines.loss_weights.LossWeights`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.fv2v_blocks import AntiAliasDownsample, coordinate_grid_2d
-from baselines.fv2v_motion import headpose_to_degree, transform_keypoints
-from baselines.loss_weights import LossWeights
-from benchcore.vgg import load_vgg19
+from thbench.baselines.fv2v_blocks import AntiAliasDownsample, coordinate_grid_2d
+from thbench.baselines.fv2v_motion import headpose_to_degree, transform_keypoints
+from thbench.baselines.loss_weights import LossWeights
+from thbench.training.vgg import load_vgg19
 
 PoseTarget = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """frames (B, 3, H, W) in [0, 1] -> (yaw, pitch, roll), each (B,) in degrees."""
@@ -97,8 +98,8 @@ def fv2v_losses(
     generated frames (B, 3, S, S).
 
     ``models`` holds ``generator``, ``kp_detector`` and ``he_estimator`` (see
-    :func:`baselines.fv2v_nets.build_models`); ``source`` and ``driving`` are (B, 3, S, S) in
-    [0, 1] at the model resolution, two frames of the same clip. ``perceptual`` is ``"vgg19"``
+    :func:`thbench.baselines.fv2v_nets.build_models`); ``source`` and ``driving`` are (B, 3, S, S)
+    in [0, 1] at the model resolution, two frames of the same clip. ``perceptual`` is ``"vgg19"``
     (asset-managed ImageNet weights; raises AssetMissing when absent), ``"pixel"`` (explicit
     pixel-L1 substitute, reported as ``reconstruction_l1``) or a module returning a list of
     feature maps. The random equivariance warp draws from torch's global RNG.

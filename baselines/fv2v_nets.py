@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.fv2v_blocks import (
+from thbench.baselines.fv2v_blocks import (
     AntiAliasDownsample,
     DownBlock2d,
     Hourglass3d,

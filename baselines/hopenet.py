@@ -6,7 +6,7 @@ parameter names of ``torchvision.models.resnet50``: ``conv1``, ``bn1``, ``layer1
 ``layer4``), a fixed 7x7 average pool, three 66-bin classifiers ``fc_yaw``, ``fc_pitch``,
 ``fc_roll`` and the unused ``fc_finetune`` (kept so the released ``hopenet_robust_alpha1.pkl``
 loads strictly). Bins are 3 degrees wide: degrees = 3 * E[bin] - 99 (the same conversion as
-face-vid2vid's own pose bins, :func:`baselines.fv2v_motion.headpose_to_degree`).
+face-vid2vid's own pose bins, :func:`thbench.baselines.fv2v_motion.headpose_to_degree`).
 
 Input as face-vid2vid's training feeds a tensor batch: RGB in [0, 1], ImageNet mean/std
 normalised, at the training resolution (256 px: the 8x8 last feature map is pooled by the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.fv2v_motion import headpose_to_degree
+from thbench.baselines.fv2v_motion import headpose_to_degree
 
 BINS = 66
 _MEAN = (0.485, 0.456, 0.406)
@@ -67,7 +67,7 @@ class HopenetPose(nn.Module):
     @classmethod
     def from_assets(cls, device: str | torch.device = "cpu") -> HopenetPose:
         """The released weights through the asset manager; raises AssetMissing when absent."""
-        from benchcore import assets
+        from thbench.core import assets
 
         state = torch.load(assets.resolve("hopenet"), map_location="cpu", weights_only=True)
         return cls(state).to(device)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from benchcore.method import FramewiseMethod, register
+from thbench.core.method import FramewiseMethod
 
 
-@register
 class SourceCopy(FramewiseMethod):
     name = "source-copy"
 
@@ -23,7 +22,6 @@ class SourceCopy(FramewiseMethod):
         return self._source.expand_as(driving).clone()
 
 
-@register
 class DrivingCopy(FramewiseMethod):
     name = "driving-copy"
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.checkpoint import compare, layout_of, layout_of_state
-from baselines.modules import (
+from thbench.baselines.checkpoint import compare, layout_of, layout_of_state
+from thbench.baselines.modules import (
     AntiAliasDownsample,
     DownBlock2d,
     Hourglass,
@@ -37,12 +37,11 @@ from baselines.modules import (
     keypoint_gaussians,
     warp,
 )
-from baselines.resnet import ResNet18
-from baselines.warping import WarpingMethod
-from benchcore.method import register
+from thbench.baselines.resnet import ResNet18
+from thbench.baselines.warping import WarpingMethod
 
 if TYPE_CHECKING:
-    from baselines.train import LossKit
+    from thbench.baselines.train import LossKit
 
 POINTS_PER_TPS = 5
 
@@ -343,7 +342,6 @@ class AVDNetwork(nn.Module):
         return self.decoder(torch.cat([pose, ident], dim=1)).view(batch, -1, 2)
 
 
-@register
 class TPSMM(WarpingMethod):
     """TPSMM behind the benchmark interface (official checkpoint ``vox.pth.tar``)."""
 

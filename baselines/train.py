@@ -5,9 +5,10 @@ scales 1, 1/2, 1/4, 1/8, weight 10 per layer) and an equivariance loss (a random
 warp of the driving frame must move the keypoints accordingly; FOMM also constrains the
 jacobians); TPSMM its warp loss, TPS dropout and, from an epoch on, a background motion
 predictor with its loss; face-vid2vid its keypoint, expression and head-pose (Hopenet) terms
-(:mod:`baselines.fv2v_losses`). A discriminator (LSGAN or hinge, spectral norm, feature
-matching) is optional. Weights and recipe switches: :class:`baselines.loss_weights.LossWeights`
-(the ``[loss]`` table); ``configs/train/*-vox256.toml`` hold the official recipes.
+(:mod:`thbench.baselines.fv2v_losses`). A discriminator (LSGAN or hinge, spectral norm, feature
+matching) is optional. Weights and recipe switches:
+:class:`thbench.baselines.loss_weights.LossWeights` (the ``[loss]`` table);
+``configs/train/*-vox256.toml`` hold the official recipes.
 
 The VGG-19 weights come from the asset manager (``vgg19``). When they are absent, training
 falls back to an L1 loss on the same image pyramid and says so in the log, in
@@ -17,12 +18,11 @@ silently to a different objective.
 A method takes part by implementing ``training_losses(source, driving, kit) -> dict`` of
 weighted scalar losses, setting ``last_prediction``, and exposing ``nets`` (an
 ``nn.ModuleDict`` keyed like the official checkpoint) and ``save``. :func:`train` runs it under
-:class:`benchcore.training.Trainer` (one process, or DDP under torchrun) from a training config.
+:class:`thbench.training.loop.Trainer` (one process, or DDP under torchrun) from a training config.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,17 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.loss_weights import LossWeights
-from baselines.modules import ImagePyramid, coordinate_grid
-from benchcore.train_config import (
+from thbench.baselines.loss_weights import LossWeights
+from thbench.baselines.modules import ImagePyramid, coordinate_grid
+from thbench.datasets.frame_pairs import FramePairs, split_frames
+from thbench.training.config import (
     TrainConfig,
     open_training_data,
     start_trainer,
     write_resolved_config,
 )
-from benchcore.training import Objective, seed_all
-from benchcore.vgg import VGG19Features, load_vgg19
-from datasets.frame_pairs import FramePairs, split_frames
+from thbench.training.loop import Objective, seed_all
+from thbench.training.vgg import VGG19Features, load_vgg19
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _scale_key(scale: float) -> str:
 
 def load_vgg(device: torch.device) -> VGG19Features | None:
     """VGG-19 from the asset manager, or None (with a clear log line) when it is absent."""
-    from benchcore.assets import AssetMissing
+    from thbench.core.assets import AssetMissing
 
     try:
         vgg = load_vgg19(device)
@@ -235,7 +235,7 @@ def load_vgg(device: torch.device) -> VGG19Features | None:
 
 
 class BaselineObjective(Objective):
-    """A baseline's ``training_losses`` as a :class:`benchcore.training.Objective`.
+    """A baseline's ``training_losses`` as a :class:`thbench.training.loop.Objective`.
 
     The random equivariance warps draw from a generator reseeded from torch's global RNG at
     every step, so the trainer's RNG checkpoint covers them. Modules only training uses (a
@@ -318,7 +318,7 @@ def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
              if options.discriminator else None)
     pose = None
     if options.pose_estimator == "hopenet" and weights.headpose:
-        from baselines.hopenet import HopenetPose
+        from thbench.baselines.hopenet import HopenetPose
 
         pose = HopenetPose.from_assets(device)  # raises AssetMissing with the fix
     return LossKit(weights, device, torch.Generator(), vgg, discs, pose)
@@ -330,9 +330,8 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     exports (``<run>/checkpoint.pth.tar``, written by rank 0 at the end).
 
     A run whose folder already holds a finished checkpoint is not trained again."""
-    from benchcore.method import build
+    from thbench.core.families import build
 
-    import_methods()
     process, data = open_training_data(config, distributed, log)
     exported = config.exported
     seed_all(config.seed)  # the initial weights
@@ -357,9 +356,3 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
         method.save(exported)
     log(f"{config.name}: step {trainer.step}, checkpoint {exported}")
     return exported
-
-
-def import_methods() -> None:
-    """Register the baselines."""
-    for module in ("baselines.fomm", "baselines.tpsmm", "baselines.fv2v"):
-        importlib.import_module(module)

@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from baselines.checkpoint import load_official, save_official
-from baselines.modules import resize
-from benchcore.method import FramewiseMethod
+from thbench.baselines.checkpoint import load_official, save_official
+from thbench.baselines.modules import resize
+from thbench.core.method import FramewiseMethod
 
 
 class WarpingMethod(FramewiseMethod):

@@ -1,8 +1,8 @@
 """Prepare a dataset split: every source video into clips, in parallel processes, resumably.
 
 Each video is one job (:func:`prepare_source`): detect and crop (:func:`prepare_video`), then
-fit the 3DMM on each clip (:mod:`datasets.fits`). Jobs run in a spawn-started process pool, so
-dlib and eos never share state across a fork. A video is finished once its done marker exists
+fit the 3DMM on each clip (:mod:`thbench.datasets.fits`). Jobs run in a spawn-started process pool,
+so dlib and eos never share state across a fork. A video is finished once its done marker exists
 (and its clips' fits, when fitting); a video that cannot be used gets a ``.skipped.json``
 marker with the reason (too short, corrupt or unreadable file, no face to crop around with
 ``crop = "face"``). A video without any face under ``crop = "full"`` is prepared (its face
@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from benchcore.media import MediaError
-from benchcore.progress import progress
-from datasets.clip import Clip
-from datasets.fits import fit_clip, has_fits
-from datasets.layouts import Discovery, Source
-from datasets.prepare import PrepareOptions, prepare_video
-from facegeom.detect import FaceDetector
-from facegeom.fitting import Fitter
+from thbench.core.media import MediaError
+from thbench.core.progress import progress
+from thbench.datasets.clip import Clip
+from thbench.datasets.fits import fit_clip, has_fits
+from thbench.datasets.layouts import Discovery, Source
+from thbench.datasets.prepare import PrepareOptions, prepare_video
+from thbench.facegeom.detect import FaceDetector
+from thbench.facegeom.fitting import Fitter
 
 SHOWN_SKIPPED = 20
 """Skipped videos named in the log; all of them are in ``skipped.json``."""

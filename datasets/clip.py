@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore.media import read_image, write_png
+from thbench.core.media import read_image, write_png
 
 
 @dataclass

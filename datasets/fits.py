@@ -1,8 +1,8 @@
 """Per-frame 3DMM fits of a prepared clip, the inputs of SECC maps, cached as ``fits.npz``.
 
 Fitted from the clip's recorded landmarks (no second detection) with one identity shared by the
-clip's frames (:meth:`facegeom.fitting.Fitter.fit_clip`): a SECC map is the source identity with
-a frame's expression, so the identity must not drift from frame to frame. Arrays, NaN on frames
+clip's frames (:meth:`thbench.facegeom.fitting.Fitter.fit_clip`): a SECC map is the source identity
+with a frame's expression, so the identity must not drift from frame to frame. Arrays, NaN on frames
 without a face: ``has_face`` (T,), ``identity`` (63,), ``expression`` (T, 6), ``pose`` (T, 3)
 yaw/pitch/roll in degrees, ``rotation`` (T, 3, 3), ``translation`` (T, 3), ``scale`` (T,),
 ``reprojection_iod`` (T,); ``backend`` names the fitter and its lambdas.
@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from datasets.clip import Clip
-from facegeom.fitting import Fitter
+from thbench.datasets.clip import Clip
+from thbench.facegeom.fitting import Fitter
 
 FITS_FILE = "fits.npz"
 

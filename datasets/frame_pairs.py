@@ -3,7 +3,7 @@
 Item ``i`` takes unit ``i mod n_units`` (a clip, or with ``by_identity`` one identity: all its
 clips, as the official loaders' ``id_sampling``) and two distinct frames drawn by a generator
 seeded with ``(seed, i)``; with ``by_identity`` the clip is drawn from the identity's by
-``(seed, i, 1)``, and the :class:`~datasets.augmentation.Augmentation` by ``(seed, i, 2)``.
+``(seed, i, 1)``, and the :class:`~thbench.datasets.augmentation.Augmentation` by ``(seed, i, 2)``.
 So an item is a function of its number, in every process and worker; the sampler decides the
 order. With ``fresh = True`` the trainer numbers the items of epoch ``e`` from
 ``e * len(pairs)`` on (``fresh_draws``): every epoch draws new pairs, as the official loaders
@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from benchcore.media import to_tensor
-from datasets.augmentation import Augmentation
-from datasets.clip import Clip
-from datasets.prepared import PreparedDataset
+from thbench.core.media import to_tensor
+from thbench.datasets.augmentation import Augmentation
+from thbench.datasets.clip import Clip
+from thbench.datasets.prepared import PreparedDataset
 
 
 def video_clips(dataset: PreparedDataset, min_frames: int) -> list[Clip]:

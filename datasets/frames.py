@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore.media import IMAGE_SUFFIXES, MediaError, iter_video, read_image, video_fps
+from thbench.core.media import IMAGE_SUFFIXES, MediaError, iter_video, read_image, video_fps
 
 
 def frame_files(folder: Path) -> list[Path]:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets.splits import SplitFile, load_vox1_split, read_th1kh_list, th1kh_split_file
+from thbench.datasets.splits import SplitFile, load_vox1_split, read_th1kh_list, th1kh_split_file
 
 DATASETS: dict[str, dict[str, tuple[str, ...]]] = {
     "voxceleb1": {"layouts": ("fomm", "voxceleb"), "splits": ("train", "test")},

@@ -3,9 +3,9 @@
 same-identity (reconstruction, as FOMM's and TPSMM's ``reconstruction.py``): source = a
 clip's frame 0, driving = every frame of the clip, frame 0 included, ground truth = the driving
 frames. (A method that copies the source reproduces frame 0 exactly; PSNR is capped at the
-8-bit quantisation ceiling for that reason, see :mod:`eval.metrics.image`.) A pair has a ground
-truth whether or not its source has a face, so it is never skipped: pixel metrics need no face,
-face metrics leave out faceless frames and count them, and a method that needs a source face
+8-bit quantisation ceiling for that reason, see :mod:`thbench.eval.metrics.image`.) A pair has a
+ground truth whether or not its source has a face, so it is never skipped: pixel metrics need no
+face, face metrics leave out faceless frames and count them, and a method that needs a source face
 reports the pair as one it cannot run.
 cross-identity: source = a still of one identity (or a clip's first frame), driving = the
 frames of a clip of another identity, chosen with a seeded generator. Pairs whose source has no
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.clip import Clip
+from thbench.datasets.clip import Clip
 
 SAME_IDENTITY = "same-identity"
 CROSS_IDENTITY = "cross-identity"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore.media import MediaError, read_image
-from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
-from datasets.crop import centre_box, clip_box, crop, to_crop_coordinates
-from datasets.frames import kept_frames, source_fps, source_sha256
-from facegeom.detect import Face, FaceDetector
+from thbench.core.media import MediaError, read_image
+from thbench.datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
+from thbench.datasets.crop import centre_box, clip_box, crop, to_crop_coordinates
+from thbench.datasets.frames import kept_frames, source_fps, source_sha256
+from thbench.facegeom.detect import Face, FaceDetector
 
 CROP_MODES = ("face", "full")
 
@@ -34,9 +34,9 @@ class UnusableSource(MediaError):
 class PrepareOptions:
     """How source videos become clips. The defaults are the evaluation protocol of the papers
     on face-crop datasets (FOMM's VoxCeleb folders, TalkingHead-1KH's cropped clips): every
-    frame, each video one clip, the crop kept, 256 px; ``python -m datasets prepare`` takes its
-    defaults from here. The embedded sample set (raw videos) states its own
-    (:data:`datasets.sample.SAMPLE_OPTIONS`)."""
+    frame, each video one clip, the crop kept, 256 px; ``python -m thbench datasets prepare`` takes
+    its defaults from here. The embedded sample set (raw videos) states its own
+    (:data:`thbench.datasets.sample.SAMPLE_OPTIONS`)."""
 
     size: int = 256
     frame_step: int = 1
@@ -47,8 +47,9 @@ class PrepareOptions:
     evaluations)."""
     crop_scale: float = 1.8
     crop: str = "full"
-    """``"face"``: the standard crop around the clip's faces (:mod:`datasets.crop`); ``"full"``:
-    the largest centred square of the frame, for sources that already are face crops (FOMM's
+    """``"face"``: the standard crop around the clip's faces (:mod:`thbench.datasets.crop`);
+    ``"full"``: the largest centred square of the frame, for sources that already are face crops
+    (FOMM's
     ``vox`` and ``vox-png``), so that they are not cropped a second time."""
     skip_unusable: bool = False
     """Raise :class:`UnusableSource` for a video with too few kept frames for one clip, or,

@@ -6,8 +6,8 @@ import os
 from functools import cache
 from pathlib import Path
 
-from datasets.clip import Clip
-from datasets.pairs import Pair, read_pairs
+from thbench.datasets.clip import Clip
+from thbench.datasets.pairs import Pair, read_pairs
 
 
 class PreparedDataset:

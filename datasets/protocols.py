@@ -19,8 +19,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from datasets.clip import Clip
-from datasets.pairs import (
+from thbench.datasets.clip import Clip
+from thbench.datasets.pairs import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,

@@ -15,19 +15,19 @@ import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
-from benchcore import assets
-from benchcore.media import MediaError
-from datasets.pairs import (
+from thbench.core import assets
+from thbench.core.media import MediaError
+from thbench.datasets.pairs import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,
     same_identity_pairs,
     write_pairs,
 )
-from datasets.prepare import PrepareOptions, prepare_image, prepare_video
-from datasets.prepared import PreparedDataset
-from datasets.protocols import PairOptions
-from facegeom.detect import FaceDetector
+from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
+from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.protocols import PairOptions
+from thbench.facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"
 

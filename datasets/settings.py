@@ -47,8 +47,8 @@ def check_settings(root: str | Path, wanted: dict[str, Any]) -> None:
         if have is None:
             raise SettingsMismatch(
                 f"{path}: not found, so dataset.{key} = {value!r} cannot be checked; prepare "
-                f"{root} with `python -m datasets prepare` or remove dataset.{key} from the "
-                "run config")
+                f"{root} with `python -m thbench datasets prepare` or remove dataset.{key} "
+                "from the run config")
         if have != value:
             raise SettingsMismatch(
                 f"{path}: dataset.{key} = {value!r} in the run config, but {root} was prepared "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from benchcore import assets
+from thbench.core import assets
 
 VOX1_ASSET = "vox1_metadata"
 VOX1_COLUMNS = ["video_id", "start", "end", "bbox", "fps", "width", "height", "partition",

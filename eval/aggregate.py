@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval.metrics import metric_class
-from eval.results import METHOD_PAIR_ID, ResultRow
-from eval.set_metrics import SET_PAIR_ID
+from thbench.eval.metrics import metric_class
+from thbench.eval.results import METHOD_PAIR_ID, ResultRow
+from thbench.eval.set_metrics import SET_PAIR_ID
 
 BOOTSTRAP_SAMPLES = 1000
 PER_PAIR, PER_FRAME, SET = "per-pair", "per-frame", "set"

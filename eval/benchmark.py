@@ -2,65 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from benchcore import assets, atomic
-from benchcore.method import Method, available, build, method_class
-from datasets.prepare import PrepareOptions
-from datasets.prepared import PreparedDataset
-from datasets.settings import PAIR_KEYS, PREPARE_KEYS, check_settings, recorded
-from eval.config import MethodConfig, RunConfig
-from eval.distributed import Shard, ShardedResults, any_rank, barrier, local_device
-from eval.metrics import Metric, build_metrics
-from eval.preflight import preflight, report
-from eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
-from eval.runner import MethodFailed, Runner, RunSummary, one_line, seed_everything
-
-# Modules that register methods when imported; a method is built by its registered name.
-METHOD_MODULES = ["baselines.reference", "baselines.fomm", "baselines.tpsmm", "baselines.fv2v",
-                  "hidenerf.method"]
-
-
-def load_dataset(config: RunConfig, log: Callable[[str], None]) -> PreparedDataset:
-    """The run's prepared dataset; the sample set is prepared (or reused) first. Settings the
-    config states must agree with what the folder was prepared with (SettingsMismatch)."""
-    spec = config.dataset
-    stated = spec.stated()
-    if spec.name == "sample":
-        from datasets.sample import SAMPLE_OPTIONS, prepare_sample_set
-
-        options = replace(SAMPLE_OPTIONS, **{k: v for k, v in stated.items()
-                                             if k not in PAIR_KEYS})
-        cross = spec.cross_per_source or 1
-        if {"driving_step", "max_driving_frames"} & set(stated):
-            raise ValueError("the sample set scores every driving frame: remove "
-                             "dataset.driving_step / dataset.max_driving_frames")
-        root = Path(spec.root) if spec.root else sample_set_root(options, cross, config.seed)
-        if (root / "dataset.json").is_file():  # prepared clips are reused, never redone
-            check_settings(root, {k: getattr(options, k) for k in PREPARE_KEYS}
-                           | {"cross_per_source": cross})
-        log(f"dataset: sample set in {root}")
-        return prepare_sample_set(root, options, cross, config.seed, log=log)
-    if not spec.root:
-        raise ValueError(f"dataset {spec.name!r} needs `root` (a prepared dataset folder)")
-    check_settings(spec.root, stated)
-    return PreparedDataset(spec.root, spec.name)
-
-
-def sample_set_root(options: PrepareOptions, cross_per_source: int, seed: int) -> Path:
-    """Where the sample set prepared with these settings is cached (one folder per setting)."""
-    fps = f"-fps{options.fps:g}" if options.fps else ""
-    return assets.cache_dir() / "datasets" / (
-        f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}"
-        f"-c{cross_per_source}-seed{seed}{fps}")
+from thbench.core import assets, atomic
+from thbench.core.families import build, family, method_class
+from thbench.core.method import Method
+from thbench.datasets.config import load_dataset
+from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
+from thbench.eval.config import MethodConfig, RunConfig
+from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier, local_device
+from thbench.eval.metrics import Metric, build_metrics
+from thbench.eval.preflight import preflight, report
+from thbench.eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
+from thbench.eval.runner import MethodFailed, Runner, RunSummary, one_line, seed_everything
 
 
 def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset) -> None:
@@ -77,12 +39,10 @@ def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset)
 
 
 def check_methods(config: RunConfig) -> None:
-    """Fail before any work when a config names a method nobody registered."""
-    for module in METHOD_MODULES:
-        importlib.import_module(module)
+    """Fail before any work when a config names a method the registry does not know, or a
+    ``package.module:Class`` that does not load."""
     for spec in config.methods:
-        if spec.name not in available():
-            raise KeyError(f"unknown method {spec.name!r}; known: {', '.join(available())}")
+        method_class(spec.name)
 
 
 def protocol_options(spec: MethodConfig, protocol: str) -> dict:
@@ -125,16 +85,13 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
     they are. A failed training raises :class:`MethodFailed` on every rank."""
     if not spec.train:
         return spec
-    from benchcore.train_config import load_train_config
+    from thbench.training.config import load_train_config
 
+    train = family(spec.name).train_function()
     train_config = load_train_config(spec.train, output_dir=str(Path(config.output_dir) / "train"))
     if train_config.family != spec.name:
         raise ValueError(f"{spec.train}: trains {train_config.family!r}, but the method is "
                          f"{spec.name!r}")
-    if train_config.family == "hidenerf":
-        from hidenerf.train import train
-    else:
-        from baselines.train import train
     problem = ""
     if shard.main:
         log(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")
@@ -155,7 +112,7 @@ def check_fingerprint(spec: MethodConfig, protocols: list[str], folder: Path) ->
     with no outputs beside it yet (the method failed before making any) is simply replaced. A
     checkpoint is the same model wherever it lies: where both records hold its sha256, its path
     is not compared (a run folder may be moved or copied)."""
-    from benchcore.assets import sha256_of
+    from thbench.core.assets import sha256_of
 
     record = {"name": spec.name, "options": spec.options,
               "protocol_options": {p: protocol_options(spec, p) for p in protocols}}
@@ -219,7 +176,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     run_dir.mkdir(parents=True, exist_ok=True)
     if not shard.main:
         barrier(shard)  # rank 0 prepares the dataset; the others then only read it
-    dataset = load_dataset(config, log)
+    dataset = load_dataset(config.dataset, config.seed, log)
     if shard.main:
         write_run_record(run_dir, config, dataset)
         barrier(shard)

@@ -9,36 +9,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from benchcore.toml_table import read_table
-from datasets.settings import PAIR_KEYS, PREPARE_KEYS
-from eval.aggregate import AVERAGES
-
-
-@dataclass
-class DatasetConfig:
-    """The dataset of a run. The preparation settings (``size`` ... ``max_driving_frames``, as
-    :class:`datasets.prepare.PrepareOptions` and :class:`datasets.protocols.PairOptions` name
-    them) are left unset (None) to take what the folder was prepared with; a setting stated
-    for a prepared folder must match its record (:mod:`datasets.settings`), or the run stops
-    with a one-line error. The sample set is prepared with them (unset: its own
-    ``SAMPLE_OPTIONS``, one cross-identity driver per source)."""
-
-    name: str = "sample"
-    root: str = ""
-    """Prepared dataset folder; empty for the sample set (prepared into the cache)."""
-    size: int | None = None
-    frame_step: int | None = None
-    clip_length: int | None = None
-    crop: str | None = None
-    fps: float | None = None
-    cross_per_source: int | None = None
-    driving_step: int | None = None
-    max_driving_frames: int | None = None
-
-    def stated(self) -> dict:
-        """The preparation settings the config states (not None)."""
-        return {n: getattr(self, n) for n in PREPARE_KEYS + PAIR_KEYS
-                if getattr(self, n) is not None}
+from thbench.core.toml_table import read_table
+from thbench.datasets.config import DatasetConfig
+from thbench.eval.aggregate import AVERAGES
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval.results import ResultRow, ResultStore
+from thbench.eval.results import ResultRow, ResultStore
 
 
 @dataclass(frozen=True)

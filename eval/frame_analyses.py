@@ -1,9 +1,9 @@
 """One face analysis per frame, shared by every face metric of a pair.
 
-The runner builds one :class:`facegeom.analysis.FaceAnalyzer` per run with the union of the parts
-its face metrics need (3DMM fit, dlib descriptor, ArcFace), backed by the on-disk analysis cache,
-so a driving frame is analysed once for all methods and reruns, and a generated frame once per
-method. :func:`analyses_provider` is what the runner puts in ``FrameBatch.context["analyses"]``.
+The runner builds one :class:`thbench.facegeom.analysis.FaceAnalyzer` per run with the union of the
+parts its face metrics need (3DMM fit, dlib descriptor, ArcFace), backed by the on-disk analysis
+cache, so a driving frame is analysed once for all methods and reruns, and a generated frame once
+per method. :func:`analyses_provider` is what the runner puts in ``FrameBatch.context["analyses"]``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import Metric
-from eval.metrics.face import AnalysisMetric
+from thbench.eval.metrics import Metric
+from thbench.eval.metrics.face import AnalysisMetric
 
 
 def needed_parts(metrics: Iterable[Metric]) -> tuple[str, ...] | None:
     """FaceAnalyzer parts the face metrics need, or None when no metric reads analyses."""
-    from facegeom.analysis import PARTS
+    from thbench.facegeom.analysis import PARTS
 
     face_metrics = [m for m in metrics if isinstance(m, AnalysisMetric)]
     if not face_metrics:
@@ -33,7 +33,7 @@ def build_analyzer(metrics: Iterable[Metric], cache_root: Path):
     parts = needed_parts(metrics)
     if parts is None:
         return None
-    from facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.analysis import FaceAnalyzer
 
     return FaceAnalyzer(parts=parts, cache=cache_root, strict=True)
 

@@ -3,8 +3,9 @@
 A metric value is only meaningful above what it reads between two things that are the same. On
 every real video clip of the pair lists (its frames with a face):
 
-- ``avd``: the canonical-mesh distance (:func:`eval.metrics.morphable.identity_mesh_distance`
-  of :func:`facegeom.fitting.shared_identity` identities) between
+- ``avd``: the canonical-mesh distance
+(:func:`thbench.eval.metrics.morphable.identity_mesh_distance`
+  of :func:`thbench.facegeom.fitting.shared_identity` identities) between
   - ``halves``: the first and the second half of one clip (same person, same clip);
   - ``mirror_clip``: a clip and its mirror image (a face's shape is nearly symmetric);
   - ``clip_vs_frame``: a clip and its first face frame alone (what ``avd_s`` compares: a
@@ -27,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from datasets.prepared import PreparedDataset
-from eval.metrics.morphable import angle_difference, identity_mesh_distance
-from facegeom.fitting import shared_identity
+from thbench.datasets.prepared import PreparedDataset
+from thbench.eval.metrics.morphable import angle_difference, identity_mesh_distance
+from thbench.facegeom.fitting import shared_identity
 
 MIN_FRAMES = 4
 """Clips with fewer face frames are left out (two halves of at least two frames)."""

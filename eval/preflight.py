@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchcore import assets
-from eval.config import MethodConfig, RunConfig
-from eval.metrics import Metric
+from thbench.core import assets
+from thbench.core.families import family
+from thbench.eval.config import MethodConfig, RunConfig
+from thbench.eval.metrics import Metric
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Findings:
                          disables)
             else:
                 self.add(f"asset {error.name}", str(error), "delete the file and run "
-                         f"`python -m eval assets download {error.name}`", disables)
+                         f"`python -m thbench eval assets download {error.name}`", disables)
 
 
 def check_dataset(config: RunConfig) -> None:
@@ -56,7 +57,7 @@ def check_dataset(config: RunConfig) -> None:
         raise FileNotFoundError(
             f"{root}: dataset folder of {config.dataset.name!r} not found; fix: "
             "--set dataset.root=FOLDER (a prepared dataset), or prepare it with "
-            f"`python -m datasets prepare ... --out {root}`")
+            f"`python -m thbench datasets prepare ... --out {root}`")
 
 
 def _check_metrics(metrics: list[Metric], findings: Findings) -> None:
@@ -82,7 +83,7 @@ def _check_method(spec: MethodConfig, findings: Findings) -> None:
 
 
 def _check_training(spec: MethodConfig, findings: Findings) -> None:
-    from benchcore.train_config import load_train_config
+    from thbench.training.config import load_train_config
 
     config = load_train_config(spec.train)
     if config.exported.is_file():
@@ -110,12 +111,14 @@ def _check_training(spec: MethodConfig, findings: Findings) -> None:
                 pass
         findings.add_errors(errors, f"training of {spec.display} (its head-pose loss needs "
                                     "Hopenet)")
-    if config.family == "hidenerf":
-        from facegeom.fitting import Fitter
-
-        with assets.collect_missing() as errors:
-            Fitter().available()
-        findings.add_errors(errors, f"training of {spec.display} (it needs 3DMM fits)")
+    needed = family(config.family).training_assets
+    with assets.collect_missing() as errors:
+        for name in needed:
+            try:
+                assets.resolve(name)
+            except assets.AssetError:
+                pass
+    findings.add_errors(errors, f"training of {spec.display} (it needs {', '.join(needed)})")
 
 
 def preflight(config: RunConfig, metrics: list[Metric]) -> list[Gap]:

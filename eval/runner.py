@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchcore import atomic
-from benchcore.media import (
+from thbench.core import atomic
+from thbench.core.media import (
     MediaError,
     prefetch,
     read_image,
@@ -36,19 +36,19 @@ from benchcore.media import (
     to_uint8,
     write_png,
 )
-from benchcore.method import Method, PairUnsupported
-from benchcore.progress import progress
-from datasets.pairs import Pair
-from datasets.prepared import PreparedDataset
-from eval.distributed import Shard, all_sum, any_rank
-from eval.frame_analyses import analyses_provider, build_analyzer
-from eval.metrics import FrameBatch, Metric, MetricValue
-from eval.metrics.face import AnalysisMetric
-from eval.metrics.fid import FID, FeatureStats
-from eval.metrics.morphable import FitMetric
-from eval.noise_floor import measure_floor
-from eval.results import ResultRow, ResultStore
-from eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
+from thbench.core.method import Method, PairUnsupported
+from thbench.core.progress import progress
+from thbench.datasets.pairs import Pair
+from thbench.datasets.prepared import PreparedDataset
+from thbench.eval.distributed import Shard, all_sum, any_rank
+from thbench.eval.frame_analyses import analyses_provider, build_analyzer
+from thbench.eval.metrics import FrameBatch, Metric, MetricValue
+from thbench.eval.metrics.face import AnalysisMetric
+from thbench.eval.metrics.fid import FID, FeatureStats
+from thbench.eval.metrics.morphable import FitMetric
+from thbench.eval.noise_floor import measure_floor
+from thbench.eval.results import ResultRow, ResultStore
+from thbench.eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
 
 COMPLETE = ".complete"
 FLOOR_FILE = "floor.json"
@@ -79,7 +79,7 @@ class RunSummary:
     skipped: int = 0
     problems: list[PairProblem] = field(default_factory=list)
     unsupported: list[PairProblem] = field(default_factory=list)
-    """Pairs the method cannot run by design (:class:`~benchcore.method.PairUnsupported`):
+    """Pairs the method cannot run by design (:class:`~thbench.core.method.PairUnsupported`):
     skipped rows with the reason, counted as the method's gap."""
     seconds: float = 0.0
     failure: str = ""
@@ -313,7 +313,8 @@ class Runner:
 
     def noise_floor(self, protocols: list[str]) -> None:
         """Measure the 3DMM metrics' noise floor on the dataset's real clips once per run
-        (:mod:`eval.noise_floor`; ``floor.json`` beside the results) when one of them runs."""
+        (:mod:`thbench.eval.noise_floor`; ``floor.json`` beside the results) when one of them
+        runs."""
         runnable = [m for m in self.metrics
                     if isinstance(m, FitMetric) and m.name not in self._unavailable]
         if not runnable or not self.shard.main:
@@ -322,7 +323,7 @@ class Runner:
         path = self.floor_path()
         if path.is_file() and json.loads(path.read_text()).get("backend") == analyzer.backend:
             return
-        from facegeom.morphable import load_sfm
+        from thbench.facegeom.morphable import load_sfm
 
         floor = measure_floor(self.dataset, protocols, analyzer, load_sfm())
         atomic.write_json(path, floor)
@@ -375,8 +376,8 @@ class Runner:
     def _score_set(self, method_name: str, protocol: str, pairs: list[Pair], cache: OutputCache,
                    done: dict, recompute: bool) -> None:
         """One row per set-level metric (FID) over the protocol's generated frames and real
-        frames (:func:`eval.set_metrics.real_frames`). Pairs the pair list skips and pairs whose
-        frames are missing or unreadable are left out and counted on the row; a failure of the
+        frames (:func:`thbench.eval.set_metrics.real_frames`). Pairs the pair list skips and pairs
+        whose frames are missing or unreadable are left out and counted on the row; a failure of the
         distance itself is an error row with the reason. Every rank takes part (its pairs, its
         share of the real clips); rank 0 writes."""
         shard = self.shard

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore import assets
-from benchcore.media import MediaError, iter_video, read_image
-from benchcore.method import Method
-from eval.benchmark import load_dataset, write_run_record
-from eval.config import load_config
-from eval.metrics import build_metrics
-from eval.results import ResultStore
-from eval.runner import OutputCache, Runner
+from thbench.core import assets
+from thbench.core.media import MediaError, iter_video, read_image
+from thbench.core.method import Method
+from thbench.datasets.config import load_dataset
+from thbench.eval.benchmark import write_run_record
+from thbench.eval.config import load_config
+from thbench.eval.metrics import build_metrics
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import OutputCache, Runner
 
 
 class ExistingOutputs(OutputCache):
@@ -67,14 +68,14 @@ def score_outputs(
     method: str,
     protocol: str,
     output_dir: str | None = None,
-) -> list[Path]:
-    from reports.build import build_reports
-
+) -> Path:
+    """Score the outputs in ``outputs`` as method ``method`` on ``protocol``'s pairs of the
+    config's dataset; returns the run folder (its ``results.csv`` holds the rows)."""
     root = Path(outputs)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: outputs folder not found")
     config = load_config(config_path, output_dir=output_dir)
-    dataset = load_dataset(config, print)
+    dataset = load_dataset(config.dataset, config.seed, print)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_run_record(config.run_dir, config, dataset)
     metrics = build_metrics(config.metrics, config.metric_options)
@@ -87,4 +88,4 @@ def score_outputs(
           f"{len(summary.problems)} errors")
     for problem in summary.problems:
         print(f"error in {problem.pair_id}: {problem.message}")
-    return build_reports(config.run_dir)
+    return config.run_dir

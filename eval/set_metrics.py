@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore.media import MediaError, stack_batches, to_tensor
-from datasets.pairs import CROSS_IDENTITY, Pair
-from datasets.prepared import PreparedDataset
-from eval.metrics import MetricValue
-from eval.metrics.fid import FID, FeatureStats
+from thbench.core.media import MediaError, stack_batches, to_tensor
+from thbench.datasets.pairs import CROSS_IDENTITY, Pair
+from thbench.datasets.prepared import PreparedDataset
+from thbench.eval.metrics import MetricValue
+from thbench.eval.metrics.fid import FID, FeatureStats
 
 SET_PAIR_ID = "(all pairs)"
 """``pair_id`` of a set-level metric's result row."""

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facegeom.detect import Face, FaceDetector
+from thbench.facegeom.detect import Face, FaceDetector
 
 PARTS = ("fit", "dlib", "arcface", "fan")
 NUM_IDENTITY, NUM_EXPRESSION = 63, 6
@@ -49,7 +49,7 @@ def _nan(shape: tuple[int, ...]) -> np.ndarray:
 @dataclass
 class FrameAnalysis:
     """Analysis of one frame's largest face; NaN / None fields where there is no face or a part
-    did not run. Angles in degrees (eos convention, see :class:`facegeom.fitting.Fit`)."""
+    did not run. Angles in degrees (eos convention, see :class:`thbench.facegeom.fitting.Fit`)."""
 
     has_face: bool
     bbox: np.ndarray = field(default_factory=lambda: _nan((4,)))
@@ -211,15 +211,15 @@ class FaceAnalyzer:
         unknown = set(parts) - set(PARTS)
         if unknown:
             raise ValueError(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
-        from facegeom.fitting import Fitter
-        from facegeom.identity import ArcFace, DlibDescriptor
+        from thbench.facegeom.fitting import Fitter
+        from thbench.facegeom.identity import ArcFace, DlibDescriptor
 
         self.detector = detector or FaceDetector()
         self.fitter = (fitter or Fitter()) if "fit" in parts else None
         self.dlib = (dlib or DlibDescriptor()) if "dlib" in parts else None
         self.arcface = (arcface or ArcFace()) if "arcface" in parts else None
         if "fan" in parts:
-            from facegeom.fan import FANLandmarks
+            from thbench.facegeom.fan import FANLandmarks
 
             self.fan = fan or FANLandmarks()
         else:

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image
 
-from benchcore import assets
+from thbench.core import assets
 
 MAX_DETECTION_SIDE = 1280
 """Longer image side (pixels) above which detection runs on a downscaled copy."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchcore import assets
+from thbench.core import assets
 
 DETECTOR_ASSET = "fan_s3fd"
 LANDMARK_ASSET = "fan_2dfan4"

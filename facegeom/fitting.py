@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore import assets
-from facegeom.morphable import MorphableModel, load_sfm
+from thbench.core import assets
+from thbench.facegeom.morphable import MorphableModel, load_sfm
 
 JAW_CONTOUR = tuple(i for i in range(17) if i != 8)
 """0-based iBUG jaw points without a fixed SFM vertex (eos picks their vertices per fit)."""

@@ -1,6 +1,7 @@
 """Identity embeddings of a detected face: dlib's 128-d descriptor and ArcFace (insightface).
 
-Both take the RGB uint8 frame and a :class:`facegeom.detect.Face` (its 68 landmarks). Each has
+Both take the RGB uint8 frame and a :class:`thbench.facegeom.detect.Face` (its 68 landmarks). Each
+has
 ``backend`` (network + weights, with the weights' sha256 prefix) and ``available()``: "" when it
 can run, else one line with the reason and the fix. Nothing falls back to another backend.
 """
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore import assets
-from facegeom.detect import Face
+from thbench.core import assets
+from thbench.facegeom.detect import Face
 
 ARCFACE_SIZE = 112
 

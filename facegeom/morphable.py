@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchcore import assets
+from thbench.core import assets
 
 EYE_LANDMARKS = (tuple(range(36, 42)), tuple(range(42, 48)))
 """0-based iBUG indices of the right (subject's) and left eye contours."""

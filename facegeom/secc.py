@@ -21,8 +21,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from facegeom import raster
-from facegeom.morphable import MorphableModel, load_sfm
+from thbench.facegeom import raster
+from thbench.facegeom.morphable import MorphableModel, load_sfm
 
 MARGIN = 0.05
 

@@ -148,7 +148,7 @@ class Camera:
         """Canonical points (B, N, 3) -> (u, v, w): (u, v) the ``grid_sample`` coordinates of
         their projection in this camera's image (align_corners=False, v down), w their depth
         coordinate in the head's rotated frame (R X)_z, toward the camera. The tri-planes are
-        built in this frame from the source image (:mod:`hidenerf.triplane`)."""
+        built in this frame from the source image (:mod:`thbench.hidenerf.triplane`)."""
         pixels = self.project(points, 2, 2)  # pixels of a 2 x 2 image = grid coordinates + 1
         depth = (points @ self.rotation.transpose(1, 2))[..., 2:]
         return torch.cat([pixels - 1, depth], -1)

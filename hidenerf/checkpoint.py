@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from benchcore import atomic
-from hidenerf.config import HiDeNeRFConfig
-from hidenerf.model import HiDeNeRF
+from thbench.core import atomic
+from thbench.hidenerf.config import HiDeNeRFConfig
+from thbench.hidenerf.model import HiDeNeRF
 
 FORMAT = "hidenerf-v1"
 

@@ -2,7 +2,7 @@
 
 Every number here that the paper does not state is justified in ``docs/hidenerf-design.md``.
 A config is a frozen dataclass; ``seed`` fixes the parameter initialisation of
-:class:`hidenerf.model.HiDeNeRF` (without touching the global RNG).
+:class:`thbench.hidenerf.model.HiDeNeRF` (without touching the global RNG).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def discriminator_gan_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) -
 
 def load_identity_network(device: torch.device) -> tuple[nn.Module | None, str]:
     """(ArcFace as a frozen torch module, its backend) or (None, the reason it is skipped)."""
-    from benchcore import assets
+    from thbench.core import assets
 
     try:
         path = assets.resolve("arcface_r50")

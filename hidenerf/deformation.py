@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hidenerf.model_utils import sampling_dtype
+from thbench.hidenerf.model_utils import sampling_dtype
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:

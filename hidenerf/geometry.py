@@ -3,8 +3,8 @@ SECC posed like the source image.
 
 Canonical frame: a model-space point v (SFM units, mm) is at ``X = k (v - o)``. ``o`` is the
 centre of the SFM mean shape's bounding box and ``k`` makes the SECC frame (the mean shape's
-larger (x, y) side plus the SECC margin, :mod:`facegeom.secc`) span ``[-secc_span, secc_span]``,
-so LED reading the SECC at (x, -y) / secc_span is exact by construction.
+larger (x, y) side plus the SECC margin, :mod:`thbench.facegeom.secc`) span ``[-secc_span,
+secc_span]``, so LED reading the SECC at (x, -y) / secc_span is exact by construction.
 
 Camera from a fit: eos fits a scaled-orthographic camera (``pixel = scale R v + t`` with the
 image y flipped). :func:`fit_camera` keeps its rotation, puts the middle of the face on the
@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hidenerf.cameras import Camera
+from thbench.hidenerf.cameras import Camera
 
 
 @lru_cache(maxsize=4)
 def canonical_frame(secc_span: float) -> tuple[float, np.ndarray, np.ndarray]:
     """(k, o, a): canonical units per model unit, the model-space origin of the box, and the
     anchor: the mean of the mean shape's landmark vertices (the middle of the face surface)."""
-    from facegeom.morphable import load_sfm
-    from facegeom.secc import MARGIN, secc_setup
+    from thbench.facegeom.morphable import load_sfm
+    from thbench.facegeom.secc import MARGIN, secc_setup
 
     model = load_sfm()
     setup = secc_setup(model)
@@ -43,7 +43,7 @@ def canonical_frame(secc_span: float) -> tuple[float, np.ndarray, np.ndarray]:
 
 def secc_z_range(secc_span: float) -> tuple[float, float]:
     """The canonical z of the SECC's z code 0 and 1 (the mean shape's lowest and highest z)."""
-    from facegeom.morphable import load_sfm
+    from thbench.facegeom.morphable import load_sfm
 
     k, origin, _ = canonical_frame(secc_span)
     z = load_sfm().mean[:, 2].astype(np.float64)
@@ -88,9 +88,9 @@ def posed_secc(identity: np.ndarray, expression: np.ndarray, camera: Camera, siz
     """The SECC code rendered by ``camera`` (B cameras) at size x size: identity (B, 63),
     expression (B, 6) -> (B, 3, size, size) in [0, 1], registered with the posed image the
     camera describes (the encoder's second input)."""
-    from facegeom import raster
-    from facegeom.morphable import load_sfm
-    from facegeom.secc import mesh_vertices, secc_setup
+    from thbench.facegeom import raster
+    from thbench.facegeom.morphable import load_sfm
+    from thbench.facegeom.secc import mesh_vertices, secc_setup
 
     model = load_sfm()
     setup = secc_setup(model)

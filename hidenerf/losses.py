@@ -2,14 +2,14 @@
 
     l1           mean |image - driving|                       (final, refined image)
     low_res_l1   mean |low_res_image - driving at r x r|      (first 3 rendered feature channels)
-    perceptual   VGG-19 relu{1..5}_1 L1 on the final image (:mod:`benchcore.vgg`); where the
+    perceptual   VGG-19 relu{1..5}_1 L1 on the final image (:mod:`thbench.training.vgg`); where the
                  weights are absent, ``perceptual_backend = "auto"`` replaces it with an L1 on
                  a 1, 1/2, 1/4 image pyramid and records that (``"vgg19"`` requires the weights)
     deformation  mean over rays of sum_s w_s |offset_s|^2: LED offsets where the rendering puts
                  its weight, so the canonical space stays the source's unless the expression
                  needs otherwise
     adversarial  LSGAN generator term of a multi-scale patch discriminator
-                 (:mod:`hidenerf.critics`; off by default: weight 0, on in the paper config)
+                 (:mod:`thbench.hidenerf.critics`; off by default: weight 0, on in the paper config)
     feature_matching
                  L1 between the discriminator's features of the output and of the driving
                  frame, every scale and layer (with the adversarial term)
@@ -29,16 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchcore.training import Objective
-from benchcore.vgg import VGG19Features, load_vgg19, perceptual_l1
-from hidenerf.critics import (
+from thbench.hidenerf.critics import (
     MultiScaleDiscriminator,
     discriminator_gan_loss,
     feature_matching_loss,
     generator_gan_loss,
     identity_loss,
 )
-from hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.training.loop import Objective
+from thbench.training.vgg import VGG19Features, load_vgg19, perceptual_l1
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class LossWeights:
 
 def resolve_perceptual(weights: LossWeights, device: torch.device) -> VGG19Features | None:
     """The VGG-19 for the perceptual term, or None for the L1-pyramid substitute (logged)."""
-    from benchcore.assets import AssetMissing
+    from thbench.core.assets import AssetMissing
 
     if weights.perceptual == 0 or weights.perceptual_backend == "l1":
         return None
@@ -93,9 +93,9 @@ def pyramid_l1(prediction: Tensor, target: Tensor, levels: int = 3) -> Tensor:
 
 
 class HiDeNeRFObjective(Objective):
-    """Batch: :class:`hidenerf.train.HiDeNeRFPairs` items (source and driving frames, SECCs,
+    """Batch: :class:`thbench.hidenerf.train.HiDeNeRFPairs` items (source and driving frames, SECCs,
     source and driving cameras). ``identity``: the ArcFace network and its backend string from
-    :func:`hidenerf.critics.load_identity_network` (None when the weight is 0)."""
+    :func:`thbench.hidenerf.critics.load_identity_network` (None when the weight is 0)."""
 
     def __init__(self, model: HiDeNeRF, weights: LossWeights, vgg: VGG19Features | None,
                  identity: tuple[nn.Module | None, str] | None = None) -> None:

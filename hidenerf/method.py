@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchcore.method import FramewiseMethod, PairUnsupported, register
-from hidenerf.cameras import Camera, rotation_from_ypr
-from hidenerf.config import get_config
-from hidenerf.geometry import fit_camera, posed_secc
-from hidenerf.model import HiDeNeRF
+from thbench.core.method import FramewiseMethod, PairUnsupported
+from thbench.hidenerf.cameras import Camera, rotation_from_ypr
+from thbench.hidenerf.config import get_config
+from thbench.hidenerf.geometry import fit_camera, posed_secc
+from thbench.hidenerf.model import HiDeNeRF
 
 
 def _to_uint8_hwc(frame: Tensor):
@@ -40,7 +40,6 @@ def _secc_tensor(secc: Any) -> Tensor:
     return secc.float()
 
 
-@register
 class HiDeNeRFMethod(FramewiseMethod):
     """kwargs: checkpoint (path or None for a seeded random init), config ('tiny' | 'paper',
     must match the checkpoint's; None: the checkpoint's, or 'tiny'), device, yaw / pitch / roll
@@ -48,7 +47,7 @@ class HiDeNeRFMethod(FramewiseMethod):
 
     name = "hidenerf"
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, config: str | None = "tiny",
+    def __init__(self, checkpoint: str | os.PathLike | None = None, config: str | None = None,
                  device: str | torch.device = "cpu", yaw: float | None = None,
                  pitch: float | None = None, roll: float | None = None) -> None:
         super().__init__(device)
@@ -56,7 +55,7 @@ class HiDeNeRFMethod(FramewiseMethod):
         if checkpoint is None:
             self.model = HiDeNeRF(get_config(config or "tiny"))
         else:
-            from hidenerf.checkpoint import CheckpointError, load_checkpoint
+            from thbench.hidenerf.checkpoint import CheckpointError, load_checkpoint
 
             self.model, _ = load_checkpoint(checkpoint)
             if config is not None and self.model.config.name != config:
@@ -69,7 +68,7 @@ class HiDeNeRFMethod(FramewiseMethod):
     # -- face geometry (imported lazily: facegeom may be absent at import time) ----------------
     def _analyze(self, frame: Tensor):
         if self._analyzer is None:
-            from facegeom.analysis import FaceAnalyzer
+            from thbench.facegeom.analysis import FaceAnalyzer
 
             try:  # only the 3DMM fit: pose for the camera, coefficients for the SECC
                 self._analyzer = FaceAnalyzer(parts=("fit",), strict=True)
@@ -78,7 +77,7 @@ class HiDeNeRFMethod(FramewiseMethod):
         return self._analyzer.analyze(_to_uint8_hwc(frame))
 
     def _secc(self, identity: Any, expression: Any) -> Tensor:
-        from facegeom.secc import render_secc
+        from thbench.facegeom.secc import render_secc
 
         size = self.model.config.secc_size
         return _secc_tensor(render_secc(identity, expression, size)).to(self.device)

@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hidenerf.cameras import Camera, camera_from_pose, camera_from_vector
-from hidenerf.config import HiDeNeRFConfig
-from hidenerf.deformation import LEDField, SECCEncoder
-from hidenerf.geometry import secc_z_range
-from hidenerf.model_utils import resize
-from hidenerf.prior import head_occupancy, surface_map
-from hidenerf.refine import RefineNet
-from hidenerf.rendering import Decoder, render_rays
-from hidenerf.triplane import TriplaneEncoder, sample_multiscale
+from thbench.hidenerf.cameras import Camera, camera_from_pose, camera_from_vector
+from thbench.hidenerf.config import HiDeNeRFConfig
+from thbench.hidenerf.deformation import LEDField, SECCEncoder
+from thbench.hidenerf.geometry import secc_z_range
+from thbench.hidenerf.model_utils import resize
+from thbench.hidenerf.prior import head_occupancy, surface_map
+from thbench.hidenerf.refine import RefineNet
+from thbench.hidenerf.rendering import Decoder, render_rays
+from thbench.hidenerf.triplane import TriplaneEncoder, sample_multiscale
 
 
 class HiDeNeRF(nn.Module):
@@ -69,7 +69,7 @@ class HiDeNeRF(nn.Module):
 
     def encode_source(self, source_image: Tensor, posed_secc: Tensor) -> list[Tensor]:
         """source_image (B, 3, H, W) and the source SECC *posed as the source*
-        (:func:`hidenerf.geometry.posed_secc`), both in [0, 1] -> tri-planes registered with
+        (:func:`thbench.hidenerf.geometry.posed_secc`), both in [0, 1] -> tri-planes registered with
         the source image, list over scales of (B, 3, C, R_s, R_s)."""
         size = self.config.encoder_size
         x = resize(source_image, size) * 2 - 1
@@ -91,7 +91,7 @@ class HiDeNeRF(nn.Module):
         """The radiance field for one (source, driving) pair as a :data:`FieldFn`; its feature
         carries, after the decoder's channels, the (u, v) where the deformed point projects in
         the source image. secc_src, secc_drv: LED features; head_surface: the driving SECC's
-        :meth:`head_surface` (the 3DMM density prior, :mod:`hidenerf.prior`)."""
+        :meth:`head_surface` (the 3DMM density prior, :mod:`thbench.hidenerf.prior`)."""
         c = self.config
         secc_pair = torch.cat([secc_src, secc_drv], 1)  # LED reads both in one lookup
 
@@ -181,7 +181,7 @@ class HiDeNeRF(nn.Module):
 
 
 def animate_batch(model: HiDeNeRF, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The model's outputs for a batch of :class:`hidenerf.train.HiDeNeRFPairs` items."""
+    """The model's outputs for a batch of :class:`thbench.hidenerf.train.HiDeNeRFPairs` items."""
     return model(batch["source"], batch["posed_secc"], batch["source_secc"],
                  batch["driving_secc"], model.camera_from_vector(batch["source_camera"]),
                  model.camera_from_vector(batch["driving_camera"]))

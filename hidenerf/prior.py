@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hidenerf.deformation import sample_image, secc_coords
+from thbench.hidenerf.deformation import sample_image, secc_coords
 
 
 def surface_map(secc: Tensor, z_low: float, z_high: float, fill: int) -> Tensor:

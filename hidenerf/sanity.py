@@ -1,6 +1,6 @@
 """A sanity benchmark, not a test: does HiDe-NeRF learn to reenact one identity?
 
-    python -m hidenerf.sanity [--config configs/train/hidenerf-tiny-sample.toml]
+    python -m thbench.hidenerf.sanity [--config configs/train/hidenerf-tiny-sample.toml]
                               [--identity woman] [--minutes 5] [--out runs/sanity]
 
 Trains the config's model on the sample set's clips of one identity for a fixed budget of this
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchcore.media import to_uint8, write_png
-from benchcore.train_config import load_train_config, open_training_data, start_trainer
-from hidenerf.model import HiDeNeRF, animate_batch
-from hidenerf.train import FaceFits, HiDeNeRFPairs, build_training
+from thbench.core.media import to_uint8, write_png
+from thbench.hidenerf.model import HiDeNeRF, animate_batch
+from thbench.hidenerf.train import FaceFits, HiDeNeRFPairs, build_training
+from thbench.training.config import load_train_config, open_training_data, start_trainer
 
 
 def psnr(l2: float) -> float:
@@ -37,7 +37,7 @@ def psnr(l2: float) -> float:
 @torch.no_grad()
 def evaluate(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]]) -> dict:
     """Per held-out frame: output and source-copy errors, dlib face found; and grid rows."""
-    from facegeom.detect import FaceDetector
+    from thbench.facegeom.detect import FaceDetector
 
     detector = FaceDetector()
     model.eval()
@@ -63,7 +63,7 @@ def evaluate(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hidenerf.sanity", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m thbench.hidenerf.sanity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/train/hidenerf-tiny-sample.toml")
     parser.add_argument("--identity", default="pexels-woman")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cpu():
-    from benchcore.training import Process
+    from thbench.training.loop import Process
 
     return Process(device=torch.device("cpu"))
 

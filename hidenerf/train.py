@@ -1,7 +1,7 @@
-"""Train HiDe-NeRF from a training config (``python -m hidenerf train --config FILE``).
+"""Train HiDe-NeRF from a training config (``python -m thbench train --config FILE``).
 
-Pairs are a source and a driving frame of the same clip (:mod:`datasets.frame_pairs`). Every
-clip is fitted once with the 3DMM (:mod:`datasets.fits`, kept in the clip folder): frames
+Pairs are a source and a driving frame of the same clip (:mod:`thbench.datasets.frame_pairs`). Every
+clip is fitted once with the 3DMM (:mod:`thbench.datasets.fits`, kept in the clip folder): frames
 without a face are never drawn; the source SECC has the clip's identity and the source's
 expression, the driving SECC the same identity and the driving expression; the source fit's
 camera registers the tri-planes with the source image and the driving fit's camera (rotation,
@@ -10,7 +10,7 @@ translation and scale) renders the output.
 The run folder (``<output_dir>/<name>``) holds ``config.json`` (the config as run, and what was
 resolved at run time), ``checkpoints/`` (resume state), ``tb/`` (TensorBoard), ``scalars.jsonl``,
 ``heldout.json`` (L1 on the held-out frames before and after training) and ``model.pt``, a
-checkpoint ``python -m hidenerf animate`` and the benchmark load.
+checkpoint ``python -m thbench animate`` and the benchmark load.
 """
 
 from __future__ import annotations
@@ -24,32 +24,32 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from benchcore import atomic
-from benchcore.train_config import (
+from thbench.core import atomic
+from thbench.datasets.clip import Clip
+from thbench.datasets.fits import fit_clip, read_fits
+from thbench.datasets.frame_pairs import FramePairs, load_frame, split_frames
+from thbench.hidenerf.checkpoint import save_checkpoint
+from thbench.hidenerf.config import HiDeNeRFConfig, get_config
+from thbench.hidenerf.critics import load_identity_network
+from thbench.hidenerf.geometry import fit_camera, posed_secc
+from thbench.hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
+from thbench.hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.training.config import (
     TrainConfig,
     open_training_data,
     start_trainer,
     write_resolved_config,
 )
-from benchcore.training import Process
-from datasets.clip import Clip
-from datasets.fits import fit_clip, read_fits
-from datasets.frame_pairs import FramePairs, load_frame, split_frames
-from hidenerf.checkpoint import save_checkpoint
-from hidenerf.config import HiDeNeRFConfig, get_config
-from hidenerf.critics import load_identity_network
-from hidenerf.geometry import fit_camera, posed_secc
-from hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
-from hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.training.loop import Process
 
 
 class FaceFits:
-    """The clips' 3DMM fits (:mod:`datasets.fits`: one identity per clip, an expression and a
-    head pose per frame, from the landmarks recorded at preparation), written into each clip
+    """The clips' 3DMM fits (:mod:`thbench.datasets.fits`: one identity per clip, an expression and
+    a head pose per frame, from the landmarks recorded at preparation), written into each clip
     folder as ``fits.npz`` the first time."""
 
     def __init__(self, clips: list[Clip]) -> None:
-        from facegeom.fitting import Fitter
+        from thbench.facegeom.fitting import Fitter
 
         fitter = Fitter()
         reason = fitter.available()
@@ -80,7 +80,7 @@ class HiDeNeRFPairs(Dataset):
         return self.item(*self.pairs.pair(index))
 
     def item(self, clip: Clip, source: int, driving: int) -> dict[str, Tensor]:
-        from facegeom.secc import render_secc_batch
+        from thbench.facegeom.secc import render_secc_batch
 
         c, fits = self.config, self.fits[clip]
         identity = np.stack([fits["identity"]] * 2)
@@ -158,6 +158,8 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
     not trained again. Prints the held-out L1 at step 0 and at the end."""
     if config.family != "hidenerf":
         raise ValueError(f"{config.name}: family {config.family!r} is not hidenerf")
+    if config.init_from:
+        raise ValueError(f"{config.name}: init_from is for the warping baselines")
     process, clips = open_training_data(config, distributed, log)
     exported = config.exported
     model, objective, data, heldout = build_training(config, clips, _fits(clips, process),

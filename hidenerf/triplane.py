@@ -1,9 +1,9 @@
 """MGA: multi-scale generalized appearance as tri-planes registered with the source image.
 
 The planes live in the *source camera's* frame: a point is sampled at its source grid
-coordinates (u, v, w) (:meth:`hidenerf.cameras.Camera.source_grid`): (u, v) where it projects in
-the source image as ``grid_sample`` coordinates (u right, v down), w its depth toward the source
-camera. A tri-plane at one scale is a tensor (B, 3, C, R, R) holding, in ``grid_sample``
+coordinates (u, v, w) (:meth:`thbench.hidenerf.cameras.Camera.source_grid`): (u, v) where it
+projects in the source image as ``grid_sample`` coordinates (u right, v down), w its depth toward
+the source camera. A tri-plane at one scale is a tensor (B, 3, C, R, R) holding, in ``grid_sample``
 (width, height) coordinates:
 
 * plane 0 = xy at (u, v): row i and column j of the plane lie over the same place of the source
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hidenerf.model_utils import sampling_dtype
+from thbench.hidenerf.model_utils import sampling_dtype
 
 
 def plane_grids(grid: Tensor) -> Tensor:

@@ -13,15 +13,20 @@ import json
 import subprocess
 from pathlib import Path
 
-from datasets.prepared import PreparedDataset
-from eval.aggregate import summarize
-from eval.config import config_from_dict
-from eval.results import ResultStore
-from eval.runner import FLOOR_FILE
-from reports.html import write_html
-from reports.leaderboard import leaderboard_rows, merge_leaderboard, write_leaderboard, write_wide
-from reports.published import DEFAULT_FILE, read_published
-from reports.tables import floor_markdown, latex_tables, markdown_tables
+from thbench.datasets.prepared import PreparedDataset
+from thbench.eval.aggregate import summarize
+from thbench.eval.config import config_from_dict
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import FLOOR_FILE
+from thbench.reports.html import write_html
+from thbench.reports.leaderboard import (
+    leaderboard_rows,
+    merge_leaderboard,
+    write_leaderboard,
+    write_wide,
+)
+from thbench.reports.published import DEFAULT_FILE, read_published
+from thbench.reports.tables import floor_markdown, latex_tables, markdown_tables
 
 
 def git_commit() -> str:

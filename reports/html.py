@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from datasets.pairs import Pair
-from datasets.prepared import PreparedDataset
-from eval.aggregate import PER_PAIR, Summary, headline
-from reports.published import PublishedRow
-from reports.tables import (
+from thbench.datasets.pairs import Pair
+from thbench.datasets.prepared import PreparedDataset
+from thbench.eval.aggregate import PER_PAIR, Summary, headline
+from thbench.reports.published import PublishedRow
+from thbench.reports.tables import (
     ARROWS,
     PUBLISHED_CAPTION,
     build_tables,
@@ -69,7 +69,7 @@ class PairFrames:
         return ["source", "driving", *self.outputs]
 
     def row(self, step: int) -> list[np.ndarray]:
-        from benchcore.media import read_image
+        from thbench.core.media import read_image
 
         pair = self.pair
         source = self.dataset.clip(pair.source_clip).frame(pair.source_frame)

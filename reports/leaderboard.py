@@ -2,8 +2,8 @@
 average) and a wide view for humans (one row per method x dataset x protocol, a column per
 metric, the run's headline average).
 
-``average`` names how a row's value was formed (:mod:`eval.aggregate`): ``per-pair`` (the mean
-of pair means, with the bootstrap interval), ``per-frame`` (one mean over all frames, the
+``average`` names how a row's value was formed (:mod:`thbench.eval.aggregate`): ``per-pair`` (the
+mean of pair means, with the bootstrap interval), ``per-frame`` (one mean over all frames, the
 papers'), ``set`` (one value over all frames: FID). Files written before the column existed
 read as ``per-pair`` (``set`` for set metrics), which is what they held.
 
@@ -21,7 +21,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from eval.aggregate import PER_PAIR, SET, Summary
+from thbench.eval.aggregate import PER_PAIR, SET, Summary
 
 REQUIRED = [
     "run", "method", "dataset", "protocol", "metric", "direction", "value", "ci_low", "ci_high",
@@ -31,7 +31,7 @@ REQUIRED = [
 """The columns every leaderboard has (files written before coverage was recorded too)."""
 COLUMNS = REQUIRED + ["n_pairs_total", "n_frames_total", "coverage", "average"]
 """``n_pairs`` of ``n_pairs_total`` scored pairs, ``n_frames`` of ``n_frames_total`` frames,
-``coverage`` = n_frames / n_frames_total (see :mod:`eval.aggregate`), ``average``."""
+``coverage`` = n_frames / n_frames_total (see :mod:`thbench.eval.aggregate`), ``average``."""
 KEY = ("run", "method", "dataset", "protocol", "metric", "average")
 
 
@@ -83,7 +83,7 @@ def read_leaderboard(path: Path) -> list[dict[str, str]]:
 
 def legacy_average(metric: str) -> str:
     """The average a leaderboard without the ``average`` column holds for ``metric``."""
-    from eval.metrics import metric_class
+    from thbench.eval.metrics import metric_class
 
     try:
         return SET if metric_class(metric).scope == "set" else PER_PAIR

@@ -80,7 +80,7 @@ def _figure(table: dict, where: str) -> PublishedFigure:
     if table["direction"] not in ("higher", "lower"):
         raise ValueError(f"{where}: direction must be 'higher' or 'lower'")
     if table["ours"]:
-        from eval.metrics import REGISTRY, metric_class
+        from thbench.eval.metrics import REGISTRY, metric_class
 
         if table["ours"] not in REGISTRY:
             raise ValueError(f"{where}: ours = {table['ours']!r} is none of our metrics "

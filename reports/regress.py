@@ -2,8 +2,8 @@
 
 Rows are compared like with like: the same run, method, dataset, protocol, metric and average
 (``per-pair``, ``per-frame``, ``set``; a reference written before the ``average`` column reads
-as the per-pair one it held, see :mod:`reports.leaderboard`). A row regresses when it got worse
-than the reference by more than its tolerance, when it was computed in the reference but is
+as the per-pair one it held, see :mod:`thbench.reports.leaderboard`). A row regresses when it got
+worse than the reference by more than its tolerance, when it was computed in the reference but is
 missing, skipped or failed now, or when its backend changed (the numbers are then not
 comparable). Better values and new rows never fail the check.
 
@@ -28,9 +28,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchcore import atomic
-from eval.aggregate import PER_PAIR
-from reports.leaderboard import KEY, read_leaderboard
+from thbench.core import atomic
+from thbench.eval.aggregate import PER_PAIR
+from thbench.reports.leaderboard import KEY, read_leaderboard
 
 TOLERANCES: dict[str, float] = {
     "psnr": 0.05, "ssim": 0.002, "l1": 0.001, "lpips": 0.002, "fid": 0.5, "csim": 0.005,
@@ -157,7 +157,7 @@ def write_tolerances(path: Path, rows: list[dict], sources: list[str]) -> Path:
     """The tolerance file: a header saying how it was made, then one ``[[rows]]`` per row."""
     lines = [
         "# Tolerances of the regression gate for rows of methods trained on the CPU, written by",
-        "# `python -m reports derive-tolerances`; see reports/regress.py and",
+        "# `python -m thbench reports derive-tolerances`; see reports/regress.py and",
         "# docs/regression-gate.md. tolerance = max(3 x spread, 0.5 x half-width of the",
         "# reference row's 95% interval, the metric's fixed-input tolerance); spread = the",
         "# largest difference between the runs below.",

@@ -3,7 +3,7 @@ metrics as columns.
 
 A header carries the direction (↑ higher is better, ↓ lower is better). A cell is the run's
 headline average (``average`` in the run config: ``per-pair``, the mean of pair means, or
-``per-frame``, one mean over all frames as the papers; :mod:`eval.aggregate`) with the 95%
+``per-frame``, one mean over all frames as the papers; :mod:`thbench.eval.aggregate`) with the 95%
 bootstrap half-width (``12.34 ± 0.56``), and the caption says which one it is; a metric that has
 no such average shows its own, named in its header (``avd_s ↓ [per-pair]``, ``fid ↓ [set]``).
 The best value of a column is bold; a metric that could not run is a dash with a footnote giving
@@ -24,8 +24,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eval.aggregate import PER_FRAME, PER_PAIR, Summary, headline
-from reports.published import Placed, PublishedRow, place
+from thbench.eval.aggregate import PER_FRAME, PER_PAIR, Summary, headline
+from thbench.reports.published import Placed, PublishedRow, place
 
 ARROWS = {True: "↑", False: "↓"}
 LOW_COVERAGE = 0.9
@@ -78,8 +78,8 @@ class Table:
         own = self.own_average.get(metric)
         return text + (f" {escape(f'[{own}]')}" if own else "")
     published: list[Placed] = field(default_factory=list)
-    """Figures the papers report (:mod:`reports.published`), shown apart from the measured rows
-    and never ranked with them."""
+    """Figures the papers report (:mod:`thbench.reports.published`), shown apart from the measured
+    rows and never ranked with them."""
 
 
 def format_value(summary: Summary, plus_minus: str = "±") -> str:

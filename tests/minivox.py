@@ -24,9 +24,9 @@ import av
 import numpy as np
 import torch
 
-from datasets.crop import clip_box, crop
-from datasets.frames import kept_frames
-from facegeom.detect import FaceDetector
+from thbench.datasets.crop import clip_box, crop
+from thbench.datasets.frames import kept_frames
+from thbench.facegeom.detect import FaceDetector
 
 FALLBACK_BOX = (140, 0, 500, 360)
 """Crop box of a video in which no frame of the crop has a face (no_face.mp4: a street)."""
@@ -111,9 +111,8 @@ def write_official_checkpoints(folder: Path, config: str = "tiny", seed: int = 0
     """``{"fomm": path, "tpsmm": path}``: official-layout checkpoints with seeded random weights
     (model ``config``, e.g. ``"tiny"``); TPSMM's holds a ``bg_predictor`` whose affine output
     is far from the identity, so that using it or not shows in the frames."""
-    import baselines.fomm  # noqa: F401 - registers fomm
-    import baselines.tpsmm as tpsmm
-    from benchcore.method import build
+    import thbench.baselines.tpsmm as tpsmm
+    from thbench.core.families import build
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}-{config}.pth.tar" for name in ("fomm", "tpsmm")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchcore import assets
+from thbench.core import assets
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -103,7 +103,8 @@ def test_404_is_missing_with_the_reason_and_leaves_nothing(served: Path) -> None
         assets.resolve("gone")
     message = str(error.value)
     assert "HTTP Error 404" in message and "/gone.bin" in message
-    assert "fix: run `python -m eval assets download gone`" in message and "\n" not in message
+    assert "fix: run `python -m thbench eval assets download gone`" in message
+    assert "\n" not in message
     assert _leftovers(served) == []
 
 

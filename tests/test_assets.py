@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchcore import assets
+from thbench.core import assets
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_missing_asset_names_the_file_and_the_fix(manifest, monkeypatch) -> None
         assets.resolve("weights")
     message = str(error.value)
     assert "weights.bin not found" in message and "THB_OFFLINE is set" in message
-    assert "fix: run `python -m eval assets download weights`" in message
+    assert "fix: run `python -m thbench eval assets download weights`" in message
     assert "\n" not in message
 
 
@@ -109,7 +109,7 @@ def test_package_shipped_asset_resolves_to_the_installed_file(manifest) -> None:
 
 def test_cli_lists_and_checks(manifest, capsys) -> None:
     """``check`` only looks (it never downloads); ``download`` fetches."""
-    from eval.__main__ import main
+    from thbench.cli.eval import main
 
     assert main(["assets", "list"]) == 0
     listing = capsys.readouterr().out

@@ -14,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.loss_weights import LossWeights
-from baselines.train import Discriminator, LossKit, build_kit
+from thbench.baselines.loss_weights import LossWeights
+from thbench.baselines.train import Discriminator, LossKit, build_kit
 
 
 def images(seed: int, batch: int = 2, size: int = 64) -> torch.Tensor:
@@ -45,7 +45,7 @@ def blur_down(image: torch.Tensor, scale: float) -> torch.Tensor:
 def test_perceptual_pyramid_is_the_weighted_vgg_l1_over_scales():
     from torchvision.models import vgg19
 
-    from benchcore.vgg import VGG19Features
+    from thbench.training.vgg import VGG19Features
 
     torch.manual_seed(3)
     trunk = vgg19(weights=None).features
@@ -92,8 +92,8 @@ def official_warp(points: torch.Tensor, theta: torch.Tensor, params: torch.Tenso
 
 
 def test_fomm_equivariance_value_and_jacobian():
-    from baselines.fomm import FOMM
-    from baselines.modules import coordinate_grid
+    from thbench.baselines.fomm import FOMM
+    from thbench.baselines.modules import coordinate_grid
 
     torch.manual_seed(0)
     method = FOMM(config="tiny", allow_random_init=True)
@@ -140,7 +140,7 @@ def test_tpsmm_dropout_schedule_is_the_official_ramp():
 
 
 def tpsmm(bg_start: int = -1):
-    from baselines.tpsmm import TPSMM
+    from thbench.baselines.tpsmm import TPSMM
 
     torch.manual_seed(0)
     method = TPSMM(config="tiny", allow_random_init=True)
@@ -197,7 +197,7 @@ def test_tpsmm_background_loss_from_its_start_epoch():
 
 
 def test_fv2v_keypoint_prior_is_the_official_double_loop():
-    from baselines.fv2v_losses import keypoint_prior
+    from thbench.baselines.fv2v_losses import keypoint_prior
 
     kp = torch.rand(3, 6, 3, generator=torch.Generator().manual_seed(2)) * 0.6 - 0.3
     total = 0.0
@@ -229,8 +229,8 @@ def hopenet_state(seed: int) -> dict[str, torch.Tensor]:
 def test_hopenet_loads_the_release_layout_and_gives_degrees(tmp_path: Path, monkeypatch):
     from torchvision.models import resnet50
 
-    from baselines.hopenet import HopenetPose
-    from benchcore import assets
+    from thbench.baselines.hopenet import HopenetPose
+    from thbench.core import assets
 
     state = hopenet_state(4)
     torch.save(state, tmp_path / "hopenet_robust_alpha1.pkl")
@@ -261,9 +261,9 @@ def test_hopenet_loads_the_release_layout_and_gives_degrees(tmp_path: Path, monk
 
 
 def test_fv2v_headpose_and_expression_terms():
-    from baselines.fv2v_losses import fv2v_losses
-    from baselines.fv2v_motion import headpose_to_degree
-    from baselines.fv2v_nets import build_models
+    from thbench.baselines.fv2v_losses import fv2v_losses
+    from thbench.baselines.fv2v_motion import headpose_to_degree
+    from thbench.baselines.fv2v_nets import build_models
 
     torch.manual_seed(0)
     models = build_models("tiny")
@@ -284,7 +284,7 @@ def test_fv2v_headpose_and_expression_terms():
 
 
 def test_fv2v_honours_the_loss_table():
-    from baselines.fv2v import FaceVid2Vid
+    from thbench.baselines.fv2v import FaceVid2Vid
 
     method = FaceVid2Vid(config="tiny", allow_random_init=True)
     kit = build_kit({"perceptual_backend": "l1", "keypoint": 0.0, "expression": 2.5,
@@ -341,7 +341,7 @@ def test_discriminator_without_spectral_norm_has_plain_convolutions():
 
 
 def test_tpsmm_avd_loss_rebuilds_the_driving_keypoints_from_scaled_ones():
-    from baselines.tpsmm import TPSMM
+    from thbench.baselines.tpsmm import TPSMM
 
     torch.manual_seed(0)
     method = TPSMM(config="tiny", allow_random_init=True)

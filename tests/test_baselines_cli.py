@@ -1,4 +1,4 @@
-"""``python -m baselines animate``: end to end on real sample media for FOMM, TPSMM and
+"""``python -m thbench animate``: end to end on real sample media for FOMM, TPSMM and
 face-vid2vid (random-init checkpoints in the official layout), the PNG folder contract, and
 one-line errors."""
 
@@ -15,12 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from baselines.__main__ import main
-from baselines.checkpoint import save_official
-from baselines.fomm import FOMM
-from baselines.fv2v import FaceVid2Vid
-from baselines.tpsmm import TPSMM
-from benchcore.media import iter_video, read_image, to_tensor, to_uint8, write_png
+from thbench.baselines.checkpoint import save_official
+from thbench.baselines.fomm import FOMM
+from thbench.baselines.fv2v import FaceVid2Vid
+from thbench.baselines.tpsmm import TPSMM
+from thbench.cli.animate import main
+from thbench.core.media import iter_video, read_image, to_tensor, to_uint8, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = {"fomm": FOMM, "tpsmm": TPSMM, "fv2v": FaceVid2Vid}
@@ -93,7 +93,7 @@ def _expected(name: str, checkpoint: Path, config: str, source: np.ndarray,
 def test_animate_a_real_video_in_a_subprocess(name: str, tiny_checkpoints: dict[str, Path],
                                               media: dict[str, Path], tmp_path: Path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "baselines", "animate", "--method", name,
+    command = [sys.executable, "-m", "thbench", "animate", "--method", name,
                "--config", "tiny", "--checkpoint", str(tiny_checkpoints[name]),
                "--source", str(media["photo"]), "--driving", str(media["video"]),
                "--out", str(out), "--max-frames", "3", "--batch-size", "2"]
@@ -118,7 +118,7 @@ def test_png_folder_in_and_out_at_256_resizes_nothing(name: str, frames_256: Pat
     the input pixels, with no resampling on the way in or out."""
     checkpoint = _checkpoint(tmp_path, name, "vox256")
     out = tmp_path / "out"
-    code = main(["animate", "--method", name, "--checkpoint", str(checkpoint),
+    code = main(["--method", name, "--checkpoint", str(checkpoint),
                  "--source", str(frames_256 / "source.png"),
                  "--driving", str(frames_256 / "driving"), "--out", str(out),
                  "--batch-size", "2"])
@@ -140,7 +140,7 @@ def test_png_folder_in_and_out_at_256_resizes_nothing(name: str, frames_256: Pat
 def test_png_folder_contract_for_fv2v(frames_256: Path, tiny_checkpoints: dict[str, Path],
                                       tmp_path: Path):
     out = tmp_path / "out"
-    code = main(["animate", "--method", "fv2v", "--config", "tiny",
+    code = main(["--method", "fv2v", "--config", "tiny",
                  "--checkpoint", str(tiny_checkpoints["fv2v"]),
                  "--source", str(frames_256 / "source.png"),
                  "--driving", str(frames_256 / "driving"), "--out", str(out),
@@ -159,7 +159,7 @@ def test_png_folder_contract_for_fv2v(frames_256: Path, tiny_checkpoints: dict[s
 def test_png_folder_in_and_out_at_256_resizes_nothing_fv2v(frames_256: Path, tmp_path: Path):
     checkpoint = _checkpoint(tmp_path, "fv2v", "vox256")
     out = tmp_path / "out"
-    assert main(["animate", "--method", "fv2v", "--checkpoint", str(checkpoint),
+    assert main(["--method", "fv2v", "--checkpoint", str(checkpoint),
                  "--source", str(frames_256 / "source.png"),
                  "--driving", str(frames_256 / "driving"), "--out", str(out),
                  "--max-frames", "1"]) == 0
@@ -172,7 +172,7 @@ def test_png_folder_in_and_out_at_256_resizes_nothing_fv2v(frames_256: Path, tmp
         method.setup(source, first)
         state = method._state
         he = method.models["he_estimator"](first[None])
-        from baselines.fv2v_motion import transform_keypoints
+        from thbench.baselines.fv2v_motion import transform_keypoints
 
         kp = transform_keypoints(state["kp_canonical"], he)
         raw = method.models["generator"].decode(state["feature"], kp, state["kp_source"])
@@ -196,7 +196,7 @@ def test_one_line_errors(capsys: pytest.CaptureFixture[str], tiny_checkpoints: d
                          media: dict[str, Path], tmp_path: Path):
     def argv(method="fomm", checkpoint=tiny_checkpoints["fomm"], driving=media["video"],
              *extra):
-        return ["animate", "--method", method, "--config", "tiny", "--checkpoint",
+        return ["--method", method, "--config", "tiny", "--checkpoint",
                 str(checkpoint), "--source", str(media["photo"]), "--driving", str(driving),
                 "--out", str(tmp_path / "out"), "--max-frames", "2", *extra]
 
@@ -228,7 +228,7 @@ def test_one_line_errors(capsys: pytest.CaptureFixture[str], tiny_checkpoints: d
 
     message = _fails(capsys, argv("fomm", tiny_checkpoints["fomm"], media["video"],
                                   "--yaw", "10"))
-    assert "fv2v only" in message
+    assert message == "error: --yaw does not apply to fomm (it takes: --mode)"
 
     message = _fails(capsys, argv("fomm", tiny_checkpoints["fomm"], tmp_path / "absent.mp4"))
     assert message == f"error: {tmp_path / 'absent.mp4'}: file not found"
@@ -239,7 +239,7 @@ def test_errors_in_a_subprocess_have_no_traceback(tiny_checkpoints: dict[str, Pa
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
     result = subprocess.run(
-        [sys.executable, "-m", "baselines", "animate", "--method", "tpsmm", "--config", "tiny",
+        [sys.executable, "-m", "thbench", "animate", "--method", "tpsmm", "--config", "tiny",
          "--checkpoint", str(tiny_checkpoints["tpsmm"]), "--source", str(media["photo"]),
          "--driving", str(corrupt), "--out", str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -253,7 +253,7 @@ def test_errors_in_a_subprocess_have_no_traceback(tiny_checkpoints: dict[str, Pa
 
 
 def test_bench_prints_frames_per_second_of_each_baseline(capsys: pytest.CaptureFixture[str]):
-    from baselines import bench
+    from thbench.baselines import bench
 
     threads = torch.get_num_threads()
     assert bench.main(["--config", "tiny", "--size", "64", "--frames", "3", "--batch-size",

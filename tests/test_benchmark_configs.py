@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchcore.method import method_class
-from benchcore.train_config import load_train_config
-from eval.benchmark import check_methods, protocol_options
-from eval.config import load_config
-from eval.metrics import build_metrics
-from eval.preflight import check_dataset, preflight
-from reports.published import read_published
+from thbench.core.families import method_class
+from thbench.eval.benchmark import check_methods, protocol_options
+from thbench.eval.config import load_config
+from thbench.eval.metrics import build_metrics
+from thbench.eval.preflight import check_dataset, preflight
+from thbench.reports.published import read_published
+from thbench.training.config import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {  # config -> (dataset name, HiDe-NeRF training config)
@@ -103,11 +103,10 @@ def checkpoints(official_checkpoints: dict[str, Path], tmp_path_factory) -> dict
     """Official-layout FOMM and TPSMM checkpoints (tests/minivox.py) plus face-vid2vid's
     (generator, kp_detector, he_estimator) and a HiDe-NeRF export, all tiny with seeded random
     weights."""
-    import baselines.fv2v  # noqa: F401 - registers fv2v
-    from benchcore.method import build
-    from hidenerf.checkpoint import save_checkpoint
-    from hidenerf.config import get_config
-    from hidenerf.model import HiDeNeRF
+    from thbench.core.families import build
+    from thbench.hidenerf.checkpoint import save_checkpoint
+    from thbench.hidenerf.config import get_config
+    from thbench.hidenerf.model import HiDeNeRF
 
     folder = tmp_path_factory.mktemp("more_checkpoints")
     torch.manual_seed(0)
@@ -123,8 +122,8 @@ def test_vox1_config_runs_on_a_prepared_mini_vox1_with_published_rows(
         vox_png_root: Path, vox1_csv: Path, checkpoints: dict[str, Path], tmp_path: Path,
         capsys) -> None:
     """The README's three commands: prepare, run (with --set), open the report."""
-    from datasets.__main__ import main as datasets_main
-    from eval.__main__ import main as eval_main
+    from thbench.cli.datasets import main as datasets_main
+    from thbench.cli.eval import main as eval_main
 
     prepared = tmp_path / "prepared" / "vox1-test"
     assert datasets_main(["prepare", "--dataset", "voxceleb1", "--layout", "fomm",

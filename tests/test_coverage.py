@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import baselines.reference  # noqa: F401 - registers source-copy and driving-copy
-from benchcore.method import build
-from datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
-from eval.aggregate import summarize
-from eval.metrics import build_metrics
-from eval.results import ResultStore
-from eval.runner import Runner
-from eval.score import ExistingOutputs, MissingOutputs
-from eval.set_metrics import SET_PAIR_ID
-from reports.html import write_html
-from reports.tables import markdown_tables
+from thbench.core.families import build
+from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.eval.aggregate import summarize
+from thbench.eval.metrics import build_metrics
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import Runner
+from thbench.eval.score import ExistingOutputs, MissingOutputs
+from thbench.eval.set_metrics import SET_PAIR_ID
+from thbench.reports.html import write_html
+from thbench.reports.tables import markdown_tables
 
 METRICS = ["l1", "akd", "no_face", "fid"]
 
@@ -114,7 +113,7 @@ def test_cross_identity_fid_does_not_reward_copying_the_driver(damaged: Path,
                                                                  mini_dataset) -> None:
     """The real set of cross-identity FID is the source identities' frames (here the two source
     photos), never the drivers': driving-copy, which shows other people, must not score best."""
-    from eval.set_metrics import real_frames
+    from thbench.eval.set_metrics import real_frames
 
     pairs = mini_dataset.pairs(CROSS_IDENTITY)
     assert real_frames(pairs, mini_dataset) == {"photo-m7": [0], "photo-man": [0]}

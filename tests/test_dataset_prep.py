@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 from minivox import face_crops, metadata_names, write_frame_folder, write_video
 
-from datasets.__main__ import main as datasets_main
-from datasets.build import prepare_split
-from datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
-from datasets.fits import read_fits
-from datasets.layouts import discover
-from datasets.pairs import NO_DRIVER, read_pairs, subsample_driving
-from datasets.prepare import PrepareOptions
-from datasets.protocols import PairOptions, write_protocols
-from datasets.splits import load_vox1_split, read_th1kh_list
-from facegeom.detect import FaceDetector
+from thbench.cli.datasets import main as datasets_main
+from thbench.datasets.build import prepare_split
+from thbench.datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
+from thbench.datasets.fits import read_fits
+from thbench.datasets.layouts import discover
+from thbench.datasets.pairs import NO_DRIVER, read_pairs, subsample_driving
+from thbench.datasets.prepare import PrepareOptions
+from thbench.datasets.protocols import PairOptions, write_protocols
+from thbench.datasets.splits import load_vox1_split, read_th1kh_list
+from thbench.facegeom.detect import FaceDetector
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 128
@@ -163,7 +163,7 @@ def complete_videos(out: Path) -> list[Path]:
 def test_killed_preparation_resumes_without_redoing_finished_videos(fomm_root, fomm_prepared,
                                                                     vox1_csv, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "datasets", "prepare", "--dataset", "voxceleb1",
+    command = [sys.executable, "-m", "thbench", "datasets", "prepare", "--dataset", "voxceleb1",
                "--layout", "fomm", "--root", str(fomm_root), "--split", "test", "--out",
                str(out), "--list", str(vox1_csv), "--size", str(SIZE), "--frame-step", "2",
                "--workers", "2"]
@@ -331,7 +331,7 @@ def test_th1kh_list_errors_name_the_file_and_line(tmp_path):
 # --- split file --------------------------------------------------------------------------------
 
 def test_vox1_split_counts_and_a_tampered_file_is_refused(vox1_csv, tmp_path):
-    from benchcore.assets import AssetCorrupt
+    from thbench.core.assets import AssetCorrupt
 
     split = load_vox1_split(vox1_csv)
     # 19,550 train and 525 test rows upstream; with the repeated rows merged and the 3 clips
@@ -399,13 +399,13 @@ def test_driving_frames_subsampled_with_their_face_flags(tmp_path):
 # --- command line ------------------------------------------------------------------------------
 
 def test_command_line_documents_itself():
-    result = subprocess.run([sys.executable, "-m", "datasets", "prepare", "--help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "thbench", "datasets", "prepare", "--help"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     for option in ("--layout", "--workers", "--split", "--clip-length", "--crop", "--no-fit",
                    "--retry-skipped", "--seed", "--driving-step", "vox-png"):
         assert option in result.stdout
-    top = subprocess.run([sys.executable, "-m", "datasets", "--help"], cwd=REPO,
+    top = subprocess.run([sys.executable, "-m", "thbench", "datasets", "--help"], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert "prepare" in top.stdout and "pairs" in top.stdout and "examples:" in top.stdout
 
@@ -427,8 +427,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 # --- frame rate ----------------------------------------------------------------------------------
 
 def test_fps_option_resamples_to_the_nearest_frame_in_time(tmp_path, crops):
-    from datasets.frames import kept_frames
-    from datasets.prepare import prepare_video
+    from thbench.datasets.frames import kept_frames
+    from thbench.datasets.prepare import prepare_video
 
     folder = write_frame_folder(tmp_path / "clip", crops["man-a"][:10])  # a 25 fps source
     assert [i for i, _ in kept_frames(folder, 1, 30 / 25)] == [0, 1, 2, 4, 5, 6, 7, 8]

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchcore.media import read_image
-from datasets.clip import Clip
-from datasets.pairs import (
+from thbench.core.media import read_image
+from thbench.datasets.clip import Clip
+from thbench.datasets.pairs import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,
@@ -17,8 +17,8 @@ from datasets.pairs import (
     same_identity_pairs,
     write_pairs,
 )
-from datasets.prepare import PrepareOptions, prepare_image, prepare_video
-from facegeom.detect import FaceDetector
+from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
+from thbench.facegeom.detect import FaceDetector
 
 OPTIONS = PrepareOptions(size=128, frame_step=12, clip_length=5, crop="face")
 

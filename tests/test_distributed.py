@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.results import ResultStore
-from eval.set_metrics import SET_PAIR_ID
+from thbench.eval.results import ResultStore
+from thbench.eval.set_metrics import SET_PAIR_ID
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,8 +21,8 @@ def _run(config: Path, processes: int, cache: Path) -> str:
     # torchrun gives each rank one thread; the single process gets one too, since the thread
     # count changes how convolutions round (last bits of the Inception features)
     env = {**os.environ, "THB_PROGRESS": "0", "THB_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*launcher, "-m", "eval", "run", "--config", str(config)], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([*launcher, "-m", "thbench", "eval", "run", "--config", str(config)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -107,7 +107,7 @@ def test_embedded_default_under_torchrun(tmp_path: Path) -> None:
                      f"--nproc_per_node={processes}", "--master_port=29518"]
                     if processes > 1 else [sys.executable])
         env = {**os.environ, "THB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-        result = subprocess.run([*launcher, "-m", "eval", "run", "--config",
+        result = subprocess.run([*launcher, "-m", "thbench", "eval", "run", "--config",
                                  str(config), "--output-dir", str(folder)],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,5 @@
-"""``python -m eval run`` and ``score`` from config files, one-line errors, the embedded default."""
+"""``python -m thbench eval run`` and ``score`` from config files, one-line errors, the embedded
+default."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.__main__ import main
+from thbench.cli.eval import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def test_unknown_method_is_one_line(mini_dataset, run_config, tmp_path: Path, ca
 def test_embedded_default_end_to_end(tmp_path: Path) -> None:
     """The README's benchmark command on the embedded default, in a subprocess."""
     result = subprocess.run(
-        [sys.executable, "-m", "eval", "run", "--config", "configs/default.toml",
+        [sys.executable, "-m", "thbench", "eval", "run", "--config", "configs/default.toml",
          "--output-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, env={**_env(), "THB_PROGRESS": "0"},
     )
@@ -108,8 +109,8 @@ def test_sample_set_cache_folder_is_named_by_its_settings(monkeypatch, tmp_path:
     once failed building this name), and another setting gets its own folder."""
     from dataclasses import replace
 
-    from datasets.sample import SAMPLE_OPTIONS
-    from eval.benchmark import sample_set_root
+    from thbench.datasets.config import sample_set_root
+    from thbench.datasets.sample import SAMPLE_OPTIONS
 
     monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path))
     root = sample_set_root(SAMPLE_OPTIONS, 1, 0)

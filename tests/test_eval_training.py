@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.benchmark import run_benchmark
-from eval.config import load_config
+from thbench.eval.benchmark import run_benchmark
+from thbench.eval.config import load_config
 
 
 def write_configs(folder: Path, dataset_root: Path, steps: int) -> Path:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchcore.media import iter_video
-from facegeom import raster
-from facegeom.analysis import FaceAnalyzer
-from facegeom.detect import FaceDetector
-from facegeom.fitting import Fitter
-from facegeom.morphable import load_bfm
+from thbench.core.media import iter_video
+from thbench.facegeom import raster
+from thbench.facegeom.analysis import FaceAnalyzer
+from thbench.facegeom.detect import FaceDetector
+from thbench.facegeom.fitting import Fitter
+from thbench.facegeom.morphable import load_bfm
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_nearer_triangle_wins() -> None:
 
 
 def test_secc_of_the_mean_shape_is_left_right_symmetric(fitter) -> None:
-    from facegeom.secc import render_secc
+    from thbench.facegeom.secc import render_secc
 
     model = fitter.model
     secc = render_secc(np.zeros(model.num_identity), np.zeros(model.num_expression), 128, model)

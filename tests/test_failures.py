@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from eval.__main__ import main
+from thbench.cli.eval import main
 
 BROKEN_TRAINING = """
 name = "fomm-broken"
@@ -71,8 +71,7 @@ train = "{train}"
     assert "| fomm-missing |" in tables and "| source-copy |" in tables
 
     # the fix: a real checkpoint at that path; the rerun builds the method and scores it
-    import baselines.fomm  # noqa: F401 (registers fomm)
-    from benchcore.method import build
+    from thbench.core.families import build
 
     build("fomm", config="tiny", allow_random_init=True).save(checkpoint)
     assert main(["run", "--config", str(config)]) == 1  # the untrainable one still fails
@@ -95,15 +94,15 @@ def test_preflight_lists_each_missing_asset_once_with_what_it_disables(
     assert "asset lpips_alexnet (alexnet-owt-7be5be79.pth): disables metric lpips" in block
     assert "asset fid_inception (pt_inception-2015-12-05-6726825d.pth): disables metric fid" \
         in block
-    assert block.count("fix: run `python -m eval assets download") == 2
+    assert block.count("fix: run `python -m thbench eval assets download") == 2
     assert "THB_OFFLINE is set" in block
 
 
 def test_preflight_names_what_a_training_recipe_needs(tmp_path: Path) -> None:
     """The official recipes' extra inputs: TPSMM's AVD stage starts from the first stage's
     export (init_from), face-vid2vid's head-pose loss needs Hopenet."""
-    from eval.config import MethodConfig
-    from eval.preflight import Findings, _check_training
+    from thbench.eval.config import MethodConfig
+    from thbench.eval.preflight import Findings, _check_training
 
     findings = Findings()
     for name, config in (("tpsmm", "tpsmm-vox256-avd"), ("fv2v", "fv2v-vox256")):
@@ -113,4 +112,4 @@ def test_preflight_names_what_a_training_recipe_needs(tmp_path: Path) -> None:
         "training of tpsmm"]
     hopenet = gaps["asset hopenet (hopenet_robust_alpha1.pkl)"]
     assert hopenet.disables == ["training of fv2v (its head-pose loss needs Hopenet)"]
-    assert "python -m eval assets download hopenet" in hopenet.fix
+    assert "python -m thbench eval assets download hopenet" in hopenet.fix

@@ -14,9 +14,9 @@ import torch
 
 pytest.importorskip("face_alignment")
 
-from benchcore import assets  # noqa: E402
-from eval.metrics import build_metrics  # noqa: E402
-from facegeom.fan import (  # noqa: E402
+from thbench.core import assets  # noqa: E402
+from thbench.eval.metrics import build_metrics  # noqa: E402
+from thbench.facegeom.fan import (  # noqa: E402
     DETECTOR_ASSET,
     LANDMARK_ASSET,
     FANLandmarks,
@@ -86,8 +86,8 @@ def test_landmarks_land_in_the_face_box_of_a_real_frame(fan_offline: Path,
                                                         pyfeat_data: Path) -> None:
     """Whatever the (made) weights predict, face-alignment's geometry maps the heatmap maxima
     into the crop around the box: every point lies within the box grown by the crop margin."""
-    from benchcore.media import iter_video
-    from facegeom.detect import FaceDetector
+    from thbench.core.media import iter_video
+    from thbench.facegeom.detect import FaceDetector
 
     frame = next(iter_video(pyfeat_data / "single_face.mp4"))
     (face, *_) = FaceDetector().detect(frame)
@@ -116,9 +116,9 @@ def test_metrics_read_fan_landmarks_and_skip_without_the_weights(tmp_path: Path,
 
 def test_analyzer_fan_part_and_cache_roundtrip(fan_offline: Path, pyfeat_data: Path,
                                                tmp_path: Path) -> None:
-    from benchcore.media import iter_video
-    from eval.metrics.base import FrameBatch
-    from facegeom.analysis import FaceAnalyzer
+    from thbench.core.media import iter_video
+    from thbench.eval.metrics.base import FrameBatch
+    from thbench.facegeom.analysis import FaceAnalyzer
 
     frame = next(iter_video(pyfeat_data / "single_face.mp4"))[:256, :256].copy()
     analyzer = FaceAnalyzer(parts=("fan",), cache=tmp_path / "cache", strict=True)

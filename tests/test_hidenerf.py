@@ -15,18 +15,18 @@ import pytest
 import torch
 from torch import nn
 
-from hidenerf.cameras import (
+from thbench.hidenerf.cameras import (
     camera_from_pose,
     rotation_from_ypr,
     rotation_x,
     rotation_y,
     rotation_z,
 )
-from hidenerf.config import HiDeNeRFConfig, get_config, paper, tiny
-from hidenerf.deformation import positional_encoding
-from hidenerf.model import HiDeNeRF
-from hidenerf.rendering import composite, render_rays, sample_pdf, stratified_samples
-from hidenerf.triplane import sample_planes, sample_triplane
+from thbench.hidenerf.config import HiDeNeRFConfig, get_config, paper, tiny
+from thbench.hidenerf.deformation import positional_encoding
+from thbench.hidenerf.model import HiDeNeRF
+from thbench.hidenerf.rendering import composite, render_rays, sample_pdf, stratified_samples
+from thbench.hidenerf.triplane import sample_planes, sample_triplane
 
 torch.set_num_threads(1)
 
@@ -426,7 +426,7 @@ def test_configs_seeded_and_validated():
 
 
 def test_checkpoint_roundtrip_and_errors(tmp_path):
-    from hidenerf.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from thbench.hidenerf.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
     model = HiDeNeRF(tiny(seed=4))
     save_checkpoint(tmp_path / "m.pt", model, step=7)
@@ -461,9 +461,9 @@ def fake_facegeom(monkeypatch):
     """A stand-in for the face analysis (no detection): the face is found when the frame's mean
     is > 0.1; the yaw and the expression follow the frame's mean brightness; the face sits at
     the frame centre, 0.6 of the frame wide. The SECC is a synthetic map; the SFM is real."""
-    import facegeom.analysis
-    import facegeom.secc
-    from hidenerf.geometry import canonical_frame
+    import thbench.facegeom.analysis
+    import thbench.facegeom.secc
+    from thbench.hidenerf.geometry import canonical_frame
 
     calls = []
 
@@ -487,14 +487,14 @@ def fake_facegeom(monkeypatch):
     def render_secc(identity, expression, size):
         return smooth_secc(size, mouth_open=float(expression[0]))
 
-    monkeypatch.setattr(facegeom.analysis, "FaceAnalyzer", FaceAnalyzer)
-    monkeypatch.setattr(facegeom.secc, "render_secc", render_secc)
+    monkeypatch.setattr(thbench.facegeom.analysis, "FaceAnalyzer", FaceAnalyzer)
+    monkeypatch.setattr(thbench.facegeom.secc, "render_secc", render_secc)
     return calls
 
 
 def test_method_registered_and_animates(fake_facegeom):
-    from benchcore.method import build
-    from hidenerf.method import HiDeNeRFMethod
+    from thbench.core.families import build
+    from thbench.hidenerf.method import HiDeNeRFMethod
 
     method = build("hidenerf", config="tiny", yaw=20.0)
     assert isinstance(method, HiDeNeRFMethod)
@@ -509,36 +509,40 @@ def test_method_registered_and_animates(fake_facegeom):
 
 
 def test_cli_one_line_errors(tmp_path, capsys, fake_facegeom):
-    from benchcore.media import write_png
-    from hidenerf.__main__ import main
+    from thbench.cli.animate import main
+    from thbench.core.media import write_png
 
-    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "nope.png"),
+    code = main(["--method", "hidenerf",
+                 "--checkpoint", "random", "--source", str(tmp_path / "nope.png"),
                  "--driving", str(tmp_path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 1 and "nope.png" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "nope.png" in err and len(err.strip().splitlines()) == 1
     write_png(tmp_path / "src.png", np.full((32, 32, 3), 128, np.uint8))
-    code = main(["animate", "--checkpoint", str(tmp_path / "none.pt"), "--source",
+    code = main(["--method", "hidenerf",
+                 "--checkpoint", str(tmp_path / "none.pt"), "--source",
                  str(tmp_path / "src.png"), "--driving", str(tmp_path / "src.png"),
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 1 and "none.pt: checkpoint not found" in err
+    assert code == 2 and "none.pt: checkpoint file not found" in err
     assert len(err.strip().splitlines()) == 1
-    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
+    code = main(["--method", "hidenerf",
+                 "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
                  "--driving", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 1 and "clip.mp4" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "clip.mp4" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_animates_a_folder(tmp_path, capsys, fake_facegeom):
-    from benchcore.media import write_png
-    from hidenerf.__main__ import main
+    from thbench.cli.animate import main
+    from thbench.core.media import write_png
 
     frames = tmp_path / "driving"
     frames.mkdir()
     for i in range(3):
         write_png(frames / f"{i}.png", np.full((64, 64, 3), 100 + 20 * i, np.uint8))
     write_png(tmp_path / "src.png", np.full((64, 64, 3), 128, np.uint8))
-    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
+    code = main(["--method", "hidenerf",
+                 "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
                  "--driving", str(frames), "--out", str(tmp_path / "out"), "--pitch", "10"])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
@@ -547,7 +551,7 @@ def test_cli_animates_a_folder(tmp_path, capsys, fake_facegeom):
 
 def test_bench_analytic_flops_match_counted_layers():
     """The config-derived MAC counts equal what the Linear / Conv2d layers really compute."""
-    from hidenerf.bench import frame_conv_macs, point_macs
+    from thbench.profiling.hidenerf import frame_conv_macs, point_macs
 
     model = HiDeNeRF(tiny()).eval()
     c = model.config
@@ -596,7 +600,7 @@ def _square(frame: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def woman_frames(pyfeat_data) -> dict[int, np.ndarray]:
-    from benchcore.media import iter_video
+    from thbench.core.media import iter_video
 
     frames = {}
     for i, frame in enumerate(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4")):
@@ -609,7 +613,7 @@ def woman_frames(pyfeat_data) -> dict[int, np.ndarray]:
 
 def test_camera_rotation_equals_the_eos_fit(sfm_assets, woman_frames):
     """rotation_from_ypr(eos's yaw, pitch, roll) is eos's own model-view rotation."""
-    from facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.analysis import FaceAnalyzer
 
     analyzer = FaceAnalyzer(parts=("fit",), strict=True)
     rolls = []
@@ -625,11 +629,11 @@ def test_camera_rotation_equals_the_eos_fit(sfm_assets, woman_frames):
 def test_secc_span_matches_benchmark_crops(sfm_assets, woman_frames):
     """In a benchmark crop (datasets.crop, 1.8x the face box) the SECC frame, placed by the
     eos fit's scale, covers about ``secc_span`` of the image, i.e. of the canonical box."""
-    from datasets.crop import clip_box, to_crop_coordinates
-    from datasets.prepare import PrepareOptions
-    from facegeom.detect import FaceDetector
-    from facegeom.fitting import Fitter
-    from facegeom.secc import MARGIN, secc_setup
+    from thbench.datasets.crop import clip_box, to_crop_coordinates
+    from thbench.datasets.prepare import PrepareOptions
+    from thbench.facegeom.detect import FaceDetector
+    from thbench.facegeom.fitting import Fitter
+    from thbench.facegeom.secc import MARGIN, secc_setup
 
     detector, fitter = FaceDetector(), Fitter()
     frame_side = secc_setup(fitter.model).extent * (1 + 2 * MARGIN)  # model units
@@ -645,11 +649,11 @@ def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets
     """The Method with the real facegeom: the driving SECC has the source identity and the
     driving expression, the cameras are the source's and the driving frame's fits (rotation,
     translation, scale), the encoder sees the source SECC posed as the source."""
-    from benchcore.media import to_tensor
-    from facegeom.analysis import FaceAnalyzer
-    from facegeom.secc import render_secc
-    from hidenerf.geometry import fit_camera, posed_secc
-    from hidenerf.method import HiDeNeRFMethod
+    from thbench.core.media import to_tensor
+    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.secc import render_secc
+    from thbench.hidenerf.geometry import fit_camera, posed_secc
+    from thbench.hidenerf.method import HiDeNeRFMethod
 
     source, driving = (to_tensor(woman_frames[i][None]) for i in REAL_FRAMES)
     method = HiDeNeRFMethod(config="tiny")
@@ -675,14 +679,15 @@ def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets
 
 
 def test_cli_animates_real_frames(tmp_path, capsys, sfm_assets, woman_frames):
-    from benchcore.media import read_image, write_png
-    from hidenerf.__main__ import main
+    from thbench.cli.animate import main
+    from thbench.core.media import read_image, write_png
 
     folder = tmp_path / "driving"
     folder.mkdir()
     for i in REAL_FRAMES:
         write_png(folder / f"{i}.png", woman_frames[i])
-    code = main(["animate", "--checkpoint", "random", "--source", str(folder / "180.png"),
+    code = main(["--method", "hidenerf",
+                 "--checkpoint", "random", "--source", str(folder / "180.png"),
                  "--driving", str(folder), "--out", str(tmp_path / "out"), "--yaw", "20"])
     assert code == 0, capsys.readouterr().err
     written = sorted((tmp_path / "out").iterdir())
@@ -692,18 +697,19 @@ def test_cli_animates_real_frames(tmp_path, capsys, sfm_assets, woman_frames):
 
 def test_cli_without_the_3dmm_files_is_a_one_line_error(tmp_path, capsys, monkeypatch,
                                                         woman_frames):
-    from benchcore import assets
-    from benchcore.media import write_png
-    from hidenerf.__main__ import main
+    from thbench.cli.animate import main
+    from thbench.core import assets
+    from thbench.core.media import write_png
 
     pytest.importorskip("dlib")
     monkeypatch.setattr(assets, "_package_file", lambda asset: None)  # not shipped, not cached
     monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path / "cache"))
     write_png(tmp_path / "src.png", woman_frames[REAL_FRAMES[0]])
-    code = main(["animate", "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
+    code = main(["--method", "hidenerf",
+                 "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
                  "--driving", str(tmp_path / "src.png"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 1 and "hidenerf needs the 3DMM fit" in err
+    assert code == 2 and "hidenerf needs the 3DMM fit" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -763,9 +769,9 @@ def test_camera_from_a_real_fit_reprojects_the_fitted_landmarks_onto_dlibs(sfm_a
     pixels (within 1.5 px of eos's own orthographic fit, 5-6 px on these 360 and 560 px
     frames), also where the head is off-centre and smaller (the same face pasted into a larger
     canvas); a camera without the translation and scale misses by 70-100 px."""
-    from facegeom.detect import FaceDetector
-    from facegeom.fitting import Fitter
-    from hidenerf.geometry import fit_camera, to_canonical
+    from thbench.facegeom.detect import FaceDetector
+    from thbench.facegeom.fitting import Fitter
+    from thbench.hidenerf.geometry import fit_camera, to_canonical
 
     detector, fitter = FaceDetector(), Fitter()
     c = tiny()
@@ -799,11 +805,11 @@ def test_head_prior_is_the_fitted_face_surface_extruded_backwards(sfm_assets, wo
     closes) the occupancy is ~1, in front of it ~0, and beside or below the head 0. The
     margin, 0.15 canonical units (19 mm), covers the z code being the mean shape's: the fitted
     identity and expression move the true surface by up to about 0.1."""
-    from facegeom.analysis import FaceAnalyzer
-    from facegeom.morphable import load_sfm
-    from facegeom.secc import mesh_vertices, render_secc
-    from hidenerf.geometry import secc_z_range, to_canonical
-    from hidenerf.prior import head_occupancy, surface_map
+    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.morphable import load_sfm
+    from thbench.facegeom.secc import mesh_vertices, render_secc
+    from thbench.hidenerf.geometry import secc_z_range, to_canonical
+    from thbench.hidenerf.prior import head_occupancy, surface_map
 
     c = tiny()
     fit = FaceAnalyzer(parts=("fit",), strict=True).analyze(woman_frames[REAL_FRAMES[1]])
@@ -829,9 +835,9 @@ def test_head_surface_map_equals_the_whole_map_closing_and_hole_fill(sfm_assets,
     tiny (64 px) and paper (256 px) SECC sizes."""
     import torch.nn.functional as F
 
-    from facegeom.secc import render_secc_batch
-    from hidenerf.geometry import secc_z_range
-    from hidenerf.prior import surface_map
+    from thbench.facegeom.secc import render_secc_batch
+    from thbench.hidenerf.geometry import secc_z_range
+    from thbench.hidenerf.prior import surface_map
 
     gen = torch.Generator().manual_seed(0)
     expression = torch.zeros(2, 6)
@@ -858,9 +864,9 @@ def test_untrained_model_renders_the_head_where_the_fit_puts_it(sfm_assets, woma
     camera is opaque where the fitted face, posed by that camera, covers the image (the posed
     SECC's mask, rasterised independently of the prior), at most 2 px (of 32) beyond it, and
     only thin fog elsewhere."""
-    from facegeom.analysis import FaceAnalyzer
-    from facegeom.secc import render_secc
-    from hidenerf.geometry import fit_camera, posed_secc
+    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.secc import render_secc
+    from thbench.hidenerf.geometry import fit_camera, posed_secc
 
     model = HiDeNeRF(tiny()).eval()
     c = model.config

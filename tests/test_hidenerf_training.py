@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchcore.train_config import load_train_config
-from hidenerf.config import tiny
-from hidenerf.critics import (
+from thbench.hidenerf.config import tiny
+from thbench.hidenerf.critics import (
     discriminator_gan_loss,
     feature_matching_loss,
     generator_gan_loss,
     identity_loss,
     load_identity_network,
 )
-from hidenerf.losses import HiDeNeRFObjective, LossWeights
-from hidenerf.model import HiDeNeRF
+from thbench.hidenerf.losses import HiDeNeRFObjective, LossWeights
+from thbench.hidenerf.model import HiDeNeRF
+from thbench.training.config import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_identity_loss_with_an_arcface_shaped_onnx_network(monkeypatch, tmp_path
     to ONNX, stands in for w600k_r50: the loss is 0 for equal faces, positive otherwise, and
     differentiable in the output image."""
     pytest.importorskip("onnx2torch")
-    from benchcore import assets
+    from thbench.core import assets
 
     torch.manual_seed(0)
     stand_in = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.PReLU(8),

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from benchcore.media import prefetch, stack_batches
+from thbench.core.media import prefetch, stack_batches
 
 
 def test_stack_batches_keeps_order_and_a_short_tail() -> None:

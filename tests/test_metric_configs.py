@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.config import load_config
-from eval.metrics import build_metrics
+from thbench.eval.config import load_config
+from thbench.eval.metrics import build_metrics
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

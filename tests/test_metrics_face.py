@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from eval.metrics import build_metrics
-from eval.metrics.base import CROSS_IDENTITY, SAME_IDENTITY, FrameBatch
-from eval.metrics.identity import CSIM, AEDFomm, AEDIdentity
-from eval.metrics.landmarks import AKD, MKR, AKDFomm
-from eval.metrics.morphable import (
+from thbench.eval.metrics import build_metrics
+from thbench.eval.metrics.base import CROSS_IDENTITY, SAME_IDENTITY, FrameBatch
+from thbench.eval.metrics.identity import CSIM, AEDFomm, AEDIdentity
+from thbench.eval.metrics.landmarks import AKD, MKR, AKDFomm
+from thbench.eval.metrics.morphable import (
     AED3DMM,
     APD,
     AVDDriving,

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from eval.metrics import build_metrics
-from eval.metrics.base import FrameBatch
+from thbench.eval.metrics import build_metrics
+from thbench.eval.metrics.base import FrameBatch
 
 
 @pytest.fixture(scope="module")
 def analysed(pyfeat_data: Path):
     pytest.importorskip("dlib")
     pytest.importorskip("eos")
-    from benchcore.media import iter_video
-    from facegeom.analysis import FaceAnalyzer
+    from thbench.core.media import iter_video
+    from thbench.facegeom.analysis import FaceAnalyzer
 
     analyzer = FaceAnalyzer(parts=("fit", "dlib"), strict=True)
     woman = list(itertools.islice(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4"), 0, 61))

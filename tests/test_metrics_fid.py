@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from eval.metrics import build_metrics
-from eval.metrics.base import FrameBatch
-from eval.metrics.fid import FID, FeatureStats, frechet_distance
+from thbench.eval.metrics import build_metrics
+from thbench.eval.metrics.base import FrameBatch
+from thbench.eval.metrics.fid import FID, FeatureStats, frechet_distance
 
 
 def _stats(features: np.ndarray) -> FeatureStats:

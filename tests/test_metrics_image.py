@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from eval.metrics import build_metrics
-from eval.metrics.base import SAME_IDENTITY, FrameBatch
-from eval.metrics.image import L1, PSNR, PSNR_CEILING, SSIM, gaussian_kernel1d, psnr, ssim
+from thbench.eval.metrics import build_metrics
+from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch
+from thbench.eval.metrics.image import L1, PSNR, PSNR_CEILING, SSIM, gaussian_kernel1d, psnr, ssim
 
 
 @pytest.fixture(scope="module")
 def face_frames(pyfeat_data: Path) -> np.ndarray:
-    from benchcore.media import iter_video
+    from thbench.core.media import iter_video
 
     frames = list(itertools.islice(iter_video(pyfeat_data / "WolfgangLanger_Pexels.mp4"), 0, 40, 1))
     return np.stack([frames[0], frames[5], frames[39]])  # (3, 360, 640, 3) uint8

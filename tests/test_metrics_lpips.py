@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchvision
 
-from eval.metrics import build_metrics
-from eval.metrics.base import FrameBatch
-from eval.metrics.lpips_metric import LPIPS, trunk_state_dict
+from thbench.eval.metrics import build_metrics
+from thbench.eval.metrics.base import FrameBatch
+from thbench.eval.metrics.lpips_metric import LPIPS, trunk_state_dict
 
 HUB_NAMES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from datasets.layouts import discover
+from thbench.datasets.layouts import discover
 
 
 def test_vox_png_tree_is_fomms_layout_of_four_real_test_clips(vox_png_root, vox1_csv):

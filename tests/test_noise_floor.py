@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
-from eval.noise_floor import measure_floor, real_clips
-from reports.tables import floor_markdown
+from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.eval.noise_floor import measure_floor, real_clips
+from thbench.reports.tables import floor_markdown
 
 
 @pytest.fixture(scope="module")
 def floor(mini_dataset, shared_dir: Path, tmp_path_factory) -> dict:
     pytest.importorskip("eos")
-    from facegeom.analysis import FaceAnalyzer
-    from facegeom.morphable import load_sfm
+    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.morphable import load_sfm
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("THB_ASSETS_DIR", str(shared_dir / "models" / "sfm"))

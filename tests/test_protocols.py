@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import baselines.fomm  # noqa: F401 - registers fomm
-import baselines.tpsmm  # noqa: F401 - registers tpsmm
-from benchcore.media import read_image, to_tensor, to_uint8
-from benchcore.method import build
-from eval.__main__ import main
+from thbench.cli.eval import main
+from thbench.core.families import build
+from thbench.core.media import read_image, to_tensor, to_uint8
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +98,8 @@ def test_run_record_names_each_protocols_options(protocol_run) -> None:
 
 def test_protocol_options_override_the_papers_defaults(mini_dataset, run_config,
                                                        tmp_path: Path) -> None:
-    from eval.benchmark import protocol_options
-    from eval.config import MethodConfig
+    from thbench.eval.benchmark import protocol_options
+    from thbench.eval.config import MethodConfig
 
     spec = MethodConfig("fomm", options={"mode": "relative"},
                         protocol_options={"cross-identity": {"mode": "absolute"}})

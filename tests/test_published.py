@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.aggregate import Summary
-from reports.published import DEFAULT_FILE, MARK, place, read_published
-from reports.tables import latex_tables, markdown_tables
+from thbench.eval.aggregate import Summary
+from thbench.reports.published import DEFAULT_FILE, MARK, place, read_published
+from thbench.reports.tables import latex_tables, markdown_tables
 
 REPO = Path(__file__).resolve().parents[1]
 

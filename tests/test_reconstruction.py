@@ -1,6 +1,6 @@
 """Issue #20's done-when: a miniature FOMM ``vox-png`` test folder made from the real sample
-videos, prepared with ``python -m datasets prepare`` and run with official-layout FOMM and TPSMM
-checkpoints (random weights, TPSMM's with a background predictor). The same-identity outputs
+videos, prepared with ``python -m thbench datasets prepare`` and run with official-layout FOMM and
+TPSMM checkpoints (random weights, TPSMM's with a background predictor). The same-identity outputs
 equal the reconstruction protocol computed here, frame by frame, directly with the networks
 loaded from the checkpoint files: source = frame 0, every frame driving (frame 0 included),
 absolute keypoints, TPSMM's background predictor applied. Also: a pair whose frame 0 has no
@@ -19,19 +19,19 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import fomm, tpsmm
-from baselines.modules import resize
-from benchcore.media import read_image, to_tensor, to_uint8
-from benchcore.method import FramewiseMethod, PairUnsupported
-from datasets.__main__ import main as datasets_main
-from datasets.prepared import PreparedDataset
-from eval.__main__ import main as eval_main
-from eval.aggregate import summarize
-from eval.metrics import build_metrics
-from eval.results import ResultStore
-from eval.runner import Runner
-from reports.html import write_html
-from reports.tables import latex_tables, markdown_tables
+from thbench.baselines import fomm, tpsmm
+from thbench.baselines.modules import resize
+from thbench.cli.datasets import main as datasets_main
+from thbench.cli.eval import main as eval_main
+from thbench.core.media import read_image, to_tensor, to_uint8
+from thbench.core.method import FramewiseMethod, PairUnsupported
+from thbench.datasets.prepared import PreparedDataset
+from thbench.eval.aggregate import summarize
+from thbench.eval.metrics import build_metrics
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import Runner
+from thbench.reports.html import write_html
+from thbench.reports.tables import latex_tables, markdown_tables
 
 SIZE = 128  # the prepared frames; the tiny models run at 64 px, resized as the method does
 SAME = "same-identity"

@@ -8,9 +8,9 @@ import csv
 import tomllib
 from pathlib import Path
 
-from reports.__main__ import main
-from reports.leaderboard import COLUMNS
-from reports.regress import TrainedTolerances, compare
+from thbench.cli.reports import main
+from thbench.reports.leaderboard import COLUMNS
+from thbench.reports.regress import TrainedTolerances, compare
 
 
 def _board(path: Path, rows: list[tuple], average: str = "") -> Path:

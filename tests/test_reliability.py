@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchcore.media import MediaError, iter_video, read_image
-from eval.results import COLUMNS, ResultStore
+from thbench.core.media import MediaError, iter_video, read_image
+from thbench.eval.results import COLUMNS, ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def _run(folder: Path, dataset_root: Path, run_config) -> subprocess.Popen:
     env = {**os.environ, "THB_PROGRESS": "0", "THB_CACHE_DIR": str(folder / "cache")}
     config = run_config(folder, "killed", dataset_root, ["l1", "akd", "csim"])
     return subprocess.Popen(
-        [sys.executable, "-m", "eval", "run", "--config", str(config)],
+        [sys.executable, "-m", "thbench", "eval", "run", "--config", str(config)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -57,7 +57,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(mini_dataset, ru
 
 
 def test_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
-    from eval.results import ResultRow
+    from thbench.eval.results import ResultRow
 
     store = ResultStore(tmp_path / "results.csv")
     row = ResultRow("m", "d", "p", "pair", "l1", "exact", 0.5, 3)
@@ -124,8 +124,8 @@ def test_image_modes_become_rgb_uint8(pyfeat_data: Path, tmp_path: Path, mode: s
 
 def test_images_of_any_size_and_aspect_prepare_or_say_why(pyfeat_data: Path,
                                                           tmp_path: Path) -> None:
-    from datasets.prepare import PrepareOptions, prepare_image
-    from facegeom.detect import FaceDetector
+    from thbench.datasets.prepare import PrepareOptions, prepare_image
+    from thbench.facegeom.detect import FaceDetector
 
     photo = Image.open(pyfeat_data / "single_face.jpg").convert("RGB")
     detector = FaceDetector()
@@ -149,9 +149,9 @@ def test_images_of_any_size_and_aspect_prepare_or_say_why(pyfeat_data: Path,
 
 
 def test_method_with_wrong_shape_is_an_error_row(mini_dataset, tmp_path: Path) -> None:
-    from benchcore.method import FramewiseMethod
-    from eval.metrics import build_metrics
-    from eval.runner import Runner
+    from thbench.core.method import FramewiseMethod
+    from thbench.eval.metrics import build_metrics
+    from thbench.eval.runner import Runner
 
     class HalfSize(FramewiseMethod):
         name = "half-size"
@@ -171,8 +171,8 @@ def test_preparation_skips_a_corrupt_file_and_goes_on(pyfeat_data: Path, tmp_pat
                                                       monkeypatch) -> None:
     import json
 
-    from datasets import sample
-    from datasets.prepare import PrepareOptions
+    from thbench.datasets import sample
+    from thbench.datasets.prepare import PrepareOptions
 
     media = tmp_path / "media"
     media.mkdir()

@@ -13,16 +13,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import baselines.reference  # noqa: F401 - registers the reference methods
-from benchcore.method import build
-from eval.benchmark import write_run_record
-from eval.config import DatasetConfig, MethodConfig, RunConfig
-from eval.metrics import build_metrics
-from eval.results import ResultStore
-from eval.runner import Runner
-from reports.__main__ import main
-from reports.build import build_reports
-from reports.leaderboard import read_leaderboard
+from thbench.cli.reports import main
+from thbench.core.families import build
+from thbench.eval.benchmark import write_run_record
+from thbench.eval.config import DatasetConfig, MethodConfig, RunConfig
+from thbench.eval.metrics import build_metrics
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import Runner
+from thbench.reports.build import build_reports
+from thbench.reports.leaderboard import read_leaderboard
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +173,7 @@ def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path)
 def test_bootstrap_interval_closed_forms() -> None:
     import numpy as np
 
-    from eval.aggregate import bootstrap_ci
+    from thbench.eval.aggregate import bootstrap_ci
 
     assert bootstrap_ci(np.full(7, 0.25), seed=0) == (0.25, 0.25)  # constant: zero width
     # two values: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4
@@ -189,8 +188,8 @@ def test_bootstrap_interval_closed_forms() -> None:
 
 
 def test_best_value_follows_each_metrics_direction() -> None:
-    from eval.aggregate import Summary
-    from reports.tables import markdown_tables
+    from thbench.eval.aggregate import Summary
+    from thbench.reports.tables import markdown_tables
 
     def summary(method: str, metric: str, value: float, higher: bool) -> Summary:
         return Summary(method, "d", "p", metric, higher, "exact", value, value, value, 3, 30,

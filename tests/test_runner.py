@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import baselines.reference  # noqa: F401 - registers source-copy and driving-copy
-from benchcore.method import build
-from datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
-from eval.aggregate import summarize
-from eval.metrics import build_metrics
-from eval.metrics.image import PSNR_CEILING
-from eval.results import ResultStore
-from eval.runner import Runner
-from eval.score import ExistingOutputs
-from eval.set_metrics import SET_PAIR_ID
-from reports.leaderboard import leaderboard_rows, read_leaderboard, write_leaderboard
-from reports.tables import markdown_tables
+from thbench.core.families import build
+from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.eval.aggregate import summarize
+from thbench.eval.metrics import build_metrics
+from thbench.eval.metrics.image import PSNR_CEILING
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import Runner
+from thbench.eval.score import ExistingOutputs
+from thbench.eval.set_metrics import SET_PAIR_ID
+from thbench.reports.leaderboard import leaderboard_rows, read_leaderboard, write_leaderboard
+from thbench.reports.tables import markdown_tables
 
 PAIR_METRICS = ["psnr", "ssim", "l1", "akd", "mkr", "csim", "apd", "avd_s", "avd_d"]
 PROTOCOLS = [SAME_IDENTITY, CROSS_IDENTITY]
@@ -110,8 +109,8 @@ def test_fid_row_is_pytorch_fids_distance_of_streamed_statistics(
     distance computed from them."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from benchcore.media import read_image, to_tensor
-    from eval.metrics.fid import FID, FeatureStats
+    from thbench.core.media import read_image, to_tensor
+    from thbench.eval.metrics.fid import FID, FeatureStats
 
     options = {"fid": {"weights": str(random_fid_weights)}}
     runner = _runner(mini_dataset, tmp_path, ["l1", "fid"], options)
@@ -180,7 +179,7 @@ def test_existing_outputs_score_like_generated_ones(scored: Path, mini_dataset,
 
 
 def test_method_returning_nan_is_an_error_row_not_a_crash(mini_dataset, tmp_path: Path) -> None:
-    from benchcore.method import FramewiseMethod
+    from thbench.core.method import FramewiseMethod
 
     class Broken(FramewiseMethod):
         name = "broken"

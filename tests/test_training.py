@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchcore.train_config import TrainConfig, train_config_from_dict
-from benchcore.training import EpochBatches, Process, Trainer, TrainSettings
-from datasets.frame_pairs import FramePairs, split_frames, video_clips
+from thbench.datasets.frame_pairs import FramePairs, split_frames, video_clips
+from thbench.training.config import TrainConfig, train_config_from_dict
+from thbench.training.loop import EpochBatches, Process, Trainer, TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def test_config_errors_name_the_file_and_the_key(tmp_path: Path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nfamily = "hidenerf"\n[optim]\nstepz = 3\n')
-    from benchcore.train_config import load_train_config
+    from thbench.training.config import load_train_config
 
     with pytest.raises(ValueError, match=r"bad.toml: unknown \[optim\] keys \['stepz'\]"):
         load_train_config(bad)
@@ -108,7 +108,7 @@ def test_frame_pairs_are_deterministic_and_never_draw_held_out_frames(mini_datas
 
 
 def test_fomm_resume_gives_the_uninterrupted_weights(tmp_path: Path, mini_dataset):
-    from baselines.train import train
+    from thbench.baselines.train import train
 
     whole = train(config(tmp_path, mini_dataset.root, "fomm", "whole"), log=lambda _: None)
     split = config(tmp_path, mini_dataset.root, "fomm", "split")
@@ -126,7 +126,7 @@ def test_fomm_resume_gives_the_uninterrupted_weights(tmp_path: Path, mini_datase
     assert_same_weights(weights(whole, ""), weights(loaded, ""))  # DataLoader processes
     first = weights(whole, "")["kp_detector"]
     torch.manual_seed(0)
-    from baselines.fomm import FOMM
+    from thbench.baselines.fomm import FOMM
 
     init = FOMM(config="tiny", allow_random_init=True).nets["kp_detector"].state_dict()
     assert any(not torch.equal(first[k], init[k]) for k in init)  # it did train
@@ -134,7 +134,7 @@ def test_fomm_resume_gives_the_uninterrupted_weights(tmp_path: Path, mini_datase
 
 def test_hidenerf_resume_is_exact_and_logs_scalars_and_images(tmp_path: Path, mini_dataset,
                                                               sfm_assets):
-    from hidenerf.train import train
+    from thbench.hidenerf.train import train
 
     quiet = {"log": lambda _: None}
     whole = train(config(tmp_path, mini_dataset.root, "hidenerf", "whole"), **quiet)
@@ -158,7 +158,7 @@ def test_hidenerf_resume_is_exact_and_logs_scalars_and_images(tmp_path: Path, mi
 
 
 def test_hidenerf_short_run_lowers_the_held_out_l1(tmp_path: Path, mini_dataset, sfm_assets):
-    from hidenerf.train import train
+    from thbench.hidenerf.train import train
 
     run = config(tmp_path, mini_dataset.root, "hidenerf", steps=30, batch_size=4, lr=2e-3,
                  checkpoint_every=30, log_every=30, image_every=30)
@@ -195,7 +195,7 @@ perceptual_backend = "l1"
 """)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "THB_PROGRESS": "0"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", "29531", "-m", "baselines", "train", "--config", str(cfg)]
+               "--master_port", "29531", "-m", "thbench", "train", "--config", str(cfg)]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -211,17 +211,17 @@ perceptual_backend = "l1"
 @pytest.mark.parametrize("path", sorted((REPO / "configs" / "train").glob("*.toml")),
                          ids=lambda p: p.name)
 def test_shipped_training_configs_parse(path: Path):
-    from benchcore.train_config import load_train_config
+    from thbench.training.config import load_train_config
 
     cfg = load_train_config(path)
     assert cfg.name == path.stem and cfg.data.holdout >= 1
     if cfg.family == "hidenerf":
-        from hidenerf.config import get_config
-        from hidenerf.losses import LossWeights
+        from thbench.hidenerf.config import get_config
+        from thbench.hidenerf.losses import LossWeights
 
         get_config(cfg.model)
         LossWeights.from_dict(cfg.loss, str(path))
     else:
-        from baselines.train import loss_weights
+        from thbench.baselines.train import loss_weights
 
         loss_weights(cfg.loss, str(path))

@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from eval.metrics.base import (
+from thbench.eval.metrics.base import (
     CROSS_IDENTITY,
     PROTOCOLS,
     SAME_IDENTITY,
@@ -26,22 +26,22 @@ from eval.metrics.base import (
 )
 
 REGISTRY: dict[str, str] = {
-    "psnr": "eval.metrics.image:PSNR",
-    "ssim": "eval.metrics.image:SSIM",
-    "l1": "eval.metrics.image:L1",
-    "lpips": "eval.metrics.lpips_metric:LPIPS",
-    "fid": "eval.metrics.fid:FID",
-    "csim": "eval.metrics.identity:CSIM",
-    "aed_identity": "eval.metrics.identity:AEDIdentity",
-    "aed_fomm": "eval.metrics.identity:AEDFomm",
-    "akd": "eval.metrics.landmarks:AKD",
-    "akd_fomm": "eval.metrics.landmarks:AKDFomm",
-    "mkr": "eval.metrics.landmarks:MKR",
-    "no_face": "eval.metrics.landmarks:NoFace",
-    "aed_3dmm": "eval.metrics.morphable:AED3DMM",
-    "apd": "eval.metrics.morphable:APD",
-    "avd_s": "eval.metrics.morphable:AVDSource",
-    "avd_d": "eval.metrics.morphable:AVDDriving",
+    "psnr": "thbench.eval.metrics.image:PSNR",
+    "ssim": "thbench.eval.metrics.image:SSIM",
+    "l1": "thbench.eval.metrics.image:L1",
+    "lpips": "thbench.eval.metrics.lpips_metric:LPIPS",
+    "fid": "thbench.eval.metrics.fid:FID",
+    "csim": "thbench.eval.metrics.identity:CSIM",
+    "aed_identity": "thbench.eval.metrics.identity:AEDIdentity",
+    "aed_fomm": "thbench.eval.metrics.identity:AEDFomm",
+    "akd": "thbench.eval.metrics.landmarks:AKD",
+    "akd_fomm": "thbench.eval.metrics.landmarks:AKDFomm",
+    "mkr": "thbench.eval.metrics.landmarks:MKR",
+    "no_face": "thbench.eval.metrics.landmarks:NoFace",
+    "aed_3dmm": "thbench.eval.metrics.morphable:AED3DMM",
+    "apd": "thbench.eval.metrics.morphable:APD",
+    "avd_s": "thbench.eval.metrics.morphable:AVDSource",
+    "avd_d": "thbench.eval.metrics.morphable:AVDDriving",
 }
 """Metric name -> ``"module:Class"``; the class takes the name's options as keyword arguments."""
 

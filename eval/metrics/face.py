@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eval.metrics.base import FrameBatch, Metric, MetricValue
+from thbench.eval.metrics.base import FrameBatch, Metric, MetricValue
 
 ROLES = ("generated", "driving", "source", "ground_truth")
 
@@ -48,7 +48,7 @@ def paired(batch: FrameBatch, reference: str) -> list[tuple[Any, Any]]:
 
 def missing_assets(*names: str) -> str:
     """Empty when every asset resolves, else the first one's reason and fix."""
-    from benchcore import assets
+    from thbench.core import assets
 
     for name in names:
         try:

@@ -23,7 +23,7 @@ from unittest import mock
 import numpy as np
 import torch
 
-from eval.metrics.base import PROTOCOLS, FrameBatch, Metric, MetricValue
+from thbench.eval.metrics.base import PROTOCOLS, FrameBatch, Metric, MetricValue
 
 DIMS = 2048
 ASSET = "fid_inception"
@@ -109,7 +109,7 @@ class FID(Metric):
     def backend(self) -> str:
         from importlib.metadata import version
 
-        from benchcore import assets
+        from thbench.core import assets
 
         weights = Path(self.weights).name if self.weights else assets.get(ASSET).filename
         return f"pytorch-fid-{version('pytorch-fid')}/InceptionV3 pool3 ({weights})"
@@ -117,12 +117,12 @@ class FID(Metric):
     def weights_path(self) -> Path:
         if self.weights is not None:
             return Path(self.weights)
-        from benchcore import assets
+        from thbench.core import assets
 
         return assets.resolve(ASSET)
 
     def available(self) -> str:
-        from benchcore.assets import AssetError
+        from thbench.core.assets import AssetError
 
         try:
             path = self.weights_path()

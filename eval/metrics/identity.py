@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import PROTOCOLS, SAME_IDENTITY
-from eval.metrics.face import FaceFrameMetric
+from thbench.eval.metrics.base import PROTOCOLS, SAME_IDENTITY
+from thbench.eval.metrics.face import FaceFrameMetric
 
 FIELDS = {"dlib": "dlib_descriptor", "arcface": "arcface"}
 
@@ -57,7 +57,7 @@ class _EmbeddingMetric(FaceFrameMetric):
         super().__init__()
 
     def _network(self) -> Any:
-        from facegeom import identity
+        from thbench.facegeom import identity
 
         if self.embedding == "dlib":
             return identity.DlibDescriptor()

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
+from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
 
 
 def _pair(batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:

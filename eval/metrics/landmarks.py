@@ -29,8 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import PROTOCOLS, SAME_IDENTITY, FrameBatch, MetricValue
-from eval.metrics.face import AnalysisMetric, FaceFrameMetric, missing_assets, missing_module
+from thbench.eval.metrics.base import PROTOCOLS, SAME_IDENTITY, FrameBatch, MetricValue
+from thbench.eval.metrics.face import (
+    AnalysisMetric,
+    FaceFrameMetric,
+    missing_assets,
+    missing_module,
+)
 
 DETECTOR_BACKEND = "det=dlib-hog(upsample=1)|lmk=dlib-shape_predictor_68_face_landmarks"
 KEYS = ("det", "lmk")
@@ -53,14 +58,14 @@ class _LandmarkSource:
 
     def default_backend(self) -> str:
         if self.landmarks == "fan":
-            from facegeom.fan import FANLandmarks
+            from thbench.facegeom.fan import FANLandmarks
 
             return f"fan={FANLandmarks().backend}"
         return DETECTOR_BACKEND
 
     def available(self) -> str:
         if self.landmarks == "fan":
-            from facegeom.fan import missing
+            from thbench.facegeom.fan import missing
 
             return missing()
         return missing_module("dlib", "dlib-bin") or missing_assets("dlib_landmarks68")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
+from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
 
 SLICES: dict[str, tuple[tuple[int, int], ...]] = {
     "alex": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)),
@@ -105,12 +105,12 @@ class LPIPS(FrameMeanMetric):
     def weights_path(self) -> Path:
         if self.weights is not None:
             return Path(self.weights)
-        from benchcore import assets
+        from thbench.core import assets
 
         return assets.resolve(ASSETS[self.net])
 
     def available(self) -> str:
-        from benchcore.assets import AssetError
+        from thbench.core.assets import AssetError
 
         try:
             path = self.weights_path()
@@ -140,6 +140,6 @@ class LPIPS(FrameMeanMetric):
 
 
 def _asset_filename(name: str) -> str:
-    from benchcore import assets
+    from thbench.core import assets
 
     return assets.get(name).filename

@@ -14,14 +14,14 @@ no face is excluded and counted (``MetricValue.excluded``).
   person, so one shape is the right answer and the pair says nothing): the mean per-vertex
   Euclidean distance between two *canonical meshes* (identity only: neutral expression, zero
   pose, model units: mm for the SFM). A clip's canonical mesh uses one identity for all its
-  frames (:func:`facegeom.fitting.shared_identity`: the mean of its frames' identity
+  frames (:func:`thbench.facegeom.fitting.shared_identity`: the mean of its frames' identity
   coefficients); a source image is a clip of one frame. ``avd_s``: generated clip vs source
   image, lower better (the output keeps the source's face shape). ``avd_d``: generated clip vs
   driving clip, *higher* better (``higher_is_better=True``: the output took less of the
   driver's face shape). One value per pair, from the generated frames with a face (``frames``)
   and the reference frames with a face; generated frames without a face are counted as
   excluded. Their noise floor (two halves of one real clip, a clip vs its mirror image) is
-  measured by :mod:`eval.noise_floor` and given in docs/metrics.md.
+  measured by :mod:`thbench.eval.noise_floor` and given in docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.metrics.base import CROSS_IDENTITY, PROTOCOLS, FrameBatch, MetricValue
-from eval.metrics.face import FaceFrameMetric, missing_module
+from thbench.eval.metrics.base import CROSS_IDENTITY, PROTOCOLS, FrameBatch, MetricValue
+from thbench.eval.metrics.face import FaceFrameMetric, missing_module
 
 
 def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -68,7 +68,7 @@ class FitMetric(FaceFrameMetric):
     def default_backend(self) -> str:
         """``fit=`` + the default fitter's backend until analyses (which carry theirs) are seen."""
         if self._default is None:
-            from facegeom.fitting import Fitter
+            from thbench.facegeom.fitting import Fitter
 
             self._default = f"fit={Fitter().backend}"
         return self._default
@@ -93,7 +93,7 @@ class FitMetric(FaceFrameMetric):
         missing = missing_module("eos", "eos-py")
         if missing:
             return missing
-        from facegeom.fitting import Fitter
+        from thbench.facegeom.fitting import Fitter
 
         return Fitter().available()
 
@@ -146,7 +146,7 @@ class _AVD(FitMetric):
     def model(self) -> Any:
         """The 3DMM the identity coefficients belong to (default: the Surrey Face Model)."""
         if self._model is None:
-            from facegeom.morphable import load_sfm
+            from thbench.facegeom.morphable import load_sfm
 
             self._model = load_sfm()
         return self._model
@@ -170,7 +170,7 @@ class _AVD(FitMetric):
         self._reference += [self.fields(r) for _, r in references if r.has_face]
 
     def compute(self) -> MetricValue:
-        from facegeom.fitting import shared_identity
+        from thbench.facegeom.fitting import shared_identity
 
         if not self._generated or not self._reference:
             side = "generated" if not self._generated else self.reference

@@ -1,7 +1,7 @@
 """The frozen VGG-19 of the perceptual losses (HiDe-NeRF and the baselines' training).
 
 The ImageNet weights are torchvision's ``vgg19-dcbb9e9d.pth``, through the asset manager
-(``vgg19``). :func:`load_vgg19` raises :class:`benchcore.assets.AssetMissing` (with the fix)
+(``vgg19``). :func:`load_vgg19` raises :class:`thbench.core.assets.AssetMissing` (with the fix)
 when they are absent; callers decide, visibly, what to train with instead.
 """
 
@@ -46,7 +46,7 @@ class VGG19Features(nn.Module):
 
 def load_vgg19(device: str | torch.device = "cpu") -> VGG19Features:
     """VGG-19 with ImageNet weights (cached per device); raises AssetMissing when absent."""
-    from benchcore import assets
+    from thbench.core import assets
 
     key = str(torch.device(device))
     if key not in _CACHE:

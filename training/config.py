@@ -1,5 +1,5 @@
-"""Training configs (TOML), shared by ``python -m hidenerf train`` and ``python -m baselines
-train``. See ``configs/train/*.toml``::
+"""Training configs (TOML), read by ``python -m thbench train`` for every method family. See
+``configs/train/*.toml``::
 
     name = "hidenerf-tiny-sample"      # run folder: <output_dir>/<name>
     family = "hidenerf"                # hidenerf | fomm | tpsmm | fv2v
@@ -39,12 +39,11 @@ from pathlib import Path
 
 import torch
 
-from benchcore import atomic
-from benchcore.toml_table import read_table
-from benchcore.training import Process, Trainer, TrainSettings, join
-from eval.config import DatasetConfig
-
-FAMILIES = ("hidenerf", "fomm", "tpsmm", "fv2v")
+from thbench.core import atomic
+from thbench.core.families import family, trainable
+from thbench.core.toml_table import read_table
+from thbench.datasets.config import DatasetConfig, load_dataset
+from thbench.training.loop import Process, Trainer, TrainSettings, join
 
 
 @dataclass
@@ -66,7 +65,7 @@ class TrainData(DatasetConfig):
     """Colour jitter: brightness, contrast, saturation, hue (see datasets.augmentation)."""
 
     def augmentation(self):
-        from datasets.augmentation import Augmentation
+        from thbench.datasets.augmentation import Augmentation
 
         return Augmentation(self.horizontal_flip, self.time_flip,
                             tuple(float(v) for v in self.jitter))
@@ -94,8 +93,9 @@ class TrainConfig:
     @property
     def exported(self) -> Path:
         """The weights a finished run exports for the benchmark and the ``animate`` commands:
-        HiDe-NeRF's ``model.pt``, or the official layout of the warping baselines."""
-        return self.run_dir / ("model.pt" if self.family == "hidenerf" else "checkpoint.pth.tar")
+        the file the family's registry entry names (HiDe-NeRF's ``model.pt``, the warping
+        baselines' official layout ``checkpoint.pth.tar``)."""
+        return self.run_dir / family(self.family).exported
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -118,10 +118,9 @@ def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
         config = TrainConfig(data=TrainData(**data), optim=optim, **table)
     except TypeError as error:
         raise ValueError(f"{origin}: {error}") from None
-    if config.family not in FAMILIES:
-        raise ValueError(f"{origin}: family must be one of {FAMILIES}, not {config.family!r}")
-    if config.init_from and config.family == "hidenerf":
-        raise ValueError(f"{origin}: init_from is for the warping baselines")
+    if config.family not in trainable():
+        raise ValueError(f"{origin}: family must be one of {trainable()}, not "
+                         f"{config.family!r}")
     if config.data.holdout < 0 or config.data.pairs_per_clip < 1:
         raise ValueError(f"{origin}: holdout must be >= 0 and pairs_per_clip >= 1")
     if len(config.data.jitter) != 4:
@@ -135,16 +134,13 @@ def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Pro
     long enough to train on (``holdout`` + 2 frames or more)."""
     import torch.distributed as dist
 
-    from datasets.frame_pairs import video_clips
-    from eval.benchmark import load_dataset
-    from eval.config import RunConfig
+    from thbench.datasets.frame_pairs import video_clips
 
     process = join(config.device) if distributed else Process(device=torch.device(config.device))
     d = config.data
-    run = RunConfig(name=config.name, seed=config.seed, dataset=d)
     if not process.main:
         dist.barrier()
-    dataset = load_dataset(run, log if process.main else (lambda _: None))
+    dataset = load_dataset(d, config.seed, log if process.main else (lambda _: None))
     if process.main and process.world > 1:
         dist.barrier()
     clips = video_clips(dataset, d.holdout + 2)
@@ -170,23 +166,3 @@ def write_resolved_config(config: TrainConfig, resolved: dict, process: Process)
         return
     record = json.loads(config.to_json()) | {"resolved": resolved}
     atomic.write_json(config.run_dir / "config.json", record)
-
-
-def add_train_arguments(parser) -> None:
-    """The ``train`` subcommand's options, the same for every model family."""
-    parser.add_argument("--config", required=True, help="training config (TOML)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run from <run>/checkpoints/last.pt")
-    parser.add_argument("--stop-at", type=int, default=None,
-                        help="stop after this step (the schedule stays the full run's)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="override [optim] steps (and drop [optim] epochs)")
-    parser.add_argument("--output-dir", default=None, help="override output_dir")
-    parser.add_argument("--device", default=None, help="override device (cpu, cuda)")
-
-
-def config_from_arguments(args) -> TrainConfig:
-    config = load_train_config(args.config, output_dir=args.output_dir, device=args.device)
-    if args.steps is not None:
-        config.optim.steps, config.optim.epochs = args.steps, 0
-    return config

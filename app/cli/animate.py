@@ -1,21 +1,21 @@
-"""Command line: animate a source image with a driving video using a warping baseline.
+"""``python -m thbench animate``: animate a source image with a driving video, with any method
+of the registry (:mod:`thbench.core.families`)::
 
-    python -m baselines animate --method fomm --checkpoint vox-cpk.pth.tar \
+    python -m thbench animate --method fomm --checkpoint vox-cpk.pth.tar \
         --source face.png --driving clip.mp4 --out frames/
 
-``python -m baselines train --config configs/train/fomm-tiny-sample.toml [--resume]`` trains
-one (also under ``torchrun``); see :mod:`baselines.train`.
-
-``--driving`` is a video file or a folder of image frames (sorted by name); ``--out`` is a
-folder (one RGB PNG per driving frame: 000000.png, 000001.png, ... at the driving frame size)
-or a video file (.mp4, .mkv, ...). ``--max-frames N`` animates the first N driving frames only.
-Errors are one line naming the file and the problem (exit status 2).
+``--driving`` is a video file, an image or a folder of image frames (sorted by name); ``--out``
+is a folder (one RGB PNG per driving frame: 000000.png, 000001.png, ... at the driving frame
+size) or a video file (.mp4, .mkv, ...). ``--max-frames N`` animates the first N driving
+frames only. ``--checkpoint random`` runs a seeded random initialisation (smoke tests).
+``--mode`` (motion transfer) and ``--yaw/--pitch/--roll`` (free view) apply to the families
+that declare them. Errors are one line naming the file and the problem (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import inspect
 import itertools
 import os
 import sys
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.checkpoint import CheckpointMismatch, UnreadableCheckpoint
-from benchcore.media import (
+from thbench.baselines.checkpoint import CheckpointMismatch, UnreadableCheckpoint
+from thbench.core.families import Family, available, family
+from thbench.core.media import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
-    MediaError,
     iter_video,
     read_image,
     to_tensor,
@@ -37,30 +37,12 @@ from benchcore.media import (
     video_fps,
     write_png,
 )
-from benchcore.train_config import add_train_arguments, config_from_arguments
 
-METHOD_MODULES = {"fomm": "baselines.fomm", "tpsmm": "baselines.tpsmm", "fv2v": "baselines.fv2v"}
+ANGLES = ("yaw", "pitch", "roll")
 
 
 class CliError(Exception):
     """A user-facing problem: printed as one line, exit status 2."""
-
-
-def load_method(name: str):
-    """Import the method's module lazily (face-vid2vid may be absent) and return its class."""
-    from benchcore.method import _REGISTRY
-
-    module = METHOD_MODULES.get(name)
-    if module is None:
-        raise CliError(f"unknown method {name!r}; known: {', '.join(METHOD_MODULES)}")
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        if error.name != module:
-            raise
-        raise CliError(f"method {name!r} is not available in this installation "
-                       f"(module {module} missing)") from None
-    return _REGISTRY[name]
 
 
 def driving_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
@@ -154,19 +136,33 @@ class FrameSink:
             self.tmp.unlink(missing_ok=True)
 
 
-def animate(args: argparse.Namespace) -> int:
-    cls = load_method(args.method)
-    kwargs = {"checkpoint": args.checkpoint, "config": args.config, "device": args.device}
-    if args.mode is not None:
-        kwargs["mode"] = args.mode
-    angles = {k: getattr(args, k) for k in ("yaw", "pitch", "roll") if getattr(args, k) is not None}
-    if angles and args.method != "fv2v":
-        raise CliError(f"--yaw/--pitch/--roll apply to fv2v only, not {args.method}")
-    kwargs.update(angles)
+def method_options(args: argparse.Namespace, chosen: Family) -> dict:
+    """The constructor options the command line gives ``chosen``; an option the family does not
+    declare (``Family.animate_options``) is an error, not silently dropped."""
+    options = {"device": args.device}
+    if args.config is not None:
+        options["config"] = args.config
+    given = {k: getattr(args, k) for k in ("mode", *ANGLES) if getattr(args, k) is not None}
+    refused = sorted(set(given) - set(chosen.animate_options))
+    if refused:
+        flags = "/".join(f"--{k}" for k in refused)
+        verb = "does" if len(refused) == 1 else "do"
+        raise CliError(f"{flags} {verb} not apply to {chosen.name} (it takes: "
+                       f"{', '.join('--' + k for k in chosen.animate_options) or 'neither'})")
+    options.update(given)
+    if args.checkpoint == "random":
+        if "allow_random_init" in inspect.signature(chosen.method_class()).parameters:
+            options["allow_random_init"] = True
+        return options
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
         raise CliError(f"{checkpoint}: checkpoint file not found")
-    method = cls(**kwargs)
+    return options | {"checkpoint": str(checkpoint)}
+
+
+def animate(args: argparse.Namespace) -> int:
+    chosen = family(args.method)
+    method = chosen.method_class()(**method_options(args, chosen))
     source = to_tensor(np.array(read_image(args.source)))
     frames, fps = driving_frames(Path(args.driving))
     if args.max_frames is not None:
@@ -185,15 +181,6 @@ def animate(args: argparse.Namespace) -> int:
     return 0
 
 
-def train(args: argparse.Namespace) -> int:
-    from baselines.train import train as train_baseline
-    from benchcore.training import leave
-
-    train_baseline(config_from_arguments(args), resume=args.resume, stop_at=args.stop_at)
-    leave()  # not on an error: a barrier there would wait for ranks stuck elsewhere
-    return 0
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -205,41 +192,41 @@ def _positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m baselines", description=__doc__.split("\n")[0])
-    commands = root.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("animate", help="animate a source image with a driving video")
-    run.add_argument("--method", required=True, choices=sorted(METHOD_MODULES))
-    run.add_argument("--checkpoint", required=True, help="official-layout checkpoint file")
+    run = argparse.ArgumentParser(prog="python -m thbench animate",
+                                  description=__doc__.split("\n")[0])
+    run.add_argument("--method", required=True,
+                     help=f"{', '.join(available())}, or package.module:Class")
+    run.add_argument("--checkpoint", required=True,
+                     help="the method's checkpoint file, or 'random' (seeded random weights)")
     run.add_argument("--source", required=True, help="source image")
-    run.add_argument("--driving", required=True, help="driving video or folder of frames")
+    run.add_argument("--driving", required=True, help="driving video, image or folder of frames")
     run.add_argument("--out", required=True, help="output folder (PNG frames) or video file")
+    run.add_argument("--config", default=None,
+                     help="model config, e.g. vox256 (the baselines' default) or tiny; "
+                          "HiDe-NeRF: the checkpoint's")
     run.add_argument("--mode", choices=["relative", "absolute", "avd"], default=None,
                      help="motion transfer (default: the method's official demo default)")
-    for angle in ("yaw", "pitch", "roll"):
+    for angle in ANGLES:
         run.add_argument(f"--{angle}", type=float, default=None,
-                         help=f"fv2v only: fixed {angle} in degrees (free view)")
-    run.add_argument("--config", default="vox256", help="vox256 (official) or tiny")
+                         help=f"fixed {angle} in degrees (free view: fv2v, hidenerf)")
     run.add_argument("--device", default="cpu")
     run.add_argument("--batch-size", type=_positive, default=8)
     run.add_argument("--max-frames", type=_positive, default=None,
                      help="animate only the first N driving frames")
-    fit = commands.add_parser("train", help="train a baseline from a training config "
-                              "(a single process or under torchrun)")
-    add_train_arguments(fit)
-    return root
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return train(args) if args.command == "train" else animate(args)
-    except (CliError, MediaError, CheckpointMismatch, ValueError, KeyError, OSError) as error:
+        return animate(args)
+    except (CliError, ValueError, KeyError, OSError) as error:  # MediaError, checkpoint errors
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         if isinstance(error, CheckpointMismatch) and not isinstance(error, UnreadableCheckpoint):
             message = f"{message} (do --method and --config match this checkpoint?)"
         print("error: " + " ".join(str(message).split()), file=sys.stderr)  # one line
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except ImportError as error:
+        print(f"error: {args.method} is not available in this installation ({error})",
+              file=sys.stderr)
+        return 2

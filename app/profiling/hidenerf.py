@@ -1,4 +1,4 @@
-"""CPU cost of one HiDe-NeRF output frame: ``python -m hidenerf.bench [--threads N]``;
+"""CPU cost of one HiDe-NeRF output frame: ``python -m thbench.profiling.hidenerf [--threads N]``;
 ``--compare`` puts the ``paper`` config beside FOMM, TPSMM and face-vid2vid in one table.
 
 For ``tiny`` and ``paper``, both 256x256 (batch 1, random init, eval, no_grad), each in a fresh
@@ -6,7 +6,7 @@ subprocess, it prints:
 
 * ms per output frame, wall clock and process CPU time (the CPU time is the fairer number on
   a shared machine; the load average is printed beside it) of what
-  :class:`hidenerf.method.HiDeNeRFMethod` does per driving frame (encode the driving SECC,
+  :class:`thbench.hidenerf.method.HiDeNeRFMethod` does per driving frame (encode the driving SECC,
   render rays x samples through LED + tri-planes + decoder, warp the source, refine), median
   over timed frames;
   the once-per-source encoding (MGA) is timed separately;
@@ -33,7 +33,7 @@ import time
 
 import torch
 
-from hidenerf.config import HiDeNeRFConfig, get_config
+from thbench.hidenerf.config import HiDeNeRFConfig, get_config
 
 SIZES = {"tiny": 256, "paper": 256}
 
@@ -125,7 +125,7 @@ class FrameRunner:
     (dlib + eos) is not included."""
 
     def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
-        from hidenerf.model import HiDeNeRF
+        from thbench.hidenerf.model import HiDeNeRF
 
         self.config = get_config(name)
         self.device = torch.device(device)
@@ -184,8 +184,9 @@ def measure(name: str, frames: int) -> dict:
 def compare(frames: int, warmup: int = 1, log=print) -> list:
     """One table, one process, the same threads: FOMM, TPSMM, face-vid2vid (vox256) and
     HiDe-NeRF ``paper``, all 256x256, batch 1, random init, on the CPU
-    (:class:`baselines.bench.Measurement` rows; HiDe-NeRF's setup is the source encoding)."""
-    from baselines import bench
+    (:class:`thbench.profiling.baselines.Measurement` rows; HiDe-NeRF's setup is the source
+    encoding)."""
+    from thbench.baselines import bench
 
     device = torch.device("cpu")
     log(bench.header(device))
@@ -234,7 +235,8 @@ def report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hidenerf.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m thbench.profiling.hidenerf",
+                                     description=__doc__)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads (default: torch's choice, as baselines.bench)")
     parser.add_argument("--configs", nargs="+", default=list(SIZES), choices=list(SIZES))
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.one, frames)))
         return 0
     for name in args.configs:
-        cmd = [sys.executable, "-m", "hidenerf.bench", "--one", name,
+        cmd = [sys.executable, "-m", "thbench.profiling.hidenerf", "--one", name,
                "--threads", str(args.threads), "--frames", str(args.frames)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode:

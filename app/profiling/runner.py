@@ -1,4 +1,4 @@
-"""Where the runner's time goes: ``python -m eval.bench`` (or ``nox -s bench``).
+"""Where the runner's time goes: ``python -m thbench.profiling.runner`` (or ``nox -s bench``).
 
 Runs the embedded default's pairs for the given methods and metrics in a temporary run folder
 with an empty face-analysis cache, and times every network (face detection + landmarks, the
@@ -22,12 +22,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from benchcore.method import FramewiseMethod
-from eval.benchmark import check_methods, load_dataset, method_factory
-from eval.config import load_config
-from eval.metrics import build_metrics
-from eval.results import ResultStore
-from eval.runner import Runner
+from thbench.core.method import FramewiseMethod
+from thbench.datasets.config import load_dataset
+from thbench.eval.benchmark import check_methods, method_factory
+from thbench.eval.config import load_config
+from thbench.eval.metrics import build_metrics
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import Runner
 
 
 class ExclusiveTimer:
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         config.dataset.clip_length = args.clip_length
     config.methods = [m for m in config.methods if m.name in args.methods]
     check_methods(config)
-    dataset = load_dataset(config, log=lambda _: None)
+    dataset = load_dataset(config.dataset, config.seed, log=lambda _: None)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     timer = ExclusiveTimer()
     frames = 0

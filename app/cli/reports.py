@@ -1,4 +1,4 @@
-"""Command line: ``python -m reports {build,regress,update-reference}``.
+"""Command line: ``python -m thbench reports {build,regress,update-reference}``.
 
 - ``build RUN_DIR ...``: rebuild a run's leaderboards, tables and HTML from its result rows.
 - ``regress --reference FILE --current FILE [--tolerances FILE] [--tolerance METRIC=VALUE ...]``:
@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def _build(args: argparse.Namespace) -> int:
-    from reports.build import build_reports
+    from thbench.reports.build import build_reports
 
     for run_dir in args.run_dirs:
         paths = build_reports(run_dir, html=not args.no_html)
@@ -37,7 +37,7 @@ def _tolerances(items: list[str]) -> dict[str, float]:
 
 
 def _regress(args: argparse.Namespace) -> int:
-    from reports.regress import TrainedTolerances, compare
+    from thbench.reports.regress import TrainedTolerances, compare
 
     trained = TrainedTolerances.read(Path(args.tolerances)) if args.tolerances else None
     regressions = compare(Path(args.reference), Path(args.current), _tolerances(args.tolerance),
@@ -65,7 +65,7 @@ def _trained_methods(leaderboard: Path) -> list[str]:
 
 
 def _derive_tolerances(args: argparse.Namespace) -> int:
-    from reports.regress import derive_tolerances, write_tolerances
+    from thbench.reports.regress import derive_tolerances, write_tolerances
 
     reference = Path(args.reference)
     methods = args.methods or _trained_methods(reference)
@@ -78,7 +78,7 @@ def _derive_tolerances(args: argparse.Namespace) -> int:
 
 
 def _update_reference(args: argparse.Namespace) -> int:
-    from reports.leaderboard import read_leaderboard
+    from thbench.reports.leaderboard import read_leaderboard
 
     read_leaderboard(Path(args.current))  # refuse anything that is not a leaderboard
     Path(args.reference).parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,8 @@ def _update_reference(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m thbench reports",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="rebuild reports from existing result rows")

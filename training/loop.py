@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from benchcore import atomic
-from benchcore.progress import progress
+from thbench.core import atomic
+from thbench.core.progress import progress
 
 
 @dataclass

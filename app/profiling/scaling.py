@@ -1,6 +1,7 @@
-"""Pairs per second with 1, 2, ... processes: ``python -m eval.scaling [--processes 1 2]``.
+"""Pairs per second with 1, 2, ... processes: ``python -m thbench.profiling.scaling [--processes 1
+2]``.
 
-Runs ``python -m eval run`` on a config (the embedded default by default) once per process
+Runs ``python -m thbench eval run`` on a config (the embedded default by default) once per process
 count, each in a fresh output folder with an empty face-analysis cache (the prepared dataset
 and downloaded assets are shared), under ``torchrun --nproc_per_node=N`` for N > 1, and prints
 the wall time (process start included) and pairs per second.
@@ -16,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchcore import assets
-from eval.config import load_config
-from eval.results import ResultStore
+from thbench.core import assets
+from thbench.eval.config import load_config
+from thbench.eval.results import ResultStore
 
 SHARED = ("datasets", "sample_media", "assets")
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    subprocess.run([sys.executable, "-m", "eval", "run", "--config", args.config,
+    subprocess.run([sys.executable, "-m", "thbench", "eval", "run", "--config", args.config,
                     "--output-dir", tempfile.mkdtemp()], check=True, capture_output=True)
     cache = assets.cache_dir()  # the dataset is now prepared there
     for count in args.processes:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"--nproc_per_node={count}"] if count > 1 else [sys.executable])
             env = {**os.environ, "THB_CACHE_DIR": str(fresh), "THB_PROGRESS": "0"}
             start = time.perf_counter()
-            subprocess.run([*launcher, "-m", "eval", "run", "--config", args.config,
+            subprocess.run([*launcher, "-m", "thbench", "eval", "run", "--config", args.config,
                             "--output-dir", str(Path(tmp) / "runs")],
                            check=True, capture_output=True, env=env)
             seconds = time.perf_counter() - start

@@ -1,6 +1,7 @@
 """Inference speed of the warping baselines.
 
-    python -m baselines.bench [--methods fomm tpsmm fv2v] [--config vox256] [--batch-size 1]
+    python -m thbench.profiling.baselines [--methods fomm tpsmm fv2v] [--config vox256]
+    [--batch-size 1]
                               [--frames N] [--warmup 1] [--size 256] [--threads N]
                               [--device cpu|cuda]
 
@@ -16,7 +17,6 @@ The header states the torch version, the thread count and the device.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
 import time
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import torch
 
 METHODS = ("fomm", "tpsmm", "fv2v")
-_MODULES = {"fomm": "baselines.fomm", "tpsmm": "baselines.tpsmm", "fv2v": "baselines.fv2v"}
 
 
 @dataclass(frozen=True)
@@ -59,14 +58,13 @@ def measure(name: str, config: str = "vox256", device: str | torch.device = "cpu
             frames: int = 4, batch_size: int = 1, size: int = 256, warmup: int = 1,
             seed: int = 0) -> Measurement:
     """Time one baseline (see the module docstring)."""
-    from benchcore.method import build
+    from thbench.core.families import build
 
-    if name not in _MODULES:
+    if name not in METHODS:
         raise ValueError(f"unknown baseline {name!r}; known: {', '.join(METHODS)}")
     if frames < 1 or batch_size < 1 or warmup < 0:
         raise ValueError("frames and batch_size must be >= 1, warmup >= 0")
     device = torch.device(device)
-    importlib.import_module(_MODULES[name])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         method = build(name, config=config, device=device, allow_random_init=True)
@@ -142,7 +140,7 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m baselines.bench",
+    parser = argparse.ArgumentParser(prog="python -m thbench.profiling.baselines",
                                      description="frames/s of the warping baselines")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--config", default="vox256", help="vox256 (official size) or tiny")

@@ -66,29 +66,3 @@ class FramewiseMethod(Method):
                 self.setup(source.to(self.device), batch[0])
                 first = False
             yield self.forward_batch(batch).clamp(0, 1)
-
-
-_REGISTRY: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method constructible by name from configs."""
-    if not cls.name:
-        raise ValueError(f"{cls.__qualname__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def available() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def method_class(name: str) -> type[Method]:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(available()) or 'none'}")
-    return _REGISTRY[name]
-
-
-def build(name: str, **kwargs) -> Method:
-    """Construct a registered method by name; a clear error lists the known names."""
-    return method_class(name)(**kwargs)

@@ -1,0 +1,1 @@
+"""The command line, ``python -m thbench <command>``: one module per command group."""

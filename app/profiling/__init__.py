@@ -1,0 +1,1 @@
+"""Profilers: scripts that print where time and memory go (``nox -s bench``); never gates."""

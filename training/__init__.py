@@ -1,0 +1,1 @@
+"""Training: the loop every trainable method uses, training configs, the perceptual loss."""
