@@ -49,8 +49,6 @@ class Family:
     animate_options: tuple[str, ...] = ()
     """The ``animate`` command's family-specific options it accepts: ``mode`` (motion transfer)
     and ``yaw``/``pitch``/``roll`` (free view)."""
-    model_configs: tuple[str, ...] = ()
-    """The model configs ``animate --config`` offers (the first is the default)."""
     training_assets: tuple[str, ...] = ()
     """Assets its training needs beyond the loss networks (the pre-flight check names them)."""
 
@@ -71,13 +69,13 @@ BUILT_IN = (
     Family("source-copy", "thbench.baselines.reference:SourceCopy"),
     Family("driving-copy", "thbench.baselines.reference:DrivingCopy"),
     Family("fomm", "thbench.baselines.fomm:FOMM", _WARPING_TRAINER, "checkpoint.pth.tar",
-           ("mode",), ("vox256", "tiny")),
+           ("mode",)),
     Family("tpsmm", "thbench.baselines.tpsmm:TPSMM", _WARPING_TRAINER, "checkpoint.pth.tar",
-           ("mode",), ("vox256", "tiny")),
+           ("mode",)),
     Family("fv2v", "thbench.baselines.fv2v:FaceVid2Vid", _WARPING_TRAINER, "checkpoint.pth.tar",
-           ("yaw", "pitch", "roll"), ("vox256", "tiny")),
+           ("mode", "yaw", "pitch", "roll")),
     Family("hidenerf", "thbench.hidenerf.method:HiDeNeRFMethod", "thbench.hidenerf.train:train",
-           "model.pt", ("yaw", "pitch", "roll"), ("tiny", "paper"),
+           "model.pt", ("yaw", "pitch", "roll"),
            training_assets=("sfm_shape", "sfm_expression", "sfm_ibug_mapping",
                             "sfm_edge_topology", "sfm_contours")),
 )

@@ -31,7 +31,8 @@ class MethodConfig:
 
     @property
     def display(self) -> str:
-        return self.label or self.name
+        """The label; without one, the name (for ``package.module:Class``, the class's name)."""
+        return self.label or self.name.rpartition(":")[2]
 
 
 @dataclass

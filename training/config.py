@@ -22,7 +22,7 @@
     time_flip = false
     jitter = [0.0, 0.0, 0.0, 0.0]      # brightness, contrast, saturation, hue
 
-    [optim]                            # benchcore.training.TrainSettings
+    [optim]                            # thbench.training.loop.TrainSettings
     steps = 300                        # or epochs = 100 (see TrainSettings.epochs)
     batch_size = 4
     lr = 1e-3
