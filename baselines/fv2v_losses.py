@@ -5,7 +5,8 @@ implementation's ``config/vox-256.yaml`` does.
 
 * ``perceptual``: multi-scale (1, 1/2, 1/4, 1/8, anti-aliased pyramid) VGG19 L1 on relu1_1 ..
   relu5_1, weight 10 each. The VGG19 ImageNet weights come only through
-  ``thbench.core.assets.resolve("vgg19")``; when missing, :class:`thbench.core.assets.AssetMissing` is
+  ``thbench.core.assets.resolve("vgg19")``; when missing,
+  :class:`thbench.core.assets.AssetMissing` is
   raised with the fix. ``perceptual="pixel"`` is an explicit, differently named substitute
   (``reconstruction_l1``: the same pyramid with pixel L1) for offline smoke tests; it never
   replaces VGG silently.
