@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thbench.core import atomic
 from thbench.datasets.clip import Clip
 
 SAME_IDENTITY = "same-identity"
@@ -125,12 +126,8 @@ def undriven_sources(sources: list[Clip], drivers: list[Clip]) -> dict[str, str]
 
 
 def write_pairs(path: str | os.PathLike, pairs: list[Pair]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(asdict(p), sort_keys=True) + "\n" for p in sorted(pairs, key=_key)]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(lines))
 
 
 def read_pairs(path: str | os.PathLike) -> list[Pair]:

@@ -19,6 +19,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from thbench.core import atomic
 from thbench.datasets.clip import Clip
 from thbench.datasets.pairs import (
     CROSS_IDENTITY,
@@ -66,8 +67,8 @@ def write_protocols(root: str | os.PathLike, options: PairOptions) -> dict[str, 
         pairs = subsample_driving(pairs, options.driving_step, options.max_driving_frames)
         write_pairs(root / "pairs" / f"{protocol}.jsonl", pairs)
     undriven = undriven_sources(firsts, clips)
-    record = root / "pairs" / "protocols.json"
-    record.write_text(json.dumps(asdict(options) | {"cross_identity_undriven": undriven},
+    atomic.write_text(root / "pairs" / "protocols.json",
+                      json.dumps(asdict(options) | {"cross_identity_undriven": undriven},
                                  indent=1, sort_keys=True) + "\n")
     return {protocol: len(pairs) for protocol, pairs in lists.items()} | {
         f"{CROSS_IDENTITY} undriven": len(undriven)}

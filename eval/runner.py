@@ -149,7 +149,7 @@ def generate(
             index += 1
     if index != len(pair.driving_frames):
         raise ValueError(f"method returned {index} frames for {len(pair.driving_frames)}")
-    (folder / COMPLETE).write_text(str(index))
+    atomic.write_text(folder / COMPLETE, str(index))
 
 
 def score(

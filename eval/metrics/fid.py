@@ -23,6 +23,7 @@ from unittest import mock
 import numpy as np
 import torch
 
+from thbench.core import atomic
 from thbench.eval.metrics.base import PROTOCOLS, FrameBatch, Metric, MetricValue
 
 DIMS = 2048
@@ -198,7 +199,9 @@ class FID(Metric):
             stats.merge(other)
 
     def save_state(self, path: str | Path) -> None:
-        np.savez(path, **self.state())
+        """Write :meth:`state` as an npz file at ``path`` (atomically, under that exact name)."""
+        with atomic.replacing(path) as out:
+            np.savez(out, **self.state())
 
     def load_state(self, path: str | Path) -> None:
         """Merge the sums saved at ``path`` (npz) into this metric."""
