@@ -29,6 +29,7 @@ from thbench.datasets.clip import Clip
 
 SAME_IDENTITY = "same-identity"
 CROSS_IDENTITY = "cross-identity"
+PROTOCOLS = (SAME_IDENTITY, CROSS_IDENTITY)
 
 
 @dataclass

@@ -14,9 +14,7 @@ from typing import Any
 
 import torch
 
-SAME_IDENTITY = "same-identity"
-CROSS_IDENTITY = "cross-identity"
-PROTOCOLS = (SAME_IDENTITY, CROSS_IDENTITY)
+from thbench.datasets.pairs import PROTOCOLS
 
 
 @dataclass

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
-from thbench.eval.metrics.base import PROTOCOLS, FrameBatch, Metric, MetricValue
+from thbench.datasets.pairs import PROTOCOLS
+from thbench.eval.metrics.base import FrameBatch, Metric, MetricValue
 
 DIMS = 2048
 ASSET = "fid_inception"

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from thbench.eval.metrics.base import PROTOCOLS, SAME_IDENTITY, FrameBatch, MetricValue
+from thbench.datasets.pairs import PROTOCOLS, SAME_IDENTITY
+from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import (
     AnalysisMetric,
     FaceFrameMetric,

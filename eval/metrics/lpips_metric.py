@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
+from thbench.datasets.pairs import SAME_IDENTITY
+from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric
 
 SLICES: dict[str, tuple[tuple[int, int], ...]] = {
     "alex": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)),
