@@ -34,6 +34,7 @@ from torch import nn
 
 from thbench.baselines.loss_weights import LossWeights
 from thbench.baselines.modules import ImagePyramid, coordinate_grid
+from thbench.core.seeding import seed_all
 from thbench.datasets.frame_pairs import FramePairs, split_frames
 from thbench.training.config import (
     TrainConfig,
@@ -41,7 +42,7 @@ from thbench.training.config import (
     start_trainer,
     write_resolved_config,
 )
-from thbench.training.loop import Objective, seed_all
+from thbench.training.loop import Objective
 from thbench.training.vgg import VGG19Features, load_vgg19
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -56,12 +55,6 @@ FLOOR_FILE = "floor.json"
 
 class MethodFailed(RuntimeError):
     """A method could not be trained or built: the failure belongs to the method, not a pair."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from thbench.core import atomic
 from thbench.core.progress import progress
+from thbench.core.seeding import seed_all
 
 
 @dataclass
@@ -244,12 +245,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def image_grid(visuals: dict[str, Tensor], rows: int = 4) -> Tensor:
