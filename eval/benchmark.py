@@ -14,12 +14,13 @@ from pathlib import Path
 from thbench.core import assets, atomic
 from thbench.core.families import build, family, method_class
 from thbench.core.method import Method
+from thbench.core.processes import local_device
 from thbench.core.seeding import seed_all
 from thbench.datasets.config import load_dataset
 from thbench.datasets.prepared import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
 from thbench.eval.config import MethodConfig, RunConfig
-from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier, local_device
+from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier
 from thbench.eval.metrics import Metric, build_metrics
 from thbench.eval.preflight import preflight, report
 from thbench.eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
@@ -185,7 +186,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
              else ShardedResults(run_dir / "results.csv", shard))
     runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size, log,
                     analysis_cache=assets.cache_dir() / "analyses", shard=shard)
-    device = local_device(config.device, shard)
+    device = local_device(config.device)
     summaries = {}
     for spec in config.methods:
         try:

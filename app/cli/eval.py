@@ -38,6 +38,7 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from thbench.core.processes import leave
     from thbench.eval import distributed
     from thbench.eval.benchmark import run_benchmark
     from thbench.eval.config import load_config
@@ -47,11 +48,13 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["THB_OFFLINE"] = "1"
     config = load_config(args.config, args.set, output_dir=args.output_dir)
     shard = distributed.start(config.device)
+    log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
     try:
-        log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
         summaries = run_benchmark(config, log, shard)
-    finally:
-        distributed.stop(shard)
+    except BaseException:
+        leave(wait=False)
+        raise
+    leave()
     for label, summary in summaries.items():
         for problem in summary.problems:
             print(f"error in {label} {problem.protocol} {problem.pair_id}: {problem.message}")
