@@ -25,7 +25,7 @@ import torch
 
 from thbench.core import atomic
 from thbench.datasets.pairs import PROTOCOLS
-from thbench.eval.metrics.base import FrameBatch, Metric, MetricValue
+from thbench.eval.metrics.base import FrameBatch, MetricValue, WeightsFileMetric
 
 DIMS = 2048
 ASSET = "fid_inception"
@@ -87,7 +87,7 @@ def build_inception(weights: str | Path) -> torch.nn.Module:
     return model.eval().requires_grad_(False)
 
 
-class FID(Metric):
+class FID(WeightsFileMetric):
     """Frechet Inception distance between generated frames and the split's real frames."""
 
     name = "fid"
@@ -116,21 +116,8 @@ class FID(Metric):
         weights = Path(self.weights).name if self.weights else assets.get(ASSET).filename
         return f"pytorch-fid-{version('pytorch-fid')}/InceptionV3 pool3 ({weights})"
 
-    def weights_path(self) -> Path:
-        if self.weights is not None:
-            return Path(self.weights)
-        from thbench.core import assets
-
-        return assets.resolve(ASSET)
-
-    def available(self) -> str:
-        from thbench.core.assets import AssetError
-
-        try:
-            path = self.weights_path()
-        except AssetError as error:
-            return str(error)
-        return "" if path.is_file() else f"fid weights {path} not found"
+    def asset(self) -> str:
+        return ASSET
 
     def model(self) -> torch.nn.Module:
         if self._model is None:

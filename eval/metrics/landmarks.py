@@ -34,6 +34,7 @@ from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import (
     AnalysisMetric,
     FaceFrameMetric,
+    frame_mean,
     missing_assets,
     missing_module,
 )
@@ -48,6 +49,10 @@ LANDMARK_BACKENDS = ("dlib", "fan")
 
 class _LandmarkSource:
     """The ``landmarks`` option shared by the landmark metrics: which analysis fields to read."""
+
+    def __init__(self, landmarks: str = "dlib") -> None:
+        self._choose(landmarks)
+        self.reset()
 
     def _choose(self, landmarks: str) -> None:
         if landmarks not in LANDMARK_BACKENDS:
@@ -96,10 +101,6 @@ class AKD(_LandmarkSource, FaceFrameMetric):
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
 
-    def __init__(self, landmarks: str = "dlib") -> None:
-        self._choose(landmarks)
-        super().__init__()
-
     def value(self, generated: Any, reference: Any) -> float:
         return keypoint_distance(self.points(generated), self.points(reference))
 
@@ -133,10 +134,6 @@ class MKR(_LandmarkSource, AnalysisMetric):
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
 
-    def __init__(self, landmarks: str = "dlib") -> None:
-        self._choose(landmarks)
-        self.reset()
-
     def update(self, batch: FrameBatch) -> None:
         for generated, truth in self._pairs(batch):
             if not self.present(truth):
@@ -146,14 +143,8 @@ class MKR(_LandmarkSource, AnalysisMetric):
             self._missing += 0 if self.present(generated) else 1
 
     def compute(self) -> MetricValue:
-        if self._count == 0:
-            result = MetricValue.skipped(
-                f"no {self.reference.replace('_', '-')} frame with a face "
-                f"({self._excluded} excluded)"
-            )
-            result.excluded = self._excluded
-            return result
-        return MetricValue(self._missing / self._count, self._count, excluded=self._excluded)
+        return frame_mean(self._missing, self._count, self._excluded,
+                          f"no {self.reference.replace('_', '-')} frame with a face")
 
     def reset(self) -> None:
         self._count, self._missing, self._excluded = 0, 0, 0
