@@ -47,25 +47,32 @@ class Pair:
     meta: dict = field(default_factory=dict)
 
 
+def _whole_clip_pair(pair_id: str, protocol: str, source: Clip, driver: Clip, *,
+                     ground_truth: bool) -> Pair:
+    """``source``'s frame 0 driven by every frame of ``driver``. Without a ground truth a
+    source without a face leaves nothing to score, so the pair is kept with ``skip`` set."""
+    driving_faces = [record.face for record in driver.faces()]
+    source_face = source.faces()[0].face
+    return Pair(
+        pair_id=pair_id,
+        protocol=protocol,
+        source_clip=source.clip_id,
+        source_frame=0,
+        driving_clip=driver.clip_id,
+        driving_frames=list(range(len(driver))),
+        ground_truth=ground_truth,
+        source_face=source_face,
+        driving_faces=driving_faces,
+        skip="" if ground_truth or source_face else "source image has no face",
+    )
+
+
 def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
     pairs = []
     for clip in sorted(clips, key=lambda c: c.clip_id):
         if clip.info.kind != "video" or len(clip) < 2:
             continue
-        faces = [record.face for record in clip.faces()]
-        pairs.append(
-            Pair(
-                pair_id=clip.clip_id,
-                protocol=SAME_IDENTITY,
-                source_clip=clip.clip_id,
-                source_frame=0,
-                driving_clip=clip.clip_id,
-                driving_frames=list(range(len(clip))),
-                ground_truth=True,
-                source_face=faces[0],
-                driving_faces=faces,
-            )
-        )
+        pairs.append(_whole_clip_pair(clip.clip_id, SAME_IDENTITY, clip, clip, ground_truth=True))
     return pairs
 
 
@@ -85,24 +92,10 @@ def cross_identity_pairs(
         if not others:
             continue
         chosen = rng.choice(len(others), size=min(per_source, len(others)), replace=False)
-        source_face = source.faces()[0].face
         for index in sorted(int(i) for i in chosen):
             driver = others[index]
-            faces = [record.face for record in driver.faces()]
-            pairs.append(
-                Pair(
-                    pair_id=f"{source.clip_id}__{driver.clip_id}",
-                    protocol=CROSS_IDENTITY,
-                    source_clip=source.clip_id,
-                    source_frame=0,
-                    driving_clip=driver.clip_id,
-                    driving_frames=list(range(len(driver))),
-                    ground_truth=False,
-                    source_face=source_face,
-                    driving_faces=faces,
-                    skip="" if source_face else "source image has no face",
-                )
-            )
+            pairs.append(_whole_clip_pair(f"{source.clip_id}__{driver.clip_id}", CROSS_IDENTITY,
+                                          source, driver, ground_truth=False))
     return pairs
 
 
