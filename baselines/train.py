@@ -15,8 +15,9 @@ falls back to an L1 loss on the same image pyramid and says so in the log, in
 :attr:`LossKit.perceptual_backend` and in the run folder's ``config.json``; it never fails
 silently to a different objective.
 
-A method takes part by implementing ``training_losses(source, driving, kit) -> dict`` of
-weighted scalar losses, setting ``last_prediction``, and exposing ``nets`` (an
+A method takes part by implementing ``training_losses(source, driving, kit) -> (losses,
+prediction)``: a dict of weighted scalar losses and the predicted frames (for the
+discriminator and the logged images), and by exposing ``nets`` (an
 ``nn.ModuleDict`` keyed like the official checkpoint) and ``save``. :func:`train` runs it under
 :class:`thbench.training.loop.Trainer` (one process, or DDP under torchrun) from a training config.
 """
@@ -267,9 +268,8 @@ class BaselineObjective(Objective):
     def forward(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         self.kit.generator.manual_seed(int(torch.randint(0, 2**62, ())))
         source, driving = batch["source"], batch["driving"]
-        losses = self.method.training_losses(source, driving, self.kit)
-        return losses, {"source": source, "driving": driving,
-                        "output": self.method.last_prediction}
+        losses, prediction = self.method.training_losses(source, driving, self.kit)
+        return losses, {"source": source, "driving": driving, "output": prediction}
 
     def discriminator_loss(self, visuals: dict, batch: dict) -> torch.Tensor:
         return self.kit.discriminator_loss(visuals["output"], batch["driving"])
