@@ -16,7 +16,7 @@ from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, check_settings
 class DatasetConfig:
     """The dataset of a run. The preparation settings (``size`` ... ``max_driving_frames``, as
     :class:`~thbench.datasets.prepare.PrepareOptions` and
-    :class:`~thbench.datasets.protocols.PairOptions` name them) are left unset (None) to take
+    :class:`~thbench.datasets.pair_lists.PairOptions` name them) are left unset (None) to take
     what the folder was prepared with; a setting stated for a prepared folder must match its
     record (:mod:`thbench.datasets.settings`), or the run stops with a one-line error. The sample
     set is prepared with them (unset: its own

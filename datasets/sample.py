@@ -17,6 +17,7 @@ from pathlib import Path
 
 from thbench.core import assets, atomic
 from thbench.core.media import MediaError
+from thbench.datasets.pair_lists import PairOptions
 from thbench.datasets.pairs import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
@@ -26,7 +27,6 @@ from thbench.datasets.pairs import (
 )
 from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
 from thbench.datasets.prepared import PreparedDataset
-from thbench.datasets.protocols import PairOptions
 from thbench.facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"
