@@ -21,7 +21,7 @@ from pathlib import Path
 
 from thbench.core import atomic
 from thbench.datasets.clip import Clip
-from thbench.datasets.pairs import (
+from thbench.datasets.protocols import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,

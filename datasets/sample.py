@@ -18,15 +18,15 @@ from pathlib import Path
 from thbench.core import assets, atomic
 from thbench.core.media import MediaError
 from thbench.datasets.pair_lists import PairOptions
-from thbench.datasets.pairs import (
+from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
+from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.protocols import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,
     same_identity_pairs,
     write_pairs,
 )
-from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
-from thbench.datasets.prepared import PreparedDataset
 from thbench.facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from thbench.core.toml_table import read_table
 from thbench.datasets.config import DatasetConfig
-from thbench.datasets.pairs import PROTOCOLS
+from thbench.datasets.protocols import PROTOCOLS
 from thbench.eval.aggregate import AVERAGES
 
 

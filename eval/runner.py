@@ -37,8 +37,8 @@ from thbench.core.media import (
 )
 from thbench.core.method import Method, PairUnsupported
 from thbench.core.progress import progress
-from thbench.datasets.pairs import Pair
 from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.protocols import Pair
 from thbench.eval.distributed import Shard, all_sum, any_rank
 from thbench.eval.frame_analyses import analyses_provider, build_analyzer
 from thbench.eval.metrics import FrameBatch, Metric, MetricValue

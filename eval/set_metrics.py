@@ -22,8 +22,8 @@ import numpy as np
 
 from thbench.core import atomic
 from thbench.core.media import MediaError, stack_batches, to_tensor
-from thbench.datasets.pairs import CROSS_IDENTITY, Pair
 from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.protocols import CROSS_IDENTITY, Pair
 from thbench.eval.metrics import MetricValue
 from thbench.eval.metrics.fid import FID, FeatureStats
 

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from thbench.core import atomic
-from thbench.datasets.pairs import Pair
 from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.protocols import Pair
 from thbench.eval.aggregate import PER_PAIR, Summary, headline
 from thbench.reports.published import PublishedRow
 from thbench.reports.tables import (

@@ -22,8 +22,8 @@ from thbench.datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
 from thbench.datasets.fits import read_fits
 from thbench.datasets.layouts import discover
 from thbench.datasets.pair_lists import PairOptions, write_protocols
-from thbench.datasets.pairs import NO_DRIVER, read_pairs, subsample_driving
 from thbench.datasets.prepare import PrepareOptions
+from thbench.datasets.protocols import NO_DRIVER, read_pairs, subsample_driving
 from thbench.datasets.splits import load_vox1_split, read_th1kh_list
 from thbench.facegeom.detect import FaceDetector
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.datasets.protocols import CROSS_IDENTITY, SAME_IDENTITY
 from thbench.eval.metrics import build_metrics
 from thbench.eval.metrics.base import FrameBatch
 from thbench.eval.metrics.identity import CSIM, AEDFomm, AEDIdentity

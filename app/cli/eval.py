@@ -11,7 +11,7 @@ import sys
 
 from thbench.core import assets
 from thbench.core.cli import run_subcommand
-from thbench.datasets.pairs import PROTOCOLS
+from thbench.datasets.protocols import PROTOCOLS
 
 
 def _assets(args: argparse.Namespace) -> int:

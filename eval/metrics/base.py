@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from thbench.datasets.pairs import PROTOCOLS
+from thbench.datasets.protocols import PROTOCOLS
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
-from thbench.datasets.pairs import PROTOCOLS
+from thbench.datasets.protocols import PROTOCOLS
 from thbench.eval.metrics.base import FrameBatch, MetricValue, WeightsFileMetric
 
 DIMS = 2048

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.pairs import PROTOCOLS, SAME_IDENTITY
+from thbench.datasets.protocols import PROTOCOLS, SAME_IDENTITY
 from thbench.eval.metrics.face import FaceFrameMetric
 
 FIELDS = {"dlib": "dlib_descriptor", "arcface": "arcface"}

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from thbench.datasets.pairs import SAME_IDENTITY
+from thbench.datasets.protocols import SAME_IDENTITY
 from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.pairs import PROTOCOLS, SAME_IDENTITY
+from thbench.datasets.protocols import PROTOCOLS, SAME_IDENTITY
 from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import (
     AnalysisMetric,

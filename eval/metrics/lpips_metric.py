@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from thbench.datasets.pairs import SAME_IDENTITY
+from thbench.datasets.protocols import SAME_IDENTITY
 from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric, WeightsFileMetric
 
 SLICES: dict[str, tuple[tuple[int, int], ...]] = {

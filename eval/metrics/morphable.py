@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.pairs import CROSS_IDENTITY, PROTOCOLS
+from thbench.datasets.protocols import CROSS_IDENTITY, PROTOCOLS
 from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import FaceFrameMetric, missing_module
 
