@@ -18,8 +18,7 @@ from pathlib import Path
 from thbench.core import assets, atomic
 from thbench.core.media import MediaError
 from thbench.datasets.pair_lists import PairOptions
-from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.protocols import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
@@ -27,6 +26,7 @@ from thbench.datasets.protocols import (
     same_identity_pairs,
     write_pairs,
 )
+from thbench.datasets.source_clips import PrepareOptions, prepare_image, prepare_video
 from thbench.facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"

@@ -17,7 +17,7 @@ from thbench.core.method import Method
 from thbench.core.processes import local_device
 from thbench.core.seeding import seed_all
 from thbench.datasets.config import load_dataset
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
 from thbench.eval.config import MethodConfig, RunConfig
 from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier

@@ -37,7 +37,7 @@ from thbench.core.media import (
 )
 from thbench.core.method import Method, PairUnsupported
 from thbench.core.progress import progress
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.protocols import Pair
 from thbench.eval.distributed import Shard, all_sum, any_rank
 from thbench.eval.frame_analyses import analyses_provider, build_analyzer

@@ -22,7 +22,7 @@ import numpy as np
 
 from thbench.core import atomic
 from thbench.core.media import MediaError, stack_batches, to_tensor
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.protocols import CROSS_IDENTITY, Pair
 from thbench.eval.metrics import MetricValue
 from thbench.eval.metrics.fid import FID, FeatureStats

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from thbench.core import atomic
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.aggregate import summarize
 from thbench.eval.config import config_from_dict
 from thbench.eval.results import ResultStore

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from thbench.core import atomic
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.protocols import Pair
 from thbench.eval.aggregate import PER_PAIR, Summary, headline
 from thbench.reports.published import PublishedRow

@@ -9,7 +9,6 @@ import pytest
 
 from thbench.core.media import read_image
 from thbench.datasets.clip import Clip
-from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
 from thbench.datasets.protocols import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
@@ -18,6 +17,7 @@ from thbench.datasets.protocols import (
     same_identity_pairs,
     write_pairs,
 )
+from thbench.datasets.source_clips import PrepareOptions, prepare_image, prepare_video
 from thbench.facegeom.detect import FaceDetector
 
 OPTIONS = PrepareOptions(size=128, frame_step=12, clip_length=5, crop="face")

@@ -34,7 +34,7 @@ from thbench.core.progress import progress
 from thbench.datasets.clip import Clip
 from thbench.datasets.fits import fit_clip, has_fits
 from thbench.datasets.layouts import Discovery, Source
-from thbench.datasets.prepare import PrepareOptions, prepare_video
+from thbench.datasets.source_clips import PrepareOptions, prepare_video
 from thbench.facegeom.detect import FaceDetector
 from thbench.facegeom.fitting import Fitter
 
