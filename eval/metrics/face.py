@@ -118,6 +118,18 @@ class AnalysisMetric(Metric):
         return pairs
 
 
+class FommFormula:
+    """Mixed into a metric computed with the formula of one of FOMM's ``pose-evaluation``
+    scripts: the script (``fomm_script``) is appended to the backend, so that a row says which
+    formula made its number."""
+
+    fomm_script: str = ""
+
+    @property
+    def backend(self) -> str:
+        return f"{super().backend},{self.fomm_script}"
+
+
 class FaceFrameMetric(AnalysisMetric):
     """Mean over frames of ``value(generated, reference)`` where both sides have a face."""
 

@@ -34,6 +34,7 @@ from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import (
     AnalysisMetric,
     FaceFrameMetric,
+    FommFormula,
     frame_mean,
     missing_assets,
     missing_module,
@@ -113,14 +114,11 @@ def mean_abs_coordinate_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
 
 
-class AKDFomm(AKD):
+class AKDFomm(FommFormula, AKD):
     """AKD as FOMM's ``pose-evaluation/cmp_kp.py`` (commit 5a5c45e): mean |Δ| over 68x2 coords."""
 
     name = "akd_fomm"
-
-    @property
-    def backend(self) -> str:
-        return f"{super().backend},{FOMM_CMP_KP}"
+    fomm_script = FOMM_CMP_KP
 
     def value(self, generated: Any, reference: Any) -> float:
         return mean_abs_coordinate_difference(self.points(generated), self.points(reference))
