@@ -253,7 +253,7 @@ def test_errors_in_a_subprocess_have_no_traceback(tiny_checkpoints: dict[str, Pa
 
 
 def test_bench_prints_frames_per_second_of_each_baseline(capsys: pytest.CaptureFixture[str]):
-    from thbench.baselines import bench
+    from thbench.profiling import baselines as bench
 
     threads = torch.get_num_threads()
     assert bench.main(["--config", "tiny", "--size", "64", "--frames", "3", "--batch-size",
