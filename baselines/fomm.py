@@ -250,13 +250,12 @@ class FOMM(WarpingMethod):
         return self.nets["generator"](source, kp_driving, kp_source, features)["prediction"]
 
     def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
-                        kit: LossKit) -> dict[str, torch.Tensor]:
+                        kit: LossKit) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Reconstruct ``driving`` from ``source`` with absolute keypoints (as in training), plus
         keypoint and jacobian equivariance under a random warp of the driving frame."""
         detector, generator = self.nets["kp_detector"], self.nets["generator"]
         kp_source, kp_driving = detector(source), detector(driving)
         prediction = generator(source, kp_driving, kp_source)["prediction"]
-        self.last_prediction = prediction
         losses = {"perceptual": kit.perceptual(prediction, driving)}
         losses.update(kit.adversarial(prediction, driving))
         weights = kit.weights
@@ -270,7 +269,7 @@ class FOMM(WarpingMethod):
         eye = torch.eye(2, dtype=product.dtype, device=product.device)
         losses["equivariance_jacobian"] = (
             weights.equivariance_jacobian * (eye - product).abs().mean())
-        return losses
+        return losses, prediction
 
 
 

@@ -170,16 +170,16 @@ class FaceVid2Vid(FramewiseMethod):
         return self.models
 
     def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
-                        kit) -> dict[str, torch.Tensor]:
+                        kit) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """face-vid2vid's losses (:func:`fv2v_losses`) with the kit's ``[loss]`` weights and
         perceptual network: VGG-19, or, where its weights are absent, the pixel-L1 pyramid
         (reported as ``reconstruction_l1``); the head-pose term against the kit's pose
         estimator (Hopenet) when it has one; the kit's GAN terms when it has discriminators."""
-        losses, self.last_prediction = fv2v_losses(
+        losses, prediction = fv2v_losses(
             self.models, source, driving, weights=kit.weights,
             perceptual=kit.vgg if kit.vgg is not None else "pixel", pose_target=kit.pose)
-        losses.update(kit.adversarial(self.last_prediction, driving))
-        return losses
+        losses.update(kit.adversarial(prediction, driving))
+        return losses, prediction
 
     def save(self, path: str | os.PathLike, **extra) -> None:
         """Write the weights in the official layout."""

@@ -417,7 +417,7 @@ class TPSMM(WarpingMethod):
         return {} if self.bg_predictor is None else {"bg_predictor": self.bg_predictor}
 
     def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
-                        kit: LossKit) -> dict[str, torch.Tensor]:
+                        kit: LossKit) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Reconstruct ``driving`` from ``source`` with absolute keypoints (as in training):
         perceptual, keypoint equivariance under a random TPS warp, the warp loss (warped,
         occluded source features against the driving frame's, moving only the flow), and from
@@ -436,7 +436,6 @@ class TPSMM(WarpingMethod):
                                                    dropout_p=weights.tps_dropout(kit.epoch))
         out = inpainting(source, motion)
         prediction = out["prediction"]
-        self.last_prediction = prediction
         losses = {"perceptual": kit.perceptual(prediction, driving)}
         losses.update(kit.adversarial(prediction, driving))
         transform = kit.random_warp(driving.shape[0], "tpsmm")
@@ -452,10 +451,10 @@ class TPSMM(WarpingMethod):
             reverse = self.bg_predictor(driving, source)
             eye = torch.eye(3, dtype=bg_param.dtype, device=bg_param.device)
             losses["bg"] = weights.bg * (eye - bg_param @ reverse).abs().mean()
-        return losses
+        return losses, prediction
 
     def _avd_losses(self, source: torch.Tensor, driving: torch.Tensor,
-                    kit: LossKit) -> dict[str, torch.Tensor]:
+                    kit: LossKit) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The AVD stage: ``avd`` = shift weight * mean |kp_d - AVD(kp_s, kp_d * scale)| with
         per-item x and y scales from U[1 - s, 1 + s] (drawn on the CPU from the kit's
         generator); the keypoints come from the frozen detector, without gradients."""
@@ -469,5 +468,5 @@ class TPSMM(WarpingMethod):
         rebuilt = self.nets["avd_network"](kp_source, kp_driving * scale)
         with torch.no_grad():  # the image the rebuilt keypoints give, for the logs
             motion = self.nets["dense_motion_network"](source, rebuilt, kp_source)
-            self.last_prediction = self.nets["inpainting_network"](source, motion)["prediction"]
-        return {"avd": weights.avd_shift * (kp_driving - rebuilt).abs().mean()}
+            prediction = self.nets["inpainting_network"](source, motion)["prediction"]
+        return {"avd": weights.avd_shift * (kp_driving - rebuilt).abs().mean()}, prediction

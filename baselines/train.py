@@ -15,8 +15,9 @@ falls back to an L1 loss on the same image pyramid and says so in the log, in
 :attr:`LossKit.perceptual_backend` and in the run folder's ``config.json``; it never fails
 silently to a different objective.
 
-A method takes part by implementing ``training_losses(source, driving, kit) -> dict`` of
-weighted scalar losses, setting ``last_prediction``, and exposing ``nets`` (an
+A method takes part by implementing ``training_losses(source, driving, kit) -> (losses,
+prediction)``: a dict of weighted scalar losses and the predicted frames (for the
+discriminator and the logged images), and by exposing ``nets`` (an
 ``nn.ModuleDict`` keyed like the official checkpoint) and ``save``. :func:`train` runs it under
 :class:`thbench.training.loop.Trainer` (one process, or DDP under torchrun) from a training config.
 """
@@ -34,6 +35,7 @@ from torch import nn
 
 from thbench.baselines.loss_weights import LossWeights
 from thbench.baselines.modules import ImagePyramid, coordinate_grid
+from thbench.core.seeding import seed_all
 from thbench.datasets.frame_pairs import FramePairs, split_frames
 from thbench.training.config import (
     TrainConfig,
@@ -41,7 +43,7 @@ from thbench.training.config import (
     start_trainer,
     write_resolved_config,
 )
-from thbench.training.loop import Objective, seed_all
+from thbench.training.loop import Objective
 from thbench.training.vgg import VGG19Features, load_vgg19
 
 log = logging.getLogger(__name__)
@@ -266,9 +268,8 @@ class BaselineObjective(Objective):
     def forward(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         self.kit.generator.manual_seed(int(torch.randint(0, 2**62, ())))
         source, driving = batch["source"], batch["driving"]
-        losses = self.method.training_losses(source, driving, self.kit)
-        return losses, {"source": source, "driving": driving,
-                        "output": self.method.last_prediction}
+        losses, prediction = self.method.training_losses(source, driving, self.kit)
+        return losses, {"source": source, "driving": driving, "output": prediction}
 
     def discriminator_loss(self, visuals: dict, batch: dict) -> torch.Tensor:
         return self.kit.discriminator_loss(visuals["output"], batch["driving"])

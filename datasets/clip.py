@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thbench.core import atomic
 from thbench.core.media import read_image, write_png
 
 
@@ -91,12 +92,6 @@ def write_clip(
     (folder / "frames").mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(frames):
         write_png(folder / "frames" / f"{index:06d}.png", frame)
-    _write_text(folder / "faces.jsonl", "".join(json.dumps(asdict(f)) + "\n" for f in faces))
-    _write_text(folder / "clip.json", json.dumps(asdict(info), indent=1))
+    atomic.write_text(folder / "faces.jsonl", "".join(json.dumps(asdict(f)) + "\n" for f in faces))
+    atomic.write_text(folder / "clip.json", json.dumps(asdict(info), indent=1))
     return Clip(folder)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

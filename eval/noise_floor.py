@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.metrics.morphable import angle_difference, identity_mesh_distance
 from thbench.facegeom.fitting import shared_identity
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -38,8 +37,8 @@ from thbench.core.media import (
 )
 from thbench.core.method import Method, PairUnsupported
 from thbench.core.progress import progress
-from thbench.datasets.pairs import Pair
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
+from thbench.datasets.protocols import Pair
 from thbench.eval.distributed import Shard, all_sum, any_rank
 from thbench.eval.frame_analyses import analyses_provider, build_analyzer
 from thbench.eval.metrics import FrameBatch, Metric, MetricValue
@@ -56,12 +55,6 @@ FLOOR_FILE = "floor.json"
 
 class MethodFailed(RuntimeError):
     """A method could not be trained or built: the failure belongs to the method, not a pair."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @dataclass
@@ -149,7 +142,7 @@ def generate(
             index += 1
     if index != len(pair.driving_frames):
         raise ValueError(f"method returned {index} frames for {len(pair.driving_frames)}")
-    (folder / COMPLETE).write_text(str(index))
+    atomic.write_text(folder / COMPLETE, str(index))
 
 
 def score(

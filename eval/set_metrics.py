@@ -15,15 +15,15 @@ left out and counted as failed; it never aborts the row.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from thbench.core import atomic
 from thbench.core.media import MediaError, stack_batches, to_tensor
-from thbench.datasets.pairs import CROSS_IDENTITY, Pair
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
+from thbench.datasets.protocols import CROSS_IDENTITY, Pair
 from thbench.eval.metrics import MetricValue
 from thbench.eval.metrics.fid import FID, FeatureStats
 
@@ -32,10 +32,8 @@ SET_PAIR_ID = "(all pairs)"
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as out:
+        np.save(out, array)
 
 
 class FIDFeatures:
@@ -109,11 +107,8 @@ class FIDFeatures:
         """The protocol's reduced running sums (``FID.state()`` layout), kept beside the row so
         that the distance can be recomputed or the sums merged with other runs."""
         self.fid.generated, self.fid.real = generated, real
-        path = self.stats_path(method, protocol)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **self.fid.state())
-        os.replace(tmp, path)
+        with atomic.replacing(self.stats_path(method, protocol)) as out:
+            np.savez(out, **self.fid.state())
         self.fid.reset()
 
     def distance(self, generated: FeatureStats, real: FeatureStats) -> MetricValue:

@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thbench.core import atomic
 from thbench.facegeom.detect import Face, FaceDetector
 
 PARTS = ("fit", "dlib", "arcface", "fan")
@@ -147,7 +147,7 @@ class AnalysisCache:
     """On-disk cache of :class:`FrameAnalysis`: ``root/<key[:2]>/<key>.npz``.
 
     The key is sha1 of the frame's bytes, its shape and the analyzer's backend string; writes
-    are atomic (temp file in the same folder, then ``os.replace``).
+    are atomic (:mod:`thbench.core.atomic`: ranks sharing the cache never clash).
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -184,16 +184,7 @@ class AnalysisCache:
         return record
 
     def put(self, key: str, record: FrameAnalysis) -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(record.to_npz_bytes())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_bytes(self.path(key), record.to_npz_bytes())
 
 
 class FaceAnalyzer:

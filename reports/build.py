@@ -13,7 +13,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from thbench.datasets.prepared import PreparedDataset
+from thbench.core import atomic
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.aggregate import summarize
 from thbench.eval.config import config_from_dict
 from thbench.eval.results import ResultStore
@@ -72,10 +73,10 @@ def build_reports(run_dir: str | Path, html: bool = True,
     floor = read_floor(run_dir)
     floor_text = f"\n{floor_markdown(floor)}" if floor else ""
     published, size = read_published(published_file), record.get("size")
-    (run_dir / "tables.md").write_text(
-        f"# {config.name}\n\n{markdown_tables(summaries, config.average, published, size)}"
-        f"{floor_text}")
-    (run_dir / "tables.tex").write_text(latex_tables(summaries, config.average, published, size))
+    markdown = markdown_tables(summaries, config.average, published, size)
+    atomic.write_text(run_dir / "tables.md", f"# {config.name}\n\n{markdown}{floor_text}")
+    atomic.write_text(run_dir / "tables.tex",
+                      latex_tables(summaries, config.average, published, size))
     paths += [run_dir / "tables.md", run_dir / "tables.tex"]
     if html:
         root = Path(record["dataset_root"])

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from thbench.datasets.pairs import Pair
-from thbench.datasets.prepared import PreparedDataset
+from thbench.core import atomic
+from thbench.datasets.prepared_dataset import PreparedDataset
+from thbench.datasets.protocols import Pair
 from thbench.eval.aggregate import PER_PAIR, Summary, headline
 from thbench.reports.published import PublishedRow
 from thbench.reports.tables import (
@@ -220,5 +221,5 @@ def write_html(path: Path, title: str, summaries: list[Summary], dataset: Prepar
         parts.append("</div>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    path.write_text(page)
+    atomic.write_text(path, page)
     return path

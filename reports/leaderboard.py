@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
+from thbench.core import atomic
 from thbench.eval.aggregate import PER_PAIR, SET, Summary
 
 REQUIRED = [
@@ -53,13 +53,10 @@ def leaderboard_rows(summaries: list[Summary], provenance: dict[str, str]) -> li
 
 
 def _write(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic.replacing(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 

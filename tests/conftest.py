@@ -81,15 +81,15 @@ def mini_dataset(pyfeat_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """A small prepared dataset from the real sample videos and photos (128 px, 5-frame clips):
     same-identity pairs of the man (single_face.mp4), the woman and the man whose face leaves
     the frame (face_noface.mov); cross-identity pairs of two photos driven by those clips."""
-    from thbench.datasets.pairs import (
+    from thbench.datasets.prepared_dataset import PreparedDataset
+    from thbench.datasets.protocols import (
         CROSS_IDENTITY,
         SAME_IDENTITY,
         cross_identity_pairs,
         same_identity_pairs,
         write_pairs,
     )
-    from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
-    from thbench.datasets.prepared import PreparedDataset
+    from thbench.datasets.source_clips import PrepareOptions, prepare_image, prepare_video
     from thbench.facegeom.detect import FaceDetector
 
     root = tmp_path_factory.mktemp("mini_dataset")

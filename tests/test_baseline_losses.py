@@ -102,7 +102,7 @@ def test_fomm_equivariance_value_and_jacobian():
     weights = LossWeights(sigma_affine=0.2, sigma_tps=0.05)  # a visible warp
     kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(7))
     torch.manual_seed(1)
-    losses = method.training_losses(source, driving, kit)
+    losses, _ = method.training_losses(source, driving, kit)
 
     draw = torch.Generator().manual_seed(7)  # the same draws in the same order
     theta = torch.randn(2, 2, 3, generator=draw) * 0.2 + torch.eye(2, 3)
@@ -154,7 +154,7 @@ def test_tpsmm_warp_loss_is_the_occluded_feature_l1():
     method, weights, _ = tpsmm()
     source, driving = images(8), images(9)
     kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(1))
-    losses = method.training_losses(source, driving, kit)
+    losses, _ = method.training_losses(source, driving, kit)
     assert "bg" not in losses
     with torch.no_grad():
         detector = method.nets["kp_detector"]
@@ -185,9 +185,9 @@ def test_tpsmm_background_loss_from_its_start_epoch():
     expected = 10 * np.abs(np.eye(3) - m @ m).mean()
     source, driving = images(10), images(11)
     kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(1), epoch=1)
-    assert "bg" not in method.training_losses(source, driving, kit)
+    assert "bg" not in method.training_losses(source, driving, kit)[0]
     kit.epoch = 2
-    losses = method.training_losses(source, driving, kit)
+    losses, _ = method.training_losses(source, driving, kit)
     assert losses["bg"].item() == pytest.approx(expected, rel=1e-5)
     losses["bg"].backward()
     assert fc.bias.grad is not None and fc.bias.grad.abs().sum() > 0
@@ -289,7 +289,7 @@ def test_fv2v_honours_the_loss_table():
     method = FaceVid2Vid(config="tiny", allow_random_init=True)
     kit = build_kit({"perceptual_backend": "l1", "keypoint": 0.0, "expression": 2.5,
                      "equivariance_value": 0.0}, torch.device("cpu"), "test")
-    losses = method.training_losses(images(15, 1), images(16, 1), kit)
+    losses, _ = method.training_losses(images(15, 1), images(16, 1), kit)
     assert set(losses) == {"reconstruction_l1", "expression"}
     with torch.no_grad():
         exp = method.models["he_estimator"](images(16, 1))["exp"].abs().sum(-1).mean()
@@ -352,8 +352,8 @@ def test_tpsmm_avd_loss_rebuilds_the_driving_keypoints_from_scaled_ones():
     method.nets.eval()  # fixed statistics: the recomputation below sees the same networks
     source, driving = images(20), images(21)
     kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(4))
-    losses = method.training_losses(source, driving, kit)
-    assert set(losses) == {"avd"} and method.last_prediction.shape == (2, 3, 64, 64)
+    losses, prediction = method.training_losses(source, driving, kit)
+    assert set(losses) == {"avd"} and prediction.shape == (2, 3, 64, 64)
     scale = torch.rand(2, 2, generator=torch.Generator().manual_seed(4)) * 0.5 + 0.75
     with torch.no_grad():
         kp_s = method.nets["kp_detector"](source)["fg_kp"]

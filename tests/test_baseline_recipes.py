@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from thbench.baselines.train import LossKit, build_kit
+from thbench.core.processes import Process
 from thbench.datasets.augmentation import Augmentation
 from thbench.datasets.frame_pairs import FramePairs, split_frames, video_clips
 from thbench.training.config import load_train_config, train_config_from_dict
-from thbench.training.loop import EpochBatches, Objective, Process, Trainer, TrainSettings
+from thbench.training.loop import EpochBatches, Objective, Trainer, TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from thbench.core.families import build
-from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.datasets.protocols import CROSS_IDENTITY, SAME_IDENTITY
 from thbench.eval.aggregate import summarize
 from thbench.eval.metrics import build_metrics
 from thbench.eval.results import ResultStore

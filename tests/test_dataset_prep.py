@@ -17,13 +17,13 @@ import pytest
 from minivox import face_crops, metadata_names, write_frame_folder, write_video
 
 from thbench.cli.datasets import main as datasets_main
-from thbench.datasets.build import prepare_split
 from thbench.datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
 from thbench.datasets.fits import read_fits
 from thbench.datasets.layouts import discover
-from thbench.datasets.pairs import NO_DRIVER, read_pairs, subsample_driving
-from thbench.datasets.prepare import PrepareOptions
-from thbench.datasets.protocols import PairOptions, write_protocols
+from thbench.datasets.pair_lists import PairOptions, write_protocols
+from thbench.datasets.protocols import NO_DRIVER, read_pairs, subsample_driving
+from thbench.datasets.source_clips import PrepareOptions
+from thbench.datasets.split_preparation import prepare_split
 from thbench.datasets.splits import load_vox1_split, read_th1kh_list
 from thbench.facegeom.detect import FaceDetector
 
@@ -428,7 +428,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 
 def test_fps_option_resamples_to_the_nearest_frame_in_time(tmp_path, crops):
     from thbench.datasets.frames import kept_frames
-    from thbench.datasets.prepare import prepare_video
+    from thbench.datasets.source_clips import prepare_video
 
     folder = write_frame_folder(tmp_path / "clip", crops["man-a"][:10])  # a 25 fps source
     assert [i for i, _ in kept_frames(folder, 1, 30 / 25)] == [0, 1, 2, 4, 5, 6, 7, 8]

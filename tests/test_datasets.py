@@ -9,7 +9,7 @@ import pytest
 
 from thbench.core.media import read_image
 from thbench.datasets.clip import Clip
-from thbench.datasets.pairs import (
+from thbench.datasets.protocols import (
     CROSS_IDENTITY,
     SAME_IDENTITY,
     cross_identity_pairs,
@@ -17,7 +17,7 @@ from thbench.datasets.pairs import (
     same_identity_pairs,
     write_pairs,
 )
-from thbench.datasets.prepare import PrepareOptions, prepare_image, prepare_video
+from thbench.datasets.source_clips import PrepareOptions, prepare_image, prepare_video
 from thbench.facegeom.detect import FaceDetector
 
 OPTIONS = PrepareOptions(size=128, frame_step=12, clip_length=5, crop="face")

@@ -630,7 +630,7 @@ def test_secc_span_matches_benchmark_crops(sfm_assets, woman_frames):
     """In a benchmark crop (datasets.crop, 1.8x the face box) the SECC frame, placed by the
     eos fit's scale, covers about ``secc_span`` of the image, i.e. of the canonical box."""
     from thbench.datasets.crop import clip_box, to_crop_coordinates
-    from thbench.datasets.prepare import PrepareOptions
+    from thbench.datasets.source_clips import PrepareOptions
     from thbench.facegeom.detect import FaceDetector
     from thbench.facegeom.fitting import Fitter
     from thbench.facegeom.secc import MARGIN, secc_setup

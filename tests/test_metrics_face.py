@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from thbench.datasets.protocols import CROSS_IDENTITY, SAME_IDENTITY
 from thbench.eval.metrics import build_metrics
-from thbench.eval.metrics.base import CROSS_IDENTITY, SAME_IDENTITY, FrameBatch
+from thbench.eval.metrics.base import FrameBatch
 from thbench.eval.metrics.identity import CSIM, AEDFomm, AEDIdentity
 from thbench.eval.metrics.landmarks import AKD, MKR, AKDFomm
 from thbench.eval.metrics.morphable import (

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from thbench.datasets.protocols import SAME_IDENTITY
 from thbench.eval.metrics import build_metrics
-from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch
+from thbench.eval.metrics.base import FrameBatch
 from thbench.eval.metrics.image import L1, PSNR, PSNR_CEILING, SSIM, gaussian_kernel1d, psnr, ssim
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.datasets.protocols import CROSS_IDENTITY, SAME_IDENTITY
 from thbench.eval.noise_floor import measure_floor, real_clips
 from thbench.reports.tables import floor_markdown
 

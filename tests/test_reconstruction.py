@@ -25,7 +25,7 @@ from thbench.cli.datasets import main as datasets_main
 from thbench.cli.eval import main as eval_main
 from thbench.core.media import read_image, to_tensor, to_uint8
 from thbench.core.method import FramewiseMethod, PairUnsupported
-from thbench.datasets.prepared import PreparedDataset
+from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.aggregate import summarize
 from thbench.eval.metrics import build_metrics
 from thbench.eval.results import ResultStore

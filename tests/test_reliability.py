@@ -124,7 +124,7 @@ def test_image_modes_become_rgb_uint8(pyfeat_data: Path, tmp_path: Path, mode: s
 
 def test_images_of_any_size_and_aspect_prepare_or_say_why(pyfeat_data: Path,
                                                           tmp_path: Path) -> None:
-    from thbench.datasets.prepare import PrepareOptions, prepare_image
+    from thbench.datasets.source_clips import PrepareOptions, prepare_image
     from thbench.facegeom.detect import FaceDetector
 
     photo = Image.open(pyfeat_data / "single_face.jpg").convert("RGB")
@@ -172,7 +172,7 @@ def test_preparation_skips_a_corrupt_file_and_goes_on(pyfeat_data: Path, tmp_pat
     import json
 
     from thbench.datasets import sample
-    from thbench.datasets.prepare import PrepareOptions
+    from thbench.datasets.source_clips import PrepareOptions
 
     media = tmp_path / "media"
     media.mkdir()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from thbench.core.families import build
-from thbench.datasets.pairs import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.datasets.protocols import CROSS_IDENTITY, SAME_IDENTITY
 from thbench.eval.aggregate import summarize
 from thbench.eval.metrics import build_metrics
 from thbench.eval.metrics.image import PSNR_CEILING

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from thbench.core.processes import Process
 from thbench.datasets.frame_pairs import FramePairs, split_frames, video_clips
 from thbench.training.config import TrainConfig, train_config_from_dict
-from thbench.training.loop import EpochBatches, Process, Trainer, TrainSettings
+from thbench.training.loop import EpochBatches, Trainer, TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
 

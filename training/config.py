@@ -41,9 +41,10 @@ import torch
 
 from thbench.core import atomic
 from thbench.core.families import family, trainable
+from thbench.core.processes import Process, join
 from thbench.core.toml_table import read_table
 from thbench.datasets.config import DatasetConfig, load_dataset
-from thbench.training.loop import Process, Trainer, TrainSettings, join
+from thbench.training.loop import Trainer, TrainSettings
 
 
 @dataclass

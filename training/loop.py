@@ -38,7 +38,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from thbench.core import atomic
+from thbench.core.processes import Process, join
 from thbench.core.progress import progress
+from thbench.core.seeding import seed_all
 
 
 @dataclass
@@ -126,44 +128,6 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-@dataclass
-class Process:
-    """This process's place in the job: rank, world size, device."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def join(device: str) -> Process:
-    """Join torchrun's process group when ``WORLD_SIZE`` > 1; ``cuda`` becomes the local GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if device == "cuda" and world > 1:
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    if world == 1:
-        return Process(device=dev)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Process(dist.get_rank(), dist.get_world_size(), dev)
-
-
-def leave() -> None:
-    """Leave torchrun's process group at the end of a training command: every rank waits for
-    the others (rank 0 exports the checkpoint last), then the group is destroyed, so no rank
-    exits with gloo's threads still running (that aborts it: "terminate called without an
-    active exception", seen on CI). A no-op in one process."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 class EpochBatches(Sampler[list[int]]):
     """Endless batches: epoch ``e`` is ``DistributedSampler(seed, epoch=e)``'s order for this
     rank, cut into full batches; starts at ``start`` batches into the run (for resuming).
@@ -244,12 +208,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def image_grid(visuals: dict[str, Tensor], rows: int = 4) -> Tensor:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from thbench.core.cli import run_subcommand
 from thbench.datasets.layouts import DATASETS
-from thbench.datasets.prepare import PrepareOptions
+from thbench.datasets.source_clips import PrepareOptions
 
 DEFAULTS = PrepareOptions()
 """The command's preparation defaults are :class:`PrepareOptions`' (the papers' protocol)."""
@@ -37,7 +37,7 @@ EXAMPLES = """examples:
 
 
 def _pair_options(args: argparse.Namespace):
-    from thbench.datasets.protocols import PairOptions
+    from thbench.datasets.pair_lists import PairOptions
 
     return PairOptions(seed=args.seed, cross_per_source=args.cross_per_source,
                        driving_step=args.driving_step,
@@ -45,9 +45,9 @@ def _pair_options(args: argparse.Namespace):
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from thbench.datasets.build import prepare_split
     from thbench.datasets.layouts import discover
-    from thbench.datasets.protocols import write_protocols
+    from thbench.datasets.pair_lists import write_protocols
+    from thbench.datasets.split_preparation import prepare_split
 
     found = discover(args.dataset, args.layout, args.root, args.split, args.list)
     print(f"{args.dataset} {args.split} ({args.layout} layout): {len(found.sources)} videos, "
@@ -65,7 +65,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _pairs(args: argparse.Namespace) -> int:
-    from thbench.datasets.protocols import write_protocols
+    from thbench.datasets.pair_lists import write_protocols
 
     if not Path(args.out, "clips").is_dir():
         raise FileNotFoundError(f"{args.out}: not a prepared dataset (no clips/)")

@@ -11,6 +11,7 @@ import sys
 
 from thbench.core import assets
 from thbench.core.cli import run_subcommand
+from thbench.datasets.protocols import PROTOCOLS
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -37,6 +38,7 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from thbench.core.processes import leave
     from thbench.eval import distributed
     from thbench.eval.benchmark import run_benchmark
     from thbench.eval.config import load_config
@@ -46,11 +48,13 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["THB_OFFLINE"] = "1"
     config = load_config(args.config, args.set, output_dir=args.output_dir)
     shard = distributed.start(config.device)
+    log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
     try:
-        log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
         summaries = run_benchmark(config, log, shard)
-    finally:
-        distributed.stop(shard)
+    except BaseException:
+        leave(wait=False)
+        raise
+    leave()
     for label, summary in summaries.items():
         for problem in summary.problems:
             print(f"error in {label} {problem.protocol} {problem.pair_id}: {problem.message}")
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--outputs", required=True,
                        help="a frame folder <pair_id>/ or a video <pair_id>.mp4 per pair")
     score.add_argument("--method", required=True, help="name to report the outputs under")
-    score.add_argument("--protocol", required=True, choices=["same-identity", "cross-identity"])
+    score.add_argument("--protocol", required=True, choices=PROTOCOLS)
     score.add_argument("--config", default="configs/default.toml",
                        help="config giving the dataset, metrics and output folder")
     score.add_argument("--output-dir", help="override the config's output_dir")

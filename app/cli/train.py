@@ -11,8 +11,8 @@ import sys
 
 from thbench.core.cli import run_subcommand
 from thbench.core.families import family
+from thbench.core.processes import leave
 from thbench.training.config import load_train_config
-from thbench.training.loop import leave
 
 
 def train(args: argparse.Namespace) -> int:

@@ -16,9 +16,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from thbench.eval.metrics.base import (
-    CROSS_IDENTITY,
-    PROTOCOLS,
-    SAME_IDENTITY,
     FrameBatch,
     FrameMeanMetric,
     Metric,
@@ -70,11 +67,8 @@ def build_metrics(
 
 
 __all__ = [
-    "CROSS_IDENTITY",
     "DEFAULT_METRICS",
-    "PROTOCOLS",
     "REGISTRY",
-    "SAME_IDENTITY",
     "FrameBatch",
     "FrameMeanMetric",
     "Metric",

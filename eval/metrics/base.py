@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-SAME_IDENTITY = "same-identity"
-CROSS_IDENTITY = "cross-identity"
-PROTOCOLS = (SAME_IDENTITY, CROSS_IDENTITY)
+from thbench.datasets.protocols import PROTOCOLS
 
 
 @dataclass
@@ -82,6 +81,33 @@ class Metric(ABC):
 
     @abstractmethod
     def reset(self) -> None: ...
+
+
+class WeightsFileMetric(Metric):
+    """A metric whose network reads one weights file: the ``weights`` path given in its options,
+    or else the asset manager's :meth:`asset`."""
+
+    weights: str | None = None
+
+    def asset(self) -> str:
+        """The asset manager's name of the default weights."""
+        raise NotImplementedError
+
+    def weights_path(self) -> Path:
+        if self.weights is not None:
+            return Path(self.weights)
+        from thbench.core import assets
+
+        return assets.resolve(self.asset())
+
+    def available(self) -> str:
+        from thbench.core.assets import AssetError
+
+        try:
+            path = self.weights_path()
+        except AssetError as error:
+            return str(error)
+        return "" if path.is_file() else f"{self.name} weights {path} not found"
 
 
 class FrameMeanMetric(Metric):

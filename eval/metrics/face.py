@@ -72,6 +72,16 @@ def backend_pieces(analysis_backend: str, keys: Sequence[str]) -> str:
     return "|".join(p for p in pieces if p.split("=", 1)[0] in keys)
 
 
+def frame_mean(total: float, count: int, excluded: int, none_kept: str) -> MetricValue:
+    """``total / count`` over the ``count`` frames kept, or, when none was, a skip whose reason
+    is ``none_kept``; the ``excluded`` frames are counted either way."""
+    if count == 0:
+        result = MetricValue.skipped(f"{none_kept} ({excluded} excluded)")
+        result.excluded = excluded
+        return result
+    return MetricValue(total / count, count, excluded=excluded)
+
+
 class AnalysisMetric(Metric):
     """A metric reading frame analyses; its backend is taken from the analyses it saw.
 
@@ -108,6 +118,18 @@ class AnalysisMetric(Metric):
         return pairs
 
 
+class FommFormula:
+    """Mixed into a metric computed with the formula of one of FOMM's ``pose-evaluation``
+    scripts: the script (``fomm_script``) is appended to the backend, so that a row says which
+    formula made its number."""
+
+    fomm_script: str = ""
+
+    @property
+    def backend(self) -> str:
+        return f"{super().backend},{self.fomm_script}"
+
+
 class FaceFrameMetric(AnalysisMetric):
     """Mean over frames of ``value(generated, reference)`` where both sides have a face."""
 
@@ -131,14 +153,9 @@ class FaceFrameMetric(AnalysisMetric):
             self._count += 1
 
     def compute(self) -> MetricValue:
-        if self._count == 0:
-            result = MetricValue.skipped(
-                f"no frame with a face in both the generated and the {self.reference} frame "
-                f"({self._excluded} excluded)"
-            )
-            result.excluded = self._excluded
-            return result
-        return MetricValue(self._sum / self._count, self._count, excluded=self._excluded)
+        return frame_mean(self._sum, self._count, self._excluded,
+                          f"no frame with a face in both the generated and the {self.reference} "
+                          "frame")
 
     def reset(self) -> None:
         self._sum, self._count, self._excluded = 0.0, 0, 0

@@ -23,7 +23,9 @@ from unittest import mock
 import numpy as np
 import torch
 
-from thbench.eval.metrics.base import PROTOCOLS, FrameBatch, Metric, MetricValue
+from thbench.core import atomic
+from thbench.datasets.protocols import PROTOCOLS
+from thbench.eval.metrics.base import FrameBatch, MetricValue, WeightsFileMetric
 
 DIMS = 2048
 ASSET = "fid_inception"
@@ -85,7 +87,7 @@ def build_inception(weights: str | Path) -> torch.nn.Module:
     return model.eval().requires_grad_(False)
 
 
-class FID(Metric):
+class FID(WeightsFileMetric):
     """Frechet Inception distance between generated frames and the split's real frames."""
 
     name = "fid"
@@ -114,21 +116,8 @@ class FID(Metric):
         weights = Path(self.weights).name if self.weights else assets.get(ASSET).filename
         return f"pytorch-fid-{version('pytorch-fid')}/InceptionV3 pool3 ({weights})"
 
-    def weights_path(self) -> Path:
-        if self.weights is not None:
-            return Path(self.weights)
-        from thbench.core import assets
-
-        return assets.resolve(ASSET)
-
-    def available(self) -> str:
-        from thbench.core.assets import AssetError
-
-        try:
-            path = self.weights_path()
-        except AssetError as error:
-            return str(error)
-        return "" if path.is_file() else f"fid weights {path} not found"
+    def asset(self) -> str:
+        return ASSET
 
     def model(self) -> torch.nn.Module:
         if self._model is None:
@@ -198,7 +187,9 @@ class FID(Metric):
             stats.merge(other)
 
     def save_state(self, path: str | Path) -> None:
-        np.savez(path, **self.state())
+        """Write :meth:`state` as an npz file at ``path`` (atomically, under that exact name)."""
+        with atomic.replacing(path) as out:
+            np.savez(out, **self.state())
 
     def load_state(self, path: str | Path) -> None:
         """Merge the sums saved at ``path`` (npz) into this metric."""

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from thbench.eval.metrics.base import PROTOCOLS, SAME_IDENTITY
-from thbench.eval.metrics.face import FaceFrameMetric
+from thbench.datasets.protocols import PROTOCOLS, SAME_IDENTITY
+from thbench.eval.metrics.face import FaceFrameMetric, FommFormula
 
 FIELDS = {"dlib": "dlib_descriptor", "arcface": "arcface"}
 
@@ -107,15 +107,12 @@ class AEDIdentity(_EmbeddingMetric):
         return float(np.linalg.norm(self._embedding(generated) - self._embedding(reference)))
 
 
-class AEDFomm(AEDIdentity):
+class AEDFomm(FommFormula, AEDIdentity):
     """AED as FOMM's ``pose-evaluation/cmp.py`` (commit 5a5c45e) computes it: the squared
     Euclidean distance of identity embeddings, generated vs ground truth (lower better)."""
 
     name = "aed_fomm"
-
-    @property
-    def backend(self) -> str:
-        return f"{super().backend},{FOMM_CMP}"
+    fomm_script = FOMM_CMP
 
     def value(self, generated: Any, reference: Any) -> float:
         return squared_distance(self._embedding(generated), self._embedding(reference))

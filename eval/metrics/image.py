@@ -24,7 +24,8 @@ import math
 
 import torch
 
-from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
+from thbench.datasets.protocols import SAME_IDENTITY
+from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric
 
 
 def _pair(batch: FrameBatch) -> tuple[torch.Tensor, torch.Tensor]:

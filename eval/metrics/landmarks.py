@@ -29,10 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from thbench.eval.metrics.base import PROTOCOLS, SAME_IDENTITY, FrameBatch, MetricValue
+from thbench.datasets.protocols import PROTOCOLS, SAME_IDENTITY
+from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import (
     AnalysisMetric,
     FaceFrameMetric,
+    FommFormula,
+    frame_mean,
     missing_assets,
     missing_module,
 )
@@ -47,6 +50,10 @@ LANDMARK_BACKENDS = ("dlib", "fan")
 
 class _LandmarkSource:
     """The ``landmarks`` option shared by the landmark metrics: which analysis fields to read."""
+
+    def __init__(self, landmarks: str = "dlib") -> None:
+        self._choose(landmarks)
+        self.reset()
 
     def _choose(self, landmarks: str) -> None:
         if landmarks not in LANDMARK_BACKENDS:
@@ -95,10 +102,6 @@ class AKD(_LandmarkSource, FaceFrameMetric):
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
 
-    def __init__(self, landmarks: str = "dlib") -> None:
-        self._choose(landmarks)
-        super().__init__()
-
     def value(self, generated: Any, reference: Any) -> float:
         return keypoint_distance(self.points(generated), self.points(reference))
 
@@ -111,14 +114,11 @@ def mean_abs_coordinate_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
 
 
-class AKDFomm(AKD):
+class AKDFomm(FommFormula, AKD):
     """AKD as FOMM's ``pose-evaluation/cmp_kp.py`` (commit 5a5c45e): mean |Δ| over 68x2 coords."""
 
     name = "akd_fomm"
-
-    @property
-    def backend(self) -> str:
-        return f"{super().backend},{FOMM_CMP_KP}"
+    fomm_script = FOMM_CMP_KP
 
     def value(self, generated: Any, reference: Any) -> float:
         return mean_abs_coordinate_difference(self.points(generated), self.points(reference))
@@ -132,10 +132,6 @@ class MKR(_LandmarkSource, AnalysisMetric):
     protocols = (SAME_IDENTITY,)
     reference = "ground_truth"
 
-    def __init__(self, landmarks: str = "dlib") -> None:
-        self._choose(landmarks)
-        self.reset()
-
     def update(self, batch: FrameBatch) -> None:
         for generated, truth in self._pairs(batch):
             if not self.present(truth):
@@ -145,14 +141,8 @@ class MKR(_LandmarkSource, AnalysisMetric):
             self._missing += 0 if self.present(generated) else 1
 
     def compute(self) -> MetricValue:
-        if self._count == 0:
-            result = MetricValue.skipped(
-                f"no {self.reference.replace('_', '-')} frame with a face "
-                f"({self._excluded} excluded)"
-            )
-            result.excluded = self._excluded
-            return result
-        return MetricValue(self._missing / self._count, self._count, excluded=self._excluded)
+        return frame_mean(self._missing, self._count, self._excluded,
+                          f"no {self.reference.replace('_', '-')} frame with a face")
 
     def reset(self) -> None:
         self._count, self._missing, self._excluded = 0, 0, 0

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from thbench.eval.metrics.base import SAME_IDENTITY, FrameBatch, FrameMeanMetric
+from thbench.datasets.protocols import SAME_IDENTITY
+from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric, WeightsFileMetric
 
 SLICES: dict[str, tuple[tuple[int, int], ...]] = {
     "alex": ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12)),
@@ -75,7 +76,7 @@ def _quiet_torchvision():
         yield
 
 
-class LPIPS(FrameMeanMetric):
+class LPIPS(WeightsFileMetric, FrameMeanMetric):
     """Learned perceptual distance to the ground truth (lower is better)."""
 
     name = "lpips"
@@ -102,21 +103,8 @@ class LPIPS(FrameMeanMetric):
         trunk = Path(self.weights).name if self.weights else _asset_filename(ASSETS[self.net])
         return f"lpips-{version('lpips')}/{self.net} v0.1 (trunk {trunk})"
 
-    def weights_path(self) -> Path:
-        if self.weights is not None:
-            return Path(self.weights)
-        from thbench.core import assets
-
-        return assets.resolve(ASSETS[self.net])
-
-    def available(self) -> str:
-        from thbench.core.assets import AssetError
-
-        try:
-            path = self.weights_path()
-        except AssetError as error:
-            return str(error)
-        return "" if path.is_file() else f"lpips weights {path} not found"
+    def asset(self) -> str:
+        return ASSETS[self.net]
 
     def model(self) -> torch.nn.Module:
         if self._model is None:

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from thbench.eval.metrics.base import CROSS_IDENTITY, PROTOCOLS, FrameBatch, MetricValue
+from thbench.datasets.protocols import CROSS_IDENTITY, PROTOCOLS
+from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import FaceFrameMetric, missing_module
 
 

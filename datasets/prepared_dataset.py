@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from thbench.datasets.clip import Clip
-from thbench.datasets.pairs import Pair, read_pairs
+from thbench.datasets.protocols import Pair, read_pairs
 
 
 class PreparedDataset:

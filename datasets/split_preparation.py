@@ -28,12 +28,13 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
+from thbench.core import atomic
 from thbench.core.media import MediaError
 from thbench.core.progress import progress
 from thbench.datasets.clip import Clip
 from thbench.datasets.fits import fit_clip, has_fits
 from thbench.datasets.layouts import Discovery, Source
-from thbench.datasets.prepare import PrepareOptions, prepare_video
+from thbench.datasets.source_clips import PrepareOptions, prepare_video
 from thbench.facegeom.detect import FaceDetector
 from thbench.facegeom.fitting import Fitter
 
@@ -205,9 +206,7 @@ def _write_records(out_root: Path, found: Discovery, outcomes: list[Outcome],
 
 
 def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
 def _log_summary(outcomes: list[Outcome], log: Callable[[str], None]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thbench.core import atomic
 from thbench.core.media import MediaError, read_image
 from thbench.datasets.clip import Clip, ClipInfo, FaceRecord, write_clip
 from thbench.datasets.crop import centre_box, clip_box, crop, to_crop_coordinates
@@ -86,10 +87,7 @@ def _done(out_root: Path, name: str) -> list[Clip] | None:
 
 
 def _mark(out_root: Path, name: str, clips: list[Clip]) -> None:
-    marker = _marker(out_root, name)
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps({"clips": [c.clip_id for c in clips]}))
-    os.replace(tmp, marker)
+    atomic.write_text(_marker(out_root, name), json.dumps({"clips": [c.clip_id for c in clips]}))
 
 
 def _records(faces: list[Face | None], box, size: int) -> list[FaceRecord]:
