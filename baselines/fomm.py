@@ -18,16 +18,15 @@ from torch import nn
 
 from thbench.baselines.modules import (
     AntiAliasDownsample,
-    DownBlock2d,
+    DownBlock,
     Hourglass,
-    ResBlock2d,
-    SameBlock2d,
-    UpBlock2d,
-    coordinate_grid,
-    keypoint_gaussians,
+    ResBlock,
+    SameBlock,
+    UpBlock,
     warp,
 )
 from thbench.baselines.warping import WarpingMethod
+from thbench.core.grids import coordinate_grid, keypoint_gaussians
 
 if TYPE_CHECKING:
     from thbench.baselines.train import LossKit
@@ -153,20 +152,20 @@ class OcclusionAwareGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         exp, cap = cfg.gen_expansion, cfg.gen_max
-        self.first = SameBlock2d(cfg.channels, exp, kernel=7)
+        self.first = SameBlock(cfg.channels, exp, kernel=7)
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(min(cap, exp * 2**i), min(cap, exp * 2 ** (i + 1)))
+            DownBlock(min(cap, exp * 2**i), min(cap, exp * 2 ** (i + 1)))
             for i in range(cfg.gen_down)
         )
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(min(cap, exp * 2 ** (cfg.gen_down - i)),
+            UpBlock(min(cap, exp * 2 ** (cfg.gen_down - i)),
                       min(cap, exp * 2 ** (cfg.gen_down - i - 1)))
             for i in range(cfg.gen_down)
         )
         width = min(cap, exp * 2**cfg.gen_down)
         self.bottleneck = nn.Sequential()
         for i in range(cfg.gen_bottleneck):
-            self.bottleneck.add_module(f"r{i}", ResBlock2d(width))
+            self.bottleneck.add_module(f"r{i}", ResBlock(width))
         self.final = nn.Conv2d(exp, cfg.channels, 7, padding=3)
         self.dense_motion_network = DenseMotionNetwork(cfg)
 

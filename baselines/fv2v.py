@@ -26,13 +26,13 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from thbench.baselines.checkpoint import load_official, save_official
 from thbench.baselines.fv2v_losses import LossWeights, fv2v_losses
 from thbench.baselines.fv2v_motion import relative_keypoints, transform_keypoints
 from thbench.baselines.fv2v_nets import CONFIGS, FV2VConfig, build_models, get_config
 from thbench.core.method import FramewiseMethod
+from thbench.core.resampling import resize
 
 __all__ = ["FaceVid2Vid", "LossWeights", "build_models", "fv2v_losses", "load_models"]
 
@@ -62,14 +62,6 @@ def load_models(
         models = {key: module.to_empty(device="cpu") for key, module in models.items()}
         load_official(checkpoint, models)
     return {key: module.to(device).eval() for key, module in models.items()}
-
-
-def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, *size), bilinear with anti-aliasing; identity when equal."""
-    if tuple(frames.shape[-2:]) == tuple(size):
-        return frames
-    return F.interpolate(frames, size=size, mode="bilinear", align_corners=False,
-                         antialias=True)
 
 
 class FaceVid2Vid(FramewiseMethod):
@@ -126,7 +118,7 @@ class FaceVid2Vid(FramewiseMethod):
 
     def _model_input(self, frames: torch.Tensor) -> torch.Tensor:
         size = self.cfg.image_size
-        return resize_frames(frames.to(self.device, torch.float32), (size, size))
+        return resize(frames.to(self.device, torch.float32), size, antialias=True)
 
     @torch.no_grad()
     def setup(self, source: torch.Tensor, driving_first: torch.Tensor) -> None:
@@ -158,7 +150,7 @@ class FaceVid2Vid(FramewiseMethod):
             kp_driving = relative_keypoints(state["kp_source"], kp_driving, state["kp_initial"],
                                             self.adapt_scale)
         out = self.models["generator"].decode(state["feature"], kp_driving, state["kp_source"])
-        return resize_frames(out["prediction"], (height, width))
+        return resize(out["prediction"], (height, width), antialias=True)
 
     # -- training in the harness (see baselines.train) -----------------------------------------
     @property

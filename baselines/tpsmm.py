@@ -28,17 +28,16 @@ from torch import nn
 from thbench.baselines.checkpoint import compare, layout_of, layout_of_state
 from thbench.baselines.modules import (
     AntiAliasDownsample,
-    DownBlock2d,
+    DownBlock,
     Hourglass,
-    ResBlock2d,
-    SameBlock2d,
-    UpBlock2d,
-    coordinate_grid,
-    keypoint_gaussians,
+    ResBlock,
+    SameBlock,
+    UpBlock,
     warp,
 )
 from thbench.baselines.resnet import ResNet18
 from thbench.baselines.warping import WarpingMethod
+from thbench.core.grids import coordinate_grid, keypoint_gaussians
 
 if TYPE_CHECKING:
     from thbench.baselines.train import LossKit
@@ -184,7 +183,7 @@ class DenseMotionNetwork(nn.Module):
         self.up_count = round(math.log2(1 / cfg.dm_scale))
         self.mask_count = cfg.inp_down + 1
         self.up = nn.ModuleList(
-            UpBlock2d(widths[-1] // 2**i, widths[-1] // 2 ** (i + 1), norm="instance")
+            UpBlock(widths[-1] // 2**i, widths[-1] // 2 ** (i + 1), norm="instance")
             for i in range(self.up_count)
         )
         occlusion_in = [widths[-1 - i] for i in reversed(range(self.mask_count - self.up_count))]
@@ -261,14 +260,14 @@ class InpaintingNetwork(nn.Module):
         def width(level: int) -> int:
             return min(cap, exp * 2**level)
 
-        self.first = SameBlock2d(cfg.channels, exp, kernel=7, norm="instance")
+        self.first = SameBlock(cfg.channels, exp, kernel=7, norm="instance")
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(width(i), width(i + 1), norm="instance") for i in range(depth))
+            DownBlock(width(i), width(i + 1), norm="instance") for i in range(depth))
         up_in = [(1 if i == 0 else 2) * width(depth - i) for i in range(depth)]
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(up_in[i], width(depth - i - 1), norm="instance") for i in range(depth))
+            UpBlock(up_in[i], width(depth - i - 1), norm="instance") for i in range(depth))
         self.resblock = nn.ModuleList(
-            ResBlock2d(up_in[i // 2], norm="instance") for i in range(2 * depth))
+            ResBlock(up_in[i // 2], norm="instance") for i in range(2 * depth))
         self.final = nn.Conv2d(exp, cfg.channels, 7, padding=3)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from thbench.baselines.loss_weights import LossWeights
-from thbench.baselines.modules import ImagePyramid, coordinate_grid
+from thbench.baselines.modules import ImagePyramid
+from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.datasets.frame_pairs import FramePairs, split_frames
 from thbench.training.config import (
     TrainConfig,
@@ -45,61 +45,6 @@ from thbench.training.loop import Objective, seed_all
 from thbench.training.vgg import VGG19Features, load_vgg19
 
 log = logging.getLogger(__name__)
-
-class RandomWarp:
-    """A random affine + thin-plate-spline warp of the plane, for the equivariance losses.
-
-    theta = [I | 0] + N(0, sigma_affine); radial weights N(0, sigma_tps) on a points_tps^2 grid
-    of control points. ``kernel`` picks the radial function: FOMM's d^2 log d with d the L1
-    distance, or TPSMM's r^2 log r^2 with r the Euclidean distance.
-
-    The noise is drawn on the CPU from a CPU generator and then moved to ``device``: the same
-    warps on every device, and no CUDA generator asked for a CPU tensor.
-    """
-
-    def __init__(self, batch: int, weights: LossWeights, kernel: str, generator: torch.Generator,
-                 device: torch.device) -> None:
-        if kernel not in ("fomm", "tpsmm"):
-            raise ValueError(f"unknown kernel {kernel!r}")
-        if generator.device.type != "cpu":
-            raise ValueError(f"the random warps draw on the CPU (the same numbers on every "
-                             f"device); got a generator on {generator.device}")
-        self.kernel = kernel
-        noise = torch.randn(batch, 2, 3, generator=generator, device="cpu") * weights.sigma_affine
-        self.theta = (noise + torch.eye(2, 3)).to(device)
-        count = weights.points_tps
-        self.control = coordinate_grid(count, count).view(-1, 2).to(device)
-        params = torch.randn(batch, 1, count * count, generator=generator,
-                             device="cpu") * weights.sigma_tps
-        self.params = params.to(device)
-
-    def warp_points(self, points: torch.Tensor) -> torch.Tensor:
-        """(B, N, 2) -> (B, N, 2)."""
-        out = points @ self.theta[:, :, :2].transpose(1, 2) + self.theta[:, None, :, 2]
-        diff = points[:, :, None] - self.control[None, None]
-        if self.kernel == "fomm":
-            dist = diff.abs().sum(-1)
-            radial = dist**2 * torch.log(dist + 1e-6)
-        else:
-            dist = diff.pow(2).sum(-1)
-            radial = dist * torch.log(dist + 1e-9)
-        return out + (radial * self.params).sum(-1, keepdim=True)
-
-    def warp_frame(self, frame: torch.Tensor, align_corners: bool) -> torch.Tensor:
-        batch, _, height, width = frame.shape
-        grid = coordinate_grid(height, width, like=frame).view(1, -1, 2).expand(batch, -1, -1)
-        grid = self.warp_points(grid).view(batch, height, width, 2)
-        return F.grid_sample(frame, grid, padding_mode="reflection", align_corners=align_corners)
-
-    def jacobian(self, points: torch.Tensor) -> torch.Tensor:
-        """d warp / d point at (B, N, 2) -> (B, N, 2, 2), differentiable."""
-        with torch.enable_grad():
-            points = points.detach().requires_grad_(True) if not points.requires_grad else points
-            moved = self.warp_points(points)
-            rows = [torch.autograd.grad(moved[..., i].sum(), points, create_graph=True)[0]
-                    for i in range(2)]
-        return torch.stack(rows, dim=-2)
-
 
 class Discriminator(nn.Module):
     """Patch discriminator (conv 4x4 -> instance norm -> leaky relu 0.2 -> avg pool), one per
@@ -173,8 +118,10 @@ class LossKit:
                 total = total + weight * (a - b.detach()).abs().mean()
         return total
 
-    def random_warp(self, batch: int, kernel: str) -> RandomWarp:
-        return RandomWarp(batch, self.weights, kernel, self.generator, self.device)
+    def random_warp(self, batch: int, kernel: str) -> RandomTPSWarp:
+        w = self.weights
+        return RandomTPSWarp(batch, w.sigma_affine, w.sigma_tps, w.points_tps, kernel,
+                             self.device, self.generator)
 
     def adversarial(self, prediction: torch.Tensor,
                     target: torch.Tensor) -> dict[str, torch.Tensor]:

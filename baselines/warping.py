@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from thbench.baselines.checkpoint import load_official, save_official
-from thbench.baselines.modules import resize
 from thbench.core.method import FramewiseMethod
+from thbench.core.resampling import resize
 
 
 class WarpingMethod(FramewiseMethod):

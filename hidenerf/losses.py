@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thbench.core.resampling import resize
 from thbench.hidenerf.critics import (
     MultiScaleDiscriminator,
     discriminator_gan_loss,
@@ -36,7 +37,7 @@ from thbench.hidenerf.critics import (
     generator_gan_loss,
     identity_loss,
 )
-from thbench.hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.hidenerf.model import HiDeNeRF, animate_batch
 from thbench.training.loop import Objective
 from thbench.training.vgg import VGG19Features, load_vgg19, perceptual_l1
 

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from thbench.core import atomic
+from thbench.core.resampling import resize
 from thbench.datasets.clip import Clip
 from thbench.datasets.fits import fit_clip, read_fits
 from thbench.datasets.frame_pairs import FramePairs, load_frame, split_frames
@@ -33,7 +34,7 @@ from thbench.hidenerf.config import HiDeNeRFConfig, get_config
 from thbench.hidenerf.critics import load_identity_network
 from thbench.hidenerf.geometry import fit_camera, posed_secc
 from thbench.hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
-from thbench.hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.hidenerf.model import HiDeNeRF, animate_batch
 from thbench.training.config import (
     TrainConfig,
     open_training_data,

@@ -93,7 +93,7 @@ def official_warp(points: torch.Tensor, theta: torch.Tensor, params: torch.Tenso
 
 def test_fomm_equivariance_value_and_jacobian():
     from thbench.baselines.fomm import FOMM
-    from thbench.baselines.modules import coordinate_grid
+    from thbench.core.grids import coordinate_grid
 
     torch.manual_seed(0)
     method = FOMM(config="tiny", allow_random_init=True)
@@ -109,7 +109,7 @@ def test_fomm_equivariance_value_and_jacobian():
     params = torch.randn(2, 1, 25, generator=draw) * 0.05
     control = coordinate_grid(5, 5).view(-1, 2)
     with torch.no_grad():
-        detector = method.nets["kp_detector"]
+        detector = method.models["kp_detector"]
         kp_driving = detector(driving)
         grid = coordinate_grid(64, 64).view(1, -1, 2).expand(2, -1, -1)
         warped_grid = official_warp(grid, theta, params, control)[0].view(2, 64, 64, 2)
@@ -157,10 +157,10 @@ def test_tpsmm_warp_loss_is_the_occluded_feature_l1():
     losses = method.training_losses(source, driving, kit)
     assert "bg" not in losses
     with torch.no_grad():
-        detector = method.nets["kp_detector"]
-        inpainting = method.nets["inpainting_network"]
+        detector = method.models["kp_detector"]
+        inpainting = method.models["inpainting_network"]
         kp_s, kp_d = detector(source)["fg_kp"], detector(driving)["fg_kp"]
-        motion = method.nets["dense_motion_network"](source, kp_d, kp_s)
+        motion = method.models["dense_motion_network"](source, kp_d, kp_s)
         flow, masks = motion["deformation"], motion["occlusion_map"]
         sources, drivings = inpainting.encode(source)[::-1], inpainting.encode(driving)[::-1]
         total = 0.0
@@ -356,9 +356,9 @@ def test_tpsmm_avd_loss_rebuilds_the_driving_keypoints_from_scaled_ones():
     assert set(losses) == {"avd"} and method.last_prediction.shape == (2, 3, 64, 64)
     scale = torch.rand(2, 2, generator=torch.Generator().manual_seed(4)) * 0.5 + 0.75
     with torch.no_grad():
-        kp_s = method.nets["kp_detector"](source)["fg_kp"]
-        kp_d = method.nets["kp_detector"](driving)["fg_kp"]
+        kp_s = method.models["kp_detector"](source)["fg_kp"]
+        kp_d = method.models["kp_detector"](driving)["fg_kp"]
         scaled = torch.einsum("bij,bnj->bni", torch.diag_embed(scale), kp_d)
-        rebuilt = method.nets["avd_network"](kp_s, scaled)
+        rebuilt = method.models["avd_network"](kp_s, scaled)
     assert losses["avd"].item() == pytest.approx(2 * (kp_d - rebuilt).abs().mean().item(),
                                                  rel=1e-5)

@@ -15,9 +15,10 @@ import torch
 from thbench.baselines import tpsmm as tpsmm_module
 from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
 from thbench.baselines.fomm import FOMM, normalize_kp
-from thbench.baselines.modules import coordinate_grid, resize
 from thbench.baselines.tpsmm import TPSMM, apply_tps, fit_tps, hull_scale, relative_kp
 from thbench.core import families as method_registry
+from thbench.core.grids import coordinate_grid
+from thbench.core.resampling import resize
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"

@@ -11,7 +11,7 @@ import torch
 
 from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
 from thbench.baselines.fv2v import FaceVid2Vid, fv2v_losses, load_models
-from thbench.baselines.fv2v_losses import LossWeights, RandomTPS, keypoint_prior
+from thbench.baselines.fv2v_losses import LossWeights, keypoint_prior
 from thbench.baselines.fv2v_motion import (
     headpose_to_degree,
     relative_keypoints,
@@ -19,6 +19,7 @@ from thbench.baselines.fv2v_motion import (
     transform_keypoints,
 )
 from thbench.baselines.fv2v_nets import build_models
+from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.core import families as method_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,7 +251,7 @@ def test_free_view_override_changes_the_output(face_frames: torch.Tensor):
 
 def test_equivariance_warp_and_keypoint_prior_closed_forms():
     points = torch.rand(2, 7, 2) * 2 - 1
-    still = RandomTPS(2, 0.0, 0.0, 5, points)
+    still = RandomTPSWarp(2, 0.0, 0.0, 5, "fomm", points.device, dtype=points.dtype)
     assert torch.allclose(still.warp_points(points), points)
     spread = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, 3)] * 2, indexing="ij"), -1)
     kp = torch.cat([spread.reshape(1, 9, 2), torch.full((1, 9, 1), 0.33)], dim=-1)
