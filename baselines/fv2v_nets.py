@@ -23,15 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thbench.baselines import modules
 from thbench.baselines.fv2v_blocks import ResBottleneck, SPADEResBlock
-from thbench.baselines.modules import (
-    AntiAliasDownsample,
-    DownBlock,
-    Hourglass,
-    ResBlock,
-    SameBlock,
-    UpBlock,
-)
 from thbench.core.grids import coordinate_grid_3d, keypoint_gaussians
 
 NUM_BINS = 66
@@ -67,6 +60,12 @@ class FV2VConfig:
     dm_compress: int = 4
     spade_hidden: int = 128
     spade_middle_blocks: int = 6
+
+    @property
+    def size(self) -> int:
+        """The model resolution (the name :class:`~thbench.baselines.warping.WarpingMethod`
+        reads)."""
+        return self.image_size
 
     @property
     def gen_max_features(self) -> int:
@@ -108,7 +107,7 @@ class KPDetector(nn.Module):
         self.temperature = cfg.kp_temperature
         self.scale_factor = cfg.kp_scale_factor
         if cfg.kp_scale_factor != 1:
-            self.down = AntiAliasDownsample(3, cfg.kp_scale_factor)
+            self.down = modules.AntiAliasDownsample(3, cfg.kp_scale_factor)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.scale_factor != 1:
@@ -127,7 +126,7 @@ class _KPHourglass(nn.Module):
         self.down_blocks = nn.Sequential()
         for i in range(n):
             self.down_blocks.add_module(
-                f"down{i}", DownBlock(3 if i == 0 else min(top, e * 2**i),
+                f"down{i}", modules.DownBlock(3 if i == 0 else min(top, e * 2**i),
                                         min(top, e * 2 ** (i + 1))))
         bottleneck = min(top, e * 2**n)
         self.depth = cfg.kp_reshape_depth
@@ -135,8 +134,8 @@ class _KPHourglass(nn.Module):
         self.up_blocks = nn.Sequential()
         for i in range(n):
             self.up_blocks.add_module(
-                f"up{i}", UpBlock(min(top, e * 2 ** (n - i)), min(top, e * 2 ** (n - i - 1)),
-                                  dims=3))
+                f"up{i}", modules.UpBlock(min(top, e * 2 ** (n - i)),
+                                          min(top, e * 2 ** (n - i - 1)), dims=3))
         self.out_channels = min(top, e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +214,7 @@ class DenseMotionNetwork(nn.Module):
         super().__init__()
         self.num_kp = cfg.num_kp
         in_ch = (cfg.num_kp + 1) * (cfg.dm_compress + 1)
-        self.hourglass = Hourglass(cfg.dm_expansion, in_ch, cfg.dm_num_blocks,
+        self.hourglass = modules.Hourglass(cfg.dm_expansion, in_ch, cfg.dm_num_blocks,
                                    cfg.dm_max_features, "batch", dims=3, out_block=True)
         out_ch = self.hourglass.out_channels[-1]
         self.mask = nn.Conv3d(out_ch, cfg.num_kp + 1, 7, padding=3)
@@ -279,15 +278,16 @@ class SPADEGenerator(nn.Module):
         super().__init__()
         e = cfg.gen_expansion
         self.dense_motion_network = DenseMotionNetwork(cfg)
-        self.first = SameBlock(3, e)
-        self.down_blocks = nn.ModuleList([DownBlock(e, 2 * e), DownBlock(2 * e, 4 * e)])
+        self.first = modules.SameBlock(3, e)
+        self.down_blocks = nn.ModuleList(
+            [modules.DownBlock(e, 2 * e), modules.DownBlock(2 * e, 4 * e)])
         self.second = nn.Conv2d(4 * e, cfg.gen_max_features, 1)
         self.feature_channel = cfg.feature_channel
         self.depth = cfg.gen_reshape_depth
         self.resblocks_3d = nn.Sequential()
         for i in range(cfg.gen_num_resblocks):
-            self.resblocks_3d.add_module(f"3dr{i}", ResBlock(cfg.feature_channel, dims=3))
-        self.third = SameBlock(cfg.gen_max_features, 4 * e, lrelu=True)
+            self.resblocks_3d.add_module(f"3dr{i}", modules.ResBlock(cfg.feature_channel, dims=3))
+        self.third = modules.SameBlock(cfg.gen_max_features, 4 * e, lrelu=True)
         self.fourth = nn.Conv2d(4 * e, 4 * e, 1)
         self.decoder = SPADEDecoder(cfg)
 

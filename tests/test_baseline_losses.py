@@ -109,7 +109,7 @@ def test_fomm_equivariance_value_and_jacobian():
     params = torch.randn(2, 1, 25, generator=draw) * 0.05
     control = coordinate_grid(5, 5).view(-1, 2)
     with torch.no_grad():
-        detector = method.models["kp_detector"]
+        detector = method.nets["kp_detector"]
         kp_driving = detector(driving)
         grid = coordinate_grid(64, 64).view(1, -1, 2).expand(2, -1, -1)
         warped_grid = official_warp(grid, theta, params, control)[0].view(2, 64, 64, 2)
@@ -157,10 +157,10 @@ def test_tpsmm_warp_loss_is_the_occluded_feature_l1():
     losses = method.training_losses(source, driving, kit)
     assert "bg" not in losses
     with torch.no_grad():
-        detector = method.models["kp_detector"]
-        inpainting = method.models["inpainting_network"]
+        detector = method.nets["kp_detector"]
+        inpainting = method.nets["inpainting_network"]
         kp_s, kp_d = detector(source)["fg_kp"], detector(driving)["fg_kp"]
-        motion = method.models["dense_motion_network"](source, kp_d, kp_s)
+        motion = method.nets["dense_motion_network"](source, kp_d, kp_s)
         flow, masks = motion["deformation"], motion["occlusion_map"]
         sources, drivings = inpainting.encode(source)[::-1], inpainting.encode(driving)[::-1]
         total = 0.0
@@ -292,7 +292,7 @@ def test_fv2v_honours_the_loss_table():
     losses = method.training_losses(images(15, 1), images(16, 1), kit)
     assert set(losses) == {"reconstruction_l1", "expression"}
     with torch.no_grad():
-        exp = method.models["he_estimator"](images(16, 1))["exp"].abs().sum(-1).mean()
+        exp = method.nets["he_estimator"](images(16, 1))["exp"].abs().sum(-1).mean()
     assert losses["expression"].item() == pytest.approx(2.5 * exp.item(), rel=1e-4)
 
 
@@ -356,9 +356,9 @@ def test_tpsmm_avd_loss_rebuilds_the_driving_keypoints_from_scaled_ones():
     assert set(losses) == {"avd"} and method.last_prediction.shape == (2, 3, 64, 64)
     scale = torch.rand(2, 2, generator=torch.Generator().manual_seed(4)) * 0.5 + 0.75
     with torch.no_grad():
-        kp_s = method.models["kp_detector"](source)["fg_kp"]
-        kp_d = method.models["kp_detector"](driving)["fg_kp"]
+        kp_s = method.nets["kp_detector"](source)["fg_kp"]
+        kp_d = method.nets["kp_detector"](driving)["fg_kp"]
         scaled = torch.einsum("bij,bnj->bni", torch.diag_embed(scale), kp_d)
-        rebuilt = method.models["avd_network"](kp_s, scaled)
+        rebuilt = method.nets["avd_network"](kp_s, scaled)
     assert losses["avd"].item() == pytest.approx(2 * (kp_d - rebuilt).abs().mean().item(),
                                                  rel=1e-5)

@@ -65,7 +65,7 @@ def test_strict_load_of_an_official_layout_file(tmp_path: Path):
     saved = _tiny_checkpoint(path, epoch=3, optimizer_generator={"state": {}})
     method = FaceVid2Vid(checkpoint=path, config="tiny")
     for key, module in saved.items():
-        loaded = method.models[key].state_dict()
+        loaded = method.nets[key].state_dict()
         for name, tensor in module.state_dict().items():
             assert torch.equal(loaded[name].cpu(), tensor), f"{key}.{name}"
     assert method.describe()["checkpoint"] == str(path)
