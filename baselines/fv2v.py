@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from thbench.baselines.checkpoint import load_official
-from thbench.baselines.fv2v_losses import LossWeights, fv2v_losses
+from thbench.baselines.fv2v_losses import fv2v_losses
 from thbench.baselines.fv2v_motion import relative_keypoints, transform_keypoints
 from thbench.baselines.fv2v_nets import CONFIGS, FV2VConfig, build_models, get_config
 from thbench.baselines.warping import WarpingMethod
@@ -38,7 +38,7 @@ from thbench.baselines.warping import WarpingMethod
 if TYPE_CHECKING:
     from thbench.baselines.train import LossKit
 
-__all__ = ["FaceVid2Vid", "LossWeights", "build_models", "fv2v_losses", "load_models"]
+__all__ = ["FaceVid2Vid", "build_models", "fv2v_losses", "load_models"]
 
 
 def load_models(

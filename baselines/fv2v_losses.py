@@ -21,7 +21,7 @@ implementation's ``config/vox-256.yaml`` does.
 The adversarial and feature-matching terms need a discriminator, which the official
 checkpoint layout does not carry: :class:`thbench.baselines.train.LossKit` adds them (hinge GAN,
 spectral norm, as the official config). Weights:
-:class:`thbench.baselines.loss_weights.LossWeights`.
+:class:`thbench.baselines.loss_weights.WarpingLossWeights`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from thbench.baselines.fv2v_motion import headpose_to_degree, transform_keypoints
-from thbench.baselines.loss_weights import LossWeights
+from thbench.baselines.loss_weights import WarpingLossWeights
 from thbench.baselines.modules import ImagePyramid
 from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.training.vgg import load_vgg19
@@ -60,7 +60,7 @@ def fv2v_losses(
     source: torch.Tensor,
     driving: torch.Tensor,
     *,
-    weights: LossWeights | None = None,
+    weights: WarpingLossWeights | None = None,
     perceptual: str | nn.Module = "vgg19",
     pose_target: PoseTarget | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -74,7 +74,7 @@ def fv2v_losses(
     pixel-L1 substitute, reported as ``reconstruction_l1``) or a module returning a list of
     feature maps. The random equivariance warp draws from torch's global RNG.
     """
-    w = weights or LossWeights()
+    w = weights or WarpingLossWeights()
     generator, kp_detector, he_estimator = (
         models["generator"], models["kp_detector"], models["he_estimator"])
     kp_canonical = kp_detector(source)

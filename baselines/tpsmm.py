@@ -414,7 +414,8 @@ class TPSMM(WarpingMethod):
         perceptual, keypoint equivariance under a random TPS warp, the warp loss (warped,
         occluded source features against the driving frame's, moving only the flow), and from
         ``bg_start_epoch`` the background loss mean |I - A(s, d) A(d, s)| of the predicted
-        background affines. TPS dropout follows :meth:`LossWeights.tps_dropout` of the epoch."""
+        background affines. TPS dropout follows :meth:`WarpingLossWeights.tps_dropout` of the
+        epoch."""
         weights = kit.weights
         if weights.stage == "avd":
             return self._avd_losses(source, driving, kit)

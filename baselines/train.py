@@ -7,7 +7,7 @@ jacobians); TPSMM its warp loss, TPS dropout and, from an epoch on, a background
 predictor with its loss; face-vid2vid its keypoint, expression and head-pose (Hopenet) terms
 (:mod:`thbench.baselines.fv2v_losses`). A discriminator (LSGAN or hinge, spectral norm, feature
 matching) is optional. Weights and recipe switches:
-:class:`thbench.baselines.loss_weights.LossWeights` (the ``[loss]`` table);
+:class:`thbench.baselines.loss_weights.WarpingLossWeights` (the ``[loss]`` table);
 ``configs/train/*-vox256.toml`` hold the official recipes.
 
 The VGG-19 weights come from the asset manager (``vgg19``). When they are absent, training
@@ -23,7 +23,6 @@ weighted scalar losses, setting ``last_prediction``, and exposing ``nets`` (an
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,20 +30,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from thbench.baselines.loss_weights import LossWeights
+from thbench.baselines.loss_weights import WarpingLossWeights
 from thbench.baselines.modules import ImagePyramid
 from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.datasets.frame_pairs import FramePairs, split_frames
 from thbench.training.config import (
     TrainConfig,
     open_training_data,
+    read_loss_table,
     start_trainer,
     write_resolved_config,
 )
 from thbench.training.loop import Objective, seed_all
-from thbench.training.vgg import VGG19Features, load_vgg19
+from thbench.training.vgg import PERCEPTUAL_BACKENDS, VGG19Features, perceptual_network
 
-log = logging.getLogger(__name__)
 
 class Discriminator(nn.Module):
     """Patch discriminator (conv 4x4 -> instance norm -> leaky relu 0.2 -> avg pool), one per
@@ -84,7 +83,7 @@ class LossKit:
     """What a method's ``training_losses`` needs: weights, the image losses, random warps, the
     current epoch (for epoch-scheduled recipe parts) and, for face-vid2vid, a pose estimator."""
 
-    weights: LossWeights
+    weights: WarpingLossWeights
     device: torch.device
     generator: torch.Generator
     vgg: VGG19Features | None = None
@@ -167,20 +166,6 @@ def _scale_key(scale: float) -> str:
     return f"s{scale}".replace(".", "_")
 
 
-def load_vgg(device: torch.device) -> VGG19Features | None:
-    """VGG-19 from the asset manager, or None (with a clear log line) when it is absent."""
-    from thbench.core.assets import AssetMissing
-
-    try:
-        vgg = load_vgg19(device)
-    except AssetMissing as error:
-        log.warning("perceptual loss: VGG-19 weights unavailable (%s); training with a multi-scale "
-                    "L1 pyramid loss instead", error)
-        return None
-    log.info("perceptual loss: VGG-19")
-    return vgg
-
-
 class BaselineObjective(Objective):
     """A baseline's ``training_losses`` as a :class:`thbench.training.loop.Objective`.
 
@@ -223,11 +208,11 @@ class BaselineObjective(Objective):
 
 @dataclass(frozen=True)
 class LossOptions:
-    """A ``[loss]`` table: the :class:`LossWeights` fields plus how to get the networks the
+    """A ``[loss]`` table: the :class:`WarpingLossWeights` fields plus how to get the networks the
     losses need: ``perceptual_backend`` (auto | vgg19 | l1), ``discriminator`` (bool) and
     ``pose_estimator`` (off | hopenet; face-vid2vid's head-pose term)."""
 
-    weights: LossWeights
+    weights: WarpingLossWeights
     perceptual: str = "auto"
     discriminator: bool = False
     pose_estimator: str = "off"
@@ -239,27 +224,19 @@ def loss_weights(table: dict, origin: str) -> LossOptions:
     mode = table.pop("perceptual_backend", "auto")
     discriminator = bool(table.pop("discriminator", False))
     pose = table.pop("pose_estimator", "off")
-    if mode not in ("auto", "vgg19", "l1"):
-        raise ValueError(f"{origin}: perceptual_backend must be auto, vgg19 or l1, not {mode!r}")
+    if mode not in PERCEPTUAL_BACKENDS:
+        raise ValueError(f"{origin}: perceptual_backend must be one of {PERCEPTUAL_BACKENDS}, "
+                         f"not {mode!r}")
     if pose not in ("off", "hopenet"):
         raise ValueError(f"{origin}: pose_estimator must be off or hopenet, not {pose!r}")
-    try:
-        weights = LossWeights(**table)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{origin}: [loss] {error}") from None
-    return LossOptions(weights, mode, discriminator, pose)
+    return LossOptions(read_loss_table(WarpingLossWeights, table, origin), mode, discriminator,
+                       pose)
 
 
 def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
     options = loss_weights(table, origin)
     weights = options.weights
-    vgg = None
-    if options.perceptual == "vgg19":
-        vgg = load_vgg19(device)  # raises AssetMissing with the fix
-    elif options.perceptual == "auto":
-        vgg = load_vgg(device)
-    else:
-        log.info("perceptual loss: multi-scale L1 pyramid (requested)")
+    vgg = perceptual_network(options.perceptual, device)  # vgg19: AssetMissing with the fix
     discs = (nn.ModuleDict({_scale_key(s): Discriminator(spectral_norm=weights.spectral_norm)
                             for s in weights.discriminator_scales})
              if options.discriminator else None)

@@ -33,7 +33,7 @@ from thbench.hidenerf.checkpoint import save_checkpoint
 from thbench.hidenerf.config import HiDeNeRFConfig, get_config
 from thbench.hidenerf.critics import load_identity_network
 from thbench.hidenerf.geometry import fit_camera, posed_secc
-from thbench.hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
+from thbench.hidenerf.losses import HiDeNeRFLossWeights, HiDeNeRFObjective, resolve_perceptual
 from thbench.hidenerf.model import HiDeNeRF, animate_batch
 from thbench.training.config import (
     TrainConfig,
@@ -146,7 +146,7 @@ def build_training(config: TrainConfig, clips: list, fits: FaceFits, device: tor
     pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
                        model_config.image_size)
     data = HiDeNeRFPairs(pairs, fits, model_config)
-    weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
+    weights = HiDeNeRFLossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
     identity = load_identity_network(device) if weights.identity else None
     objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, device), identity)

@@ -11,7 +11,7 @@ import torch
 
 from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
 from thbench.baselines.fv2v import FaceVid2Vid, fv2v_losses, load_models
-from thbench.baselines.fv2v_losses import LossWeights, keypoint_prior
+from thbench.baselines.fv2v_losses import keypoint_prior
 from thbench.baselines.fv2v_motion import (
     headpose_to_degree,
     relative_keypoints,
@@ -19,6 +19,7 @@ from thbench.baselines.fv2v_motion import (
     transform_keypoints,
 )
 from thbench.baselines.fv2v_nets import build_models
+from thbench.baselines.loss_weights import WarpingLossWeights
 from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.core import families as method_registry
 
@@ -303,7 +304,7 @@ def test_a_few_training_steps_lower_the_loss(face_frames: torch.Tensor):
 
 def test_loss_weights_switch_terms_off(face_frames: torch.Tensor):
     frames = torch.nn.functional.interpolate(face_frames[:2], size=(64, 64), mode="area")
-    weights = LossWeights(equivariance_value=0, keypoint=0, expression=0)
+    weights = WarpingLossWeights(equivariance_value=0, keypoint=0, expression=0)
     losses, _ = fv2v_losses(build_models("tiny"), frames[:1], frames[1:], weights=weights,
                          perceptual="pixel")
     assert set(losses) == {"reconstruction_l1"}  # no pose_target: no headpose term
