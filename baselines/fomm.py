@@ -16,18 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thbench.baselines.modules import (
-    AntiAliasDownsample,
-    DownBlock2d,
-    Hourglass,
-    ResBlock2d,
-    SameBlock2d,
-    UpBlock2d,
-    coordinate_grid,
-    keypoint_gaussians,
-    warp,
-)
+from thbench.baselines import modules
 from thbench.baselines.warping import WarpingMethod
+from thbench.core.grids import coordinate_grid, keypoint_gaussians
 
 if TYPE_CHECKING:
     from thbench.baselines.train import LossKit
@@ -73,8 +64,8 @@ class KPDetector(nn.Module):
     def __init__(self, cfg: FOMMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.predictor = Hourglass(cfg.kp_expansion, cfg.channels, cfg.kp_blocks, cfg.kp_max,
-                                   norm="batch")
+        self.predictor = modules.Hourglass(cfg.kp_expansion, cfg.channels, cfg.kp_blocks,
+                                           cfg.kp_max, norm="batch")
         width = self.predictor.out_channels[-1]
         self.kp = nn.Conv2d(width, cfg.num_kp, 7, padding=cfg.kp_pad)
         self.jacobian = nn.Conv2d(width, 4 * cfg.num_kp, 7, padding=cfg.kp_pad)
@@ -83,7 +74,7 @@ class KPDetector(nn.Module):
         with torch.no_grad():
             self.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0] * cfg.num_kp))
         if cfg.kp_scale != 1:
-            self.down = AntiAliasDownsample(cfg.channels, cfg.kp_scale)
+            self.down = modules.AntiAliasDownsample(cfg.channels, cfg.kp_scale)
 
     def forward(self, image: torch.Tensor) -> Keypoints:
         if self.cfg.kp_scale != 1:
@@ -106,12 +97,13 @@ class DenseMotionNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         cin = (cfg.num_kp + 1) * (cfg.channels + 1)
-        self.hourglass = Hourglass(cfg.dm_expansion, cin, cfg.dm_blocks, cfg.dm_max, norm="batch")
+        self.hourglass = modules.Hourglass(cfg.dm_expansion, cin, cfg.dm_blocks, cfg.dm_max,
+                                           norm="batch")
         width = self.hourglass.out_channels[-1]
         self.mask = nn.Conv2d(width, cfg.num_kp + 1, 7, padding=3)
         self.occlusion = nn.Conv2d(width, 1, 7, padding=3)
         if cfg.dm_scale != 1:
-            self.down = AntiAliasDownsample(cfg.channels, cfg.dm_scale)
+            self.down = modules.AntiAliasDownsample(cfg.channels, cfg.dm_scale)
 
     def sparse_motions(self, size: tuple[int, int], kp_driving: Keypoints,
                        kp_source: Keypoints) -> torch.Tensor:
@@ -136,7 +128,7 @@ class DenseMotionNetwork(nn.Module):
         heat = torch.cat([heat.new_zeros(batch, 1, height, width), heat], dim=1)
         motions = self.sparse_motions((height, width), kp_driving, kp_source)
         repeated = source[:, None].expand(batch, count, channels, height, width)
-        deformed = warp(repeated.reshape(batch * count, channels, height, width),
+        deformed = modules.warp(repeated.reshape(batch * count, channels, height, width),
                         motions.reshape(batch * count, height, width, 2),
                         self.cfg.align_corners).view(batch, count, channels, height, width)
         # Per keypoint: [heatmap, deformed RGB], as the official channel order.
@@ -153,20 +145,20 @@ class OcclusionAwareGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         exp, cap = cfg.gen_expansion, cfg.gen_max
-        self.first = SameBlock2d(cfg.channels, exp, kernel=7)
+        self.first = modules.SameBlock(cfg.channels, exp, kernel=7)
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(min(cap, exp * 2**i), min(cap, exp * 2 ** (i + 1)))
+            modules.DownBlock(min(cap, exp * 2**i), min(cap, exp * 2 ** (i + 1)))
             for i in range(cfg.gen_down)
         )
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(min(cap, exp * 2 ** (cfg.gen_down - i)),
+            modules.UpBlock(min(cap, exp * 2 ** (cfg.gen_down - i)),
                       min(cap, exp * 2 ** (cfg.gen_down - i - 1)))
             for i in range(cfg.gen_down)
         )
         width = min(cap, exp * 2**cfg.gen_down)
         self.bottleneck = nn.Sequential()
         for i in range(cfg.gen_bottleneck):
-            self.bottleneck.add_module(f"r{i}", ResBlock2d(width))
+            self.bottleneck.add_module(f"r{i}", modules.ResBlock(width))
         self.final = nn.Conv2d(exp, cfg.channels, 7, padding=3)
         self.dense_motion_network = DenseMotionNetwork(cfg)
 
@@ -183,7 +175,7 @@ class OcclusionAwareGenerator(nn.Module):
             features = self.encode(source)
         motion = self.dense_motion_network(source, kp_driving, kp_source)
         ac = self.cfg.align_corners
-        out = warp(features, motion["deformation"], ac)
+        out = modules.warp(features, motion["deformation"], ac)
         occlusion = motion["occlusion_map"]
         if occlusion.shape[-2:] != out.shape[-2:]:
             occlusion = F.interpolate(occlusion, size=out.shape[-2:], mode="bilinear",
@@ -192,7 +184,7 @@ class OcclusionAwareGenerator(nn.Module):
         for block in self.up_blocks:
             out = block(out)
         motion["prediction"] = torch.sigmoid(self.final(out))
-        motion["deformed"] = warp(source, motion["deformation"], ac)
+        motion["deformed"] = modules.warp(source, motion["deformation"], ac)
         return motion
 
 

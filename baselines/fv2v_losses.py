@@ -22,7 +22,7 @@ implementation's ``config/vox-256.yaml`` does.
 The adversarial and feature-matching terms need a discriminator, which the official
 checkpoint layout does not carry: :class:`thbench.baselines.train.LossKit` adds them (hinge GAN,
 spectral norm, as the official config). Weights:
-:class:`thbench.baselines.loss_weights.LossWeights`.
+:class:`thbench.baselines.loss_weights.WarpingLossWeights`.
 """
 
 from __future__ import annotations
@@ -33,44 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thbench.baselines.fv2v_blocks import AntiAliasDownsample, coordinate_grid_2d
 from thbench.baselines.fv2v_motion import headpose_to_degree, transform_keypoints
-from thbench.baselines.loss_weights import LossWeights
+from thbench.baselines.loss_weights import WarpingLossWeights
+from thbench.baselines.modules import ImagePyramid
+from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.training.vgg import load_vgg19
 
 PoseTarget = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """frames (B, 3, H, W) in [0, 1] -> (yaw, pitch, roll), each (B,) in degrees."""
-
-
-class RandomTPS:
-    """Random affine + thin-plate-spline-like warp of normalised 2D coordinates, as used for the
-    equivariance constraint (theta = I + N(0, sigma_affine), TPS parameters N(0, sigma_tps) on a
-    points x points control grid, L1 radial distance r with U(r) = r^2 log r, one scalar offset
-    added to both coordinates as in the original code)."""
-
-    def __init__(self, batch: int, sigma_affine: float, sigma_tps: float, points: int,
-                 like: torch.Tensor) -> None:
-        kwargs = {"device": like.device, "dtype": like.dtype}
-        self.theta = torch.eye(2, 3, **kwargs) + sigma_affine * torch.randn(batch, 2, 3, **kwargs)
-        self.control = coordinate_grid_2d(points, points, like=like).view(1, 1, -1, 2)
-        self.params = sigma_tps * torch.randn(batch, 1, points**2, **kwargs)
-
-    def warp_points(self, points: torch.Tensor) -> torch.Tensor:
-        """(B, N, 2) -> (B, N, 2)."""
-        out = points @ self.theta[:, :, :2].transpose(1, 2) + self.theta[:, None, :, 2]
-        distance = (points[:, :, None, :] - self.control).abs().sum(-1)  # (B, N, P)
-        radial = distance**2 * torch.log(distance + 1e-6) * self.params
-        return out + radial.sum(-1, keepdim=True)
-
-    def warp_frame(self, frame: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = frame.shape
-        grid = coordinate_grid_2d(h, w, like=frame).view(1, -1, 2).expand(b, -1, -1)
-        grid = self.warp_points(grid).view(b, h, w, 2)
-        return F.grid_sample(frame, grid, padding_mode="reflection", align_corners=False)
-
-
-def _pyramid(image: torch.Tensor, scales: tuple[float, ...]) -> list[torch.Tensor]:
-    return [AntiAliasDownsample(image.shape[1], s).to(image)(image) for s in scales]
 
 
 def keypoint_prior(kp: torch.Tensor, distance: float = 0.1, depth: float = 0.33) -> torch.Tensor:
@@ -91,7 +61,7 @@ def fv2v_losses(
     source: torch.Tensor,
     driving: torch.Tensor,
     *,
-    weights: LossWeights | None = None,
+    weights: WarpingLossWeights | None = None,
     perceptual: str | nn.Module = "vgg19",
     pose_target: PoseTarget | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -105,7 +75,7 @@ def fv2v_losses(
     pixel-L1 substitute, reported as ``reconstruction_l1``) or a module returning a list of
     feature maps. The random equivariance warp draws from torch's global RNG.
     """
-    w = weights or LossWeights()
+    w = weights or WarpingLossWeights()
     generator, kp_detector, he_estimator = (
         models["generator"], models["kp_detector"], models["he_estimator"])
     kp_canonical = kp_detector(source)
@@ -116,8 +86,8 @@ def fv2v_losses(
     generated = generator(source, kp_driving, kp_source)["prediction"]
 
     losses: dict[str, torch.Tensor] = {}
-    real_pyramid = _pyramid(driving, w.scales)
-    fake_pyramid = _pyramid(generated, w.scales)
+    pyramid = ImagePyramid(list(w.scales), driving.shape[1]).to(driving)
+    real_pyramid, fake_pyramid = pyramid(driving), pyramid(generated)
     if isinstance(perceptual, str) and perceptual == "pixel":
         losses["reconstruction_l1"] = sum(
             w.perceptual[0] * (fake - real).abs().mean()
@@ -138,8 +108,10 @@ def fv2v_losses(
         losses["perceptual"] = total
 
     if w.equivariance_value:
-        warp = RandomTPS(driving.shape[0], w.sigma_affine, w.sigma_tps, w.points_tps, driving)
-        kp_warped = transform_keypoints(kp_canonical, he_estimator(warp.warp_frame(driving)))
+        warp = RandomTPSWarp(driving.shape[0], w.sigma_affine, w.sigma_tps, w.points_tps, "fomm",
+                             driving.device, dtype=driving.dtype)
+        frame = warp.warp_frame(driving, align_corners=False)
+        kp_warped = transform_keypoints(kp_canonical, he_estimator(frame))
         value = (kp_driving[..., :2] - warp.warp_points(kp_warped[..., :2])).abs().mean()
         losses["equivariance_value"] = w.equivariance_value * value
 

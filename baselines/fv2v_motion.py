@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thbench.core.rotations import rotation_x, rotation_y, rotation_z
+
 
 def headpose_to_degree(logits: torch.Tensor) -> torch.Tensor:
     """(B, 66) bin logits -> (B,) degrees: softmax expectation over bin indices, * 3 - 99."""
@@ -28,21 +30,7 @@ def rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) 
     Pitch turns about x, yaw about y, roll about z, each with the official sign convention.
     """
     yaw, pitch, roll = (a / 180 * 3.14 for a in (yaw, pitch, roll))
-    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
-
-    def mat(*rows: torch.Tensor) -> torch.Tensor:
-        return torch.stack(rows, dim=-1).view(-1, 3, 3)
-
-    pitch_mat = mat(one, zero, zero,
-                    zero, pitch.cos(), -pitch.sin(),
-                    zero, pitch.sin(), pitch.cos())
-    yaw_mat = mat(yaw.cos(), zero, yaw.sin(),
-                  zero, one, zero,
-                  -yaw.sin(), zero, yaw.cos())
-    roll_mat = mat(roll.cos(), -roll.sin(), zero,
-                   roll.sin(), roll.cos(), zero,
-                   zero, zero, one)
-    return pitch_mat @ yaw_mat @ roll_mat
+    return rotation_x(pitch) @ rotation_y(yaw) @ rotation_z(roll)
 
 
 def head_pose_degrees(

@@ -8,6 +8,11 @@ that layout: it is the front of the generator (``first``, ``down_blocks``, ``sec
 ``resblocks_3d``), followed by the 3D dense motion network, the projection back to 2D
 (``third``, ``fourth``) and the SPADE decoder. The released checkpoint also carries no
 discriminator, so none is built here.
+
+Coordinates are normalised to [-1, 1] with the first and last sample *centres* at -1 and 1, the
+convention of the original code, while every ``grid_sample`` keeps PyTorch's default
+``align_corners=False`` as today's official code runs it. The two conventions differ by half a
+voxel; reproducing that mismatch is part of behaving like the released model.
 """
 
 from __future__ import annotations
@@ -18,18 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thbench.baselines.fv2v_blocks import (
-    AntiAliasDownsample,
-    DownBlock2d,
-    Hourglass3d,
-    ResBlock3d,
-    ResBottleneck,
-    SameBlock2d,
-    SPADEResBlock,
-    UpBlock3d,
-    coordinate_grid_3d,
-    keypoint_gaussians_3d,
-)
+from thbench.baselines import modules
+from thbench.baselines.fv2v_blocks import ResBottleneck, SPADEResBlock
+from thbench.core.grids import coordinate_grid_3d, keypoint_gaussians
 
 NUM_BINS = 66
 """Head-pose bins; the degree conversion ``sum(p * idx) * 3 - 99`` assumes exactly 66."""
@@ -64,6 +60,12 @@ class FV2VConfig:
     dm_compress: int = 4
     spade_hidden: int = 128
     spade_middle_blocks: int = 6
+
+    @property
+    def size(self) -> int:
+        """The model resolution (the name :class:`~thbench.baselines.warping.WarpingMethod`
+        reads)."""
+        return self.image_size
 
     @property
     def gen_max_features(self) -> int:
@@ -105,7 +107,7 @@ class KPDetector(nn.Module):
         self.temperature = cfg.kp_temperature
         self.scale_factor = cfg.kp_scale_factor
         if cfg.kp_scale_factor != 1:
-            self.down = AntiAliasDownsample(3, cfg.kp_scale_factor)
+            self.down = modules.AntiAliasDownsample(3, cfg.kp_scale_factor)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.scale_factor != 1:
@@ -124,7 +126,7 @@ class _KPHourglass(nn.Module):
         self.down_blocks = nn.Sequential()
         for i in range(n):
             self.down_blocks.add_module(
-                f"down{i}", DownBlock2d(3 if i == 0 else min(top, e * 2**i),
+                f"down{i}", modules.DownBlock(3 if i == 0 else min(top, e * 2**i),
                                         min(top, e * 2 ** (i + 1))))
         bottleneck = min(top, e * 2**n)
         self.depth = cfg.kp_reshape_depth
@@ -132,7 +134,8 @@ class _KPHourglass(nn.Module):
         self.up_blocks = nn.Sequential()
         for i in range(n):
             self.up_blocks.add_module(
-                f"up{i}", UpBlock3d(min(top, e * 2 ** (n - i)), min(top, e * 2 ** (n - i - 1))))
+                f"up{i}", modules.UpBlock(min(top, e * 2 ** (n - i)),
+                                          min(top, e * 2 ** (n - i - 1)), dims=3))
         self.out_channels = min(top, e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,9 +214,9 @@ class DenseMotionNetwork(nn.Module):
         super().__init__()
         self.num_kp = cfg.num_kp
         in_ch = (cfg.num_kp + 1) * (cfg.dm_compress + 1)
-        self.hourglass = Hourglass3d(cfg.dm_expansion, in_ch, cfg.dm_num_blocks,
-                                     cfg.dm_max_features)
-        out_ch = self.hourglass.out_channels
+        self.hourglass = modules.Hourglass(cfg.dm_expansion, in_ch, cfg.dm_num_blocks,
+                                   cfg.dm_max_features, "batch", dims=3, out_block=True)
+        out_ch = self.hourglass.out_channels[-1]
         self.mask = nn.Conv3d(out_ch, cfg.num_kp + 1, 7, padding=3)
         self.compress = nn.Conv3d(cfg.feature_channel, cfg.dm_compress, 1)
         self.norm = nn.BatchNorm3d(cfg.dm_compress)
@@ -233,10 +236,10 @@ class DenseMotionNetwork(nn.Module):
         deformed = F.grid_sample(repeated.reshape(b * (k + 1), -1, d, h, w),
                                  motions.reshape(b * (k + 1), d, h, w, 3), align_corners=False)
         deformed = deformed.view(b, k + 1, -1, d, h, w)
-        heat = keypoint_gaussians_3d(kp_driving, (d, h, w), 0.01) \
-            - keypoint_gaussians_3d(kp_source, (d, h, w), 0.01)
+        heat = keypoint_gaussians(kp_driving, (d, h, w), 0.01) \
+            - keypoint_gaussians(kp_source, (d, h, w), 0.01)
         heat = torch.cat([heat.new_zeros(b, 1, d, h, w), heat], dim=1).unsqueeze(2)
-        prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w))
+        prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w))[-1]
         mask = F.softmax(self.mask(prediction), dim=1)  # (B, K+1, D, H, W)
         deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)  # (B, D, H, W, 3)
         occlusion = torch.sigmoid(self.occlusion(prediction.flatten(1, 2)))
@@ -275,15 +278,16 @@ class SPADEGenerator(nn.Module):
         super().__init__()
         e = cfg.gen_expansion
         self.dense_motion_network = DenseMotionNetwork(cfg)
-        self.first = SameBlock2d(3, e)
-        self.down_blocks = nn.ModuleList([DownBlock2d(e, 2 * e), DownBlock2d(2 * e, 4 * e)])
+        self.first = modules.SameBlock(3, e)
+        self.down_blocks = nn.ModuleList(
+            [modules.DownBlock(e, 2 * e), modules.DownBlock(2 * e, 4 * e)])
         self.second = nn.Conv2d(4 * e, cfg.gen_max_features, 1)
         self.feature_channel = cfg.feature_channel
         self.depth = cfg.gen_reshape_depth
         self.resblocks_3d = nn.Sequential()
         for i in range(cfg.gen_num_resblocks):
-            self.resblocks_3d.add_module(f"3dr{i}", ResBlock3d(cfg.feature_channel))
-        self.third = SameBlock2d(cfg.gen_max_features, 4 * e, lrelu=True)
+            self.resblocks_3d.add_module(f"3dr{i}", modules.ResBlock(cfg.feature_channel, dims=3))
+        self.third = modules.SameBlock(cfg.gen_max_features, 4 * e, lrelu=True)
         self.fourth = nn.Conv2d(4 * e, 4 * e, 1)
         self.decoder = SPADEDecoder(cfg)
 

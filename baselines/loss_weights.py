@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 
 @dataclass
-class LossWeights:
+class WarpingLossWeights:
     scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
     equivariance_value: float = 10.0

@@ -1,13 +1,13 @@
-"""Building blocks shared by the FOMM and TPSMM baselines.
+"""Building blocks of the FOMM, TPSMM and face-vid2vid baselines, in 2D and (``dims=3``) 3D.
 
 Parameter names (``conv``, ``norm``, ``down_blocks``, ``up_blocks``, ``encoder``, ``decoder``,
 ``weight`` of the anti-alias filter) follow the official checkpoints so that their state dicts
-load strictly. FOMM normalises with BatchNorm, TPSMM with affine InstanceNorm; both are chosen
-by the ``norm`` argument.
+load strictly. FOMM and face-vid2vid normalise with BatchNorm (face-vid2vid's synchronized
+BatchNorm keeps the same state), TPSMM with affine InstanceNorm; ``norm`` chooses.
 
-Coordinates are normalised to [-1, 1] with the first and last pixel *centres* at -1 and 1
-(:func:`coordinate_grid`), as both official code bases do, while warping goes through
-``grid_sample`` whose ``align_corners`` flag each method sets as its official code does.
+The 3D blocks of face-vid2vid pool and upsample height and width only, never depth.
+Coordinates follow :mod:`thbench.core.grids`, while warping goes through ``grid_sample`` whose
+``align_corners`` flag each method sets as its official code does.
 """
 
 from __future__ import annotations
@@ -16,24 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def coordinate_grid(height: int, width: int, like: torch.Tensor | None = None) -> torch.Tensor:
-    """(H, W, 2) grid of (x, y) in [-1, 1]; x varies along the width."""
-    kwargs = {"dtype": like.dtype, "device": like.device} if like is not None else {}
-    xs = torch.arange(width, **kwargs).float() / max(width - 1, 1) * 2 - 1
-    ys = torch.arange(height, **kwargs).float() / max(height - 1, 1) * 2 - 1
-    if like is not None:
-        xs, ys = xs.to(like.dtype), ys.to(like.dtype)
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y], dim=-1)
-
-
-def keypoint_gaussians(points: torch.Tensor, size: tuple[int, int],
-                       variance: float) -> torch.Tensor:
-    """Gaussian blobs: points (..., 2) in [-1, 1] -> (..., H, W), peak 1, isotropic variance."""
-    grid = coordinate_grid(*size, like=points)
-    diff = grid.view(*(1,) * (points.dim() - 1), *grid.shape) - points[..., None, None, :]
-    return torch.exp(-0.5 * diff.pow(2).sum(-1) / variance)
+from thbench.core.resampling import antialias_downsample, antialias_kernel
 
 
 def warp(image: torch.Tensor, grid: torch.Tensor, align_corners: bool, **kwargs) -> torch.Tensor:
@@ -45,57 +28,61 @@ def warp(image: torch.Tensor, grid: torch.Tensor, align_corners: bool, **kwargs)
     return F.grid_sample(image, grid, align_corners=align_corners, **kwargs)
 
 
-def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (B, C, H, W); anti-aliased when shrinking (like the demos' skimage)."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+def _conv(dims: int, cin: int, cout: int, kernel: int) -> nn.Module:
+    return (nn.Conv2d if dims == 2 else nn.Conv3d)(cin, cout, kernel, padding=kernel // 2)
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+def _norm(kind: str, channels: int, dims: int = 2) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm2d(channels, affine=True)
-    if kind == "instance":
+        return (nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d)(channels, affine=True)
+    if kind == "instance" and dims == 2:
         return nn.InstanceNorm2d(channels, affine=True)
-    raise ValueError(f"unknown norm {kind!r}")
+    raise ValueError(f"unknown norm {kind!r} for {dims}D blocks")
 
 
-class SameBlock2d(nn.Module):
-    """conv -> norm -> relu at constant resolution."""
+class SameBlock(nn.Module):
+    """conv -> norm -> ReLU (or LeakyReLU with PyTorch's default slope 0.01) at constant
+    resolution."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, norm: str = "batch") -> None:
+    def __init__(self, cin: int, cout: int, kernel: int = 3, norm: str = "batch",
+                 dims: int = 2, lrelu: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
-        self.norm = _norm(norm, cout)
+        self.conv = _conv(dims, cin, cout, kernel)
+        self.norm = _norm(norm, cout, dims)
+        self.dims, self.lrelu = dims, lrelu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
+        out = self.norm(self.conv(x))
+        return F.leaky_relu(out) if self.lrelu else F.relu(out)
 
 
-class DownBlock2d(SameBlock2d):
-    """SameBlock2d followed by 2x2 average pooling."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(super().forward(x), 2)
-
-
-class UpBlock2d(SameBlock2d):
-    """Nearest 2x upsampling followed by a SameBlock2d."""
+class DownBlock(SameBlock):
+    """SameBlock followed by 2x2 average pooling (of height and width)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        if self.dims == 2:
+            return F.avg_pool2d(super().forward(x), 2)
+        return F.avg_pool3d(super().forward(x), (1, 2, 2))
 
 
-class ResBlock2d(nn.Module):
+class UpBlock(SameBlock):
+    """Nearest 2x upsampling (of height and width) followed by a SameBlock."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 2.0 if self.dims == 2 else (1, 2, 2)
+        return super().forward(F.interpolate(x, scale_factor=scale, mode="nearest"))
+
+
+class ResBlock(nn.Module):
     """Pre-activation residual block: x + conv2(relu(norm2(conv1(relu(norm1(x))))))."""
 
-    def __init__(self, channels: int, kernel: int = 3, norm: str = "batch") -> None:
+    def __init__(self, channels: int, kernel: int = 3, norm: str = "batch",
+                 dims: int = 2) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
-        self.conv2 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
-        self.norm1 = _norm(norm, channels)
-        self.norm2 = _norm(norm, channels)
+        self.conv1 = _conv(dims, channels, channels, kernel)
+        self.conv2 = _conv(dims, channels, channels, kernel)
+        self.norm1 = _norm(norm, channels, dims)
+        self.norm2 = _norm(norm, channels, dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.norm1(x)))
@@ -107,11 +94,12 @@ def _width(expansion: int, level: int, cap: int) -> int:
 
 
 class Encoder(nn.Module):
-    def __init__(self, expansion: int, cin: int, blocks: int, cap: int, norm: str) -> None:
+    def __init__(self, expansion: int, cin: int, blocks: int, cap: int, norm: str,
+                 dims: int = 2) -> None:
         super().__init__()
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(cin if i == 0 else _width(expansion, i, cap), _width(expansion, i + 1, cap),
-                        norm=norm)
+            DownBlock(cin if i == 0 else _width(expansion, i, cap), _width(expansion, i + 1, cap),
+                      norm=norm, dims=dims)
             for i in range(blocks)
         )
 
@@ -123,17 +111,26 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, expansion: int, cin: int, blocks: int, cap: int, norm: str) -> None:
+    """U-Net decoder. ``out_block``: one more conv -> norm -> ReLU (``conv``, ``norm``) on the
+    finest output, as face-vid2vid's 3D hourglass has."""
+
+    def __init__(self, expansion: int, cin: int, blocks: int, cap: int, norm: str,
+                 dims: int = 2, out_block: bool = False) -> None:
         super().__init__()
         levels = list(reversed(range(blocks)))
         self.up_blocks = nn.ModuleList(
-            UpBlock2d((1 if i == blocks - 1 else 2) * _width(expansion, i + 1, cap),
-                      _width(expansion, i, cap), norm=norm)
+            UpBlock((1 if i == blocks - 1 else 2) * _width(expansion, i + 1, cap),
+                    _width(expansion, i, cap), norm=norm, dims=dims)
             for i in levels
         )
         #: channels of every decoder output, coarsest first (each is up-block output + skip).
         self.out_channels = [2 * _width(expansion, i, cap) for i in levels[:-1]]
         self.out_channels.append(expansion + cin)
+        self.out_block = out_block
+        if out_block:
+            width = self.out_channels[-1]
+            self.conv = _conv(dims, width, width, 3)
+            self.norm = _norm(norm, width, dims)
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         features = list(features)
@@ -142,16 +139,19 @@ class Decoder(nn.Module):
         for block in self.up_blocks:
             out = torch.cat([block(out), features.pop()], dim=1)
             outputs.append(out)
+        if self.out_block:
+            outputs[-1] = F.relu(self.norm(self.conv(outputs[-1])))
         return outputs
 
 
 class Hourglass(nn.Module):
     """U-Net: the input needs a side divisible by ``2 ** blocks``. Returns every decoder level."""
 
-    def __init__(self, expansion: int, cin: int, blocks: int, cap: int, norm: str) -> None:
+    def __init__(self, expansion: int, cin: int, blocks: int, cap: int, norm: str,
+                 dims: int = 2, out_block: bool = False) -> None:
         super().__init__()
-        self.encoder = Encoder(expansion, cin, blocks, cap, norm)
-        self.decoder = Decoder(expansion, cin, blocks, cap, norm)
+        self.encoder = Encoder(expansion, cin, blocks, cap, norm, dims)
+        self.decoder = Decoder(expansion, cin, blocks, cap, norm, dims, out_block)
         self.out_channels = self.decoder.out_channels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -159,31 +159,21 @@ class Hourglass(nn.Module):
 
 
 class AntiAliasDownsample(nn.Module):
-    """Gaussian blur then subsampling by ``1/scale`` (an integer).
-
-    sigma = (1/scale - 1) / 2 and kernel size 2*round(4 sigma) + 1, as the official code; the
-    normalised kernel is stored as the buffer ``weight`` (it is part of the checkpoints).
-    """
+    """Gaussian blur then subsampling by ``1/scale`` (an integer), see
+    :func:`thbench.core.resampling.antialias_kernel`; the kernel is the buffer ``weight``
+    (channels, 1, k, k), as the official checkpoints store it."""
 
     def __init__(self, channels: int, scale: float) -> None:
         super().__init__()
         self.scale = scale
         self.step = round(1 / scale)
-        sigma = (1 / scale - 1) / 2
-        size = 2 * round(sigma * 4) + 1
-        self.pad = (size // 2, size // 2 - (1 if size % 2 == 0 else 0))
-        axis = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-        profile = torch.exp(-(axis**2) / (2 * sigma**2)) if sigma > 0 else (axis == 0).float()
-        kernel = profile[:, None] * profile[None, :]
-        kernel = kernel / kernel.sum()
-        self.register_buffer("weight", kernel.expand(channels, 1, size, size).clone())
+        kernel = antialias_kernel(scale)
+        self.register_buffer("weight", kernel.expand(channels, 1, *kernel.shape).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale == 1:
             return x
-        a, b = self.pad
-        out = F.conv2d(F.pad(x, (a, b, a, b)), self.weight, groups=x.shape[1])
-        return out[:, :, :: self.step, :: self.step]
+        return antialias_downsample(x, self.weight, self.step)
 
 
 class ImagePyramid(nn.Module):

@@ -25,20 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from thbench.baselines import modules
 from thbench.baselines.checkpoint import compare, layout_of, layout_of_state
-from thbench.baselines.modules import (
-    AntiAliasDownsample,
-    DownBlock2d,
-    Hourglass,
-    ResBlock2d,
-    SameBlock2d,
-    UpBlock2d,
-    coordinate_grid,
-    keypoint_gaussians,
-    warp,
-)
 from thbench.baselines.resnet import ResNet18
 from thbench.baselines.warping import WarpingMethod
+from thbench.core.grids import coordinate_grid, keypoint_gaussians
 
 if TYPE_CHECKING:
     from thbench.baselines.train import LossKit
@@ -176,7 +167,8 @@ class DenseMotionNetwork(nn.Module):
         self.cfg = cfg
         count = cfg.num_tps + 1
         cin = cfg.channels * count + cfg.num_tps * POINTS_PER_TPS + 1
-        self.hourglass = Hourglass(cfg.dm_expansion, cin, cfg.dm_blocks, cfg.dm_max, "instance")
+        self.hourglass = modules.Hourglass(cfg.dm_expansion, cin, cfg.dm_blocks, cfg.dm_max,
+                                           "instance")
         widths = self.hourglass.out_channels
         self.maps = nn.Conv2d(widths[-1], count, 7, padding=3)
         # Occlusion masks at inp_down + 1 resolutions: the finest hourglass levels, then
@@ -184,14 +176,14 @@ class DenseMotionNetwork(nn.Module):
         self.up_count = round(math.log2(1 / cfg.dm_scale))
         self.mask_count = cfg.inp_down + 1
         self.up = nn.ModuleList(
-            UpBlock2d(widths[-1] // 2**i, widths[-1] // 2 ** (i + 1), norm="instance")
+            modules.UpBlock(widths[-1] // 2**i, widths[-1] // 2 ** (i + 1), norm="instance")
             for i in range(self.up_count)
         )
         occlusion_in = [widths[-1 - i] for i in reversed(range(self.mask_count - self.up_count))]
         occlusion_in += [widths[-1] // 2 ** (i + 1) for i in range(self.up_count)]
         self.occlusion = nn.ModuleList(nn.Conv2d(c, 1, 7, padding=3) for c in occlusion_in)
         if cfg.dm_scale != 1:
-            self.down = AntiAliasDownsample(cfg.channels, cfg.dm_scale)
+            self.down = modules.AntiAliasDownsample(cfg.channels, cfg.dm_scale)
 
     def transformations(self, size: tuple[int, int], kp_driving: torch.Tensor,
                         kp_source: torch.Tensor, bg_param: torch.Tensor | None) -> torch.Tensor:
@@ -222,7 +214,7 @@ class DenseMotionNetwork(nn.Module):
         heat = torch.cat([heat.new_zeros(batch, 1, height, width), heat], dim=1)
         grids = self.transformations((height, width), kp_driving, kp_source, bg_param)
         repeated = source[:, None].expand(batch, count, channels, height, width)
-        deformed = warp(repeated.reshape(-1, channels, height, width),
+        deformed = modules.warp(repeated.reshape(-1, channels, height, width),
                         grids.reshape(-1, height, width, 2), self.cfg.align_corners)
         deformed = deformed.view(batch, count, channels, height, width)
         # All heatmaps first, then the K+1 deformed sources, as the official channel order.
@@ -261,14 +253,14 @@ class InpaintingNetwork(nn.Module):
         def width(level: int) -> int:
             return min(cap, exp * 2**level)
 
-        self.first = SameBlock2d(cfg.channels, exp, kernel=7, norm="instance")
+        self.first = modules.SameBlock(cfg.channels, exp, kernel=7, norm="instance")
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(width(i), width(i + 1), norm="instance") for i in range(depth))
+            modules.DownBlock(width(i), width(i + 1), norm="instance") for i in range(depth))
         up_in = [(1 if i == 0 else 2) * width(depth - i) for i in range(depth)]
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(up_in[i], width(depth - i - 1), norm="instance") for i in range(depth))
+            modules.UpBlock(up_in[i], width(depth - i - 1), norm="instance") for i in range(depth))
         self.resblock = nn.ModuleList(
-            ResBlock2d(up_in[i // 2], norm="instance") for i in range(2 * depth))
+            modules.ResBlock(up_in[i // 2], norm="instance") for i in range(2 * depth))
         self.final = nn.Conv2d(exp, cfg.channels, 7, padding=3)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
@@ -288,9 +280,9 @@ class InpaintingNetwork(nn.Module):
         warped_maps = []  # for the warp loss: gradients reach the flow only
         out = None
         for i, feature in enumerate(reversed(features)):
-            moved = warp(feature, flow, ac) * masks[i]
+            moved = modules.warp(feature, flow, ac) * masks[i]
             if self.training:
-                warped_maps.append(warp(feature.detach(), flow, ac) * masks[i].detach())
+                warped_maps.append(modules.warp(feature.detach(), flow, ac) * masks[i].detach())
             if out is None:
                 out = moved
             elif i < len(features) - 1:
@@ -300,7 +292,7 @@ class InpaintingNetwork(nn.Module):
                 out = self.up_blocks[i](out)
         last = masks[-1]
         out = out * (1 - last) + moved
-        deformed = warp(source, flow, ac)
+        deformed = modules.warp(source, flow, ac)
         prediction = torch.sigmoid(self.final(out)) * (1 - last) + deformed * last
         return {**motion, "prediction": prediction, "deformed": deformed,
                 "warped_encoder_maps": warped_maps}
@@ -422,7 +414,8 @@ class TPSMM(WarpingMethod):
         perceptual, keypoint equivariance under a random TPS warp, the warp loss (warped,
         occluded source features against the driving frame's, moving only the flow), and from
         ``bg_start_epoch`` the background loss mean |I - A(s, d) A(d, s)| of the predicted
-        background affines. TPS dropout follows :meth:`LossWeights.tps_dropout` of the epoch."""
+        background affines. TPS dropout follows :meth:`WarpingLossWeights.tps_dropout` of the
+        epoch."""
         weights = kit.weights
         if weights.stage == "avd":
             return self._avd_losses(source, driving, kit)

@@ -7,7 +7,7 @@ jacobians); TPSMM its warp loss, TPS dropout and, from an epoch on, a background
 predictor with its loss; face-vid2vid its keypoint, expression and head-pose (Hopenet) terms
 (:mod:`thbench.baselines.fv2v_losses`). A discriminator (LSGAN or hinge, spectral norm, feature
 matching) is optional. Weights and recipe switches:
-:class:`thbench.baselines.loss_weights.LossWeights` (the ``[loss]`` table);
+:class:`thbench.baselines.loss_weights.WarpingLossWeights` (the ``[loss]`` table);
 ``configs/train/*-vox256.toml`` hold the official recipes.
 
 The VGG-19 weights come from the asset manager (``vgg19``). When they are absent, training
@@ -24,83 +24,27 @@ discriminator and the logged images), and by exposing ``nets`` (an
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from thbench.baselines.loss_weights import LossWeights
-from thbench.baselines.modules import ImagePyramid, coordinate_grid
+from thbench.baselines.loss_weights import WarpingLossWeights
+from thbench.baselines.modules import ImagePyramid
+from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.core.seeding import seed_all
 from thbench.datasets.frame_pairs import FramePairs, split_frames
 from thbench.training.config import (
     TrainConfig,
     open_training_data,
+    read_loss_table,
     start_trainer,
     write_resolved_config,
 )
 from thbench.training.loop import Objective
-from thbench.training.vgg import VGG19Features, load_vgg19
-
-log = logging.getLogger(__name__)
-
-class RandomWarp:
-    """A random affine + thin-plate-spline warp of the plane, for the equivariance losses.
-
-    theta = [I | 0] + N(0, sigma_affine); radial weights N(0, sigma_tps) on a points_tps^2 grid
-    of control points. ``kernel`` picks the radial function: FOMM's d^2 log d with d the L1
-    distance, or TPSMM's r^2 log r^2 with r the Euclidean distance.
-
-    The noise is drawn on the CPU from a CPU generator and then moved to ``device``: the same
-    warps on every device, and no CUDA generator asked for a CPU tensor.
-    """
-
-    def __init__(self, batch: int, weights: LossWeights, kernel: str, generator: torch.Generator,
-                 device: torch.device) -> None:
-        if kernel not in ("fomm", "tpsmm"):
-            raise ValueError(f"unknown kernel {kernel!r}")
-        if generator.device.type != "cpu":
-            raise ValueError(f"the random warps draw on the CPU (the same numbers on every "
-                             f"device); got a generator on {generator.device}")
-        self.kernel = kernel
-        noise = torch.randn(batch, 2, 3, generator=generator, device="cpu") * weights.sigma_affine
-        self.theta = (noise + torch.eye(2, 3)).to(device)
-        count = weights.points_tps
-        self.control = coordinate_grid(count, count).view(-1, 2).to(device)
-        params = torch.randn(batch, 1, count * count, generator=generator,
-                             device="cpu") * weights.sigma_tps
-        self.params = params.to(device)
-
-    def warp_points(self, points: torch.Tensor) -> torch.Tensor:
-        """(B, N, 2) -> (B, N, 2)."""
-        out = points @ self.theta[:, :, :2].transpose(1, 2) + self.theta[:, None, :, 2]
-        diff = points[:, :, None] - self.control[None, None]
-        if self.kernel == "fomm":
-            dist = diff.abs().sum(-1)
-            radial = dist**2 * torch.log(dist + 1e-6)
-        else:
-            dist = diff.pow(2).sum(-1)
-            radial = dist * torch.log(dist + 1e-9)
-        return out + (radial * self.params).sum(-1, keepdim=True)
-
-    def warp_frame(self, frame: torch.Tensor, align_corners: bool) -> torch.Tensor:
-        batch, _, height, width = frame.shape
-        grid = coordinate_grid(height, width, like=frame).view(1, -1, 2).expand(batch, -1, -1)
-        grid = self.warp_points(grid).view(batch, height, width, 2)
-        return F.grid_sample(frame, grid, padding_mode="reflection", align_corners=align_corners)
-
-    def jacobian(self, points: torch.Tensor) -> torch.Tensor:
-        """d warp / d point at (B, N, 2) -> (B, N, 2, 2), differentiable."""
-        with torch.enable_grad():
-            points = points.detach().requires_grad_(True) if not points.requires_grad else points
-            moved = self.warp_points(points)
-            rows = [torch.autograd.grad(moved[..., i].sum(), points, create_graph=True)[0]
-                    for i in range(2)]
-        return torch.stack(rows, dim=-2)
+from thbench.training.vgg import PERCEPTUAL_BACKENDS, VGG19Features, perceptual_network
 
 
 class Discriminator(nn.Module):
@@ -141,7 +85,7 @@ class LossKit:
     """What a method's ``training_losses`` needs: weights, the image losses, random warps, the
     current epoch (for epoch-scheduled recipe parts) and, for face-vid2vid, a pose estimator."""
 
-    weights: LossWeights
+    weights: WarpingLossWeights
     device: torch.device
     generator: torch.Generator
     vgg: VGG19Features | None = None
@@ -175,8 +119,10 @@ class LossKit:
                 total = total + weight * (a - b.detach()).abs().mean()
         return total
 
-    def random_warp(self, batch: int, kernel: str) -> RandomWarp:
-        return RandomWarp(batch, self.weights, kernel, self.generator, self.device)
+    def random_warp(self, batch: int, kernel: str) -> RandomTPSWarp:
+        w = self.weights
+        return RandomTPSWarp(batch, w.sigma_affine, w.sigma_tps, w.points_tps, kernel,
+                             self.device, self.generator)
 
     def adversarial(self, prediction: torch.Tensor,
                     target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -222,20 +168,6 @@ def _scale_key(scale: float) -> str:
     return f"s{scale}".replace(".", "_")
 
 
-def load_vgg(device: torch.device) -> VGG19Features | None:
-    """VGG-19 from the asset manager, or None (with a clear log line) when it is absent."""
-    from thbench.core.assets import AssetMissing
-
-    try:
-        vgg = load_vgg19(device)
-    except AssetMissing as error:
-        log.warning("perceptual loss: VGG-19 weights unavailable (%s); training with a multi-scale "
-                    "L1 pyramid loss instead", error)
-        return None
-    log.info("perceptual loss: VGG-19")
-    return vgg
-
-
 class BaselineObjective(Objective):
     """A baseline's ``training_losses`` as a :class:`thbench.training.loop.Objective`.
 
@@ -277,11 +209,11 @@ class BaselineObjective(Objective):
 
 @dataclass(frozen=True)
 class LossOptions:
-    """A ``[loss]`` table: the :class:`LossWeights` fields plus how to get the networks the
+    """A ``[loss]`` table: the :class:`WarpingLossWeights` fields plus how to get the networks the
     losses need: ``perceptual_backend`` (auto | vgg19 | l1), ``discriminator`` (bool) and
     ``pose_estimator`` (off | hopenet; face-vid2vid's head-pose term)."""
 
-    weights: LossWeights
+    weights: WarpingLossWeights
     perceptual: str = "auto"
     discriminator: bool = False
     pose_estimator: str = "off"
@@ -293,27 +225,19 @@ def loss_weights(table: dict, origin: str) -> LossOptions:
     mode = table.pop("perceptual_backend", "auto")
     discriminator = bool(table.pop("discriminator", False))
     pose = table.pop("pose_estimator", "off")
-    if mode not in ("auto", "vgg19", "l1"):
-        raise ValueError(f"{origin}: perceptual_backend must be auto, vgg19 or l1, not {mode!r}")
+    if mode not in PERCEPTUAL_BACKENDS:
+        raise ValueError(f"{origin}: perceptual_backend must be one of {PERCEPTUAL_BACKENDS}, "
+                         f"not {mode!r}")
     if pose not in ("off", "hopenet"):
         raise ValueError(f"{origin}: pose_estimator must be off or hopenet, not {pose!r}")
-    try:
-        weights = LossWeights(**table)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{origin}: [loss] {error}") from None
-    return LossOptions(weights, mode, discriminator, pose)
+    return LossOptions(read_loss_table(WarpingLossWeights, table, origin), mode, discriminator,
+                       pose)
 
 
 def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
     options = loss_weights(table, origin)
     weights = options.weights
-    vgg = None
-    if options.perceptual == "vgg19":
-        vgg = load_vgg19(device)  # raises AssetMissing with the fix
-    elif options.perceptual == "auto":
-        vgg = load_vgg(device)
-    else:
-        log.info("perceptual loss: multi-scale L1 pyramid (requested)")
+    vgg = perceptual_network(options.perceptual, device)  # vgg19: AssetMissing with the fix
     discs = (nn.ModuleDict({_scale_key(s): Discriminator(spectral_norm=weights.spectral_norm)
                             for s in weights.discriminator_scales})
              if options.discriminator else None)

@@ -10,8 +10,8 @@ Conventions (all right-handed, OpenGL-like, the same as eos / glm):
   first, yaw last. This is the composition whose angles eos's ``get_yaw_pitch_roll`` returns:
   on real eos fits it reproduces ``RenderingParameters.get_modelview()``'s rotation to float
   precision, while ``Rz Ry Rx`` is off by up to 0.1 at 23 degrees of roll (tested in
-  tests/test_hidenerf.py). With the closed forms of :func:`rotation_x` etc.: positive yaw
-  turns the nose towards the image right (+x), positive pitch tilts the nose down (-y),
+  tests/test_hidenerf.py). With the closed forms of :mod:`thbench.core.rotations`: positive
+  yaw turns the nose towards the image right (+x), positive pitch tilts the nose down (-y),
   positive roll turns the top of the head towards the image left (counter-clockwise as seen
   in the image).
 * Pixels: row i, column j of an H x W image; pixel centres at (j + 0.5, i + 0.5). Image rows go
@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from thbench.core.rotations import rotation_x, rotation_y, rotation_z
+
 
 def _as_tensor(value: float | Tensor, reference: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
@@ -38,33 +40,13 @@ def _as_tensor(value: float | Tensor, reference: Tensor | None = None) -> Tensor
     return torch.tensor(float(value), device=device)
 
 
-def rotation_x(degrees: Tensor) -> Tensor:
-    """(...,) angles in degrees -> (..., 3, 3) ``[[1,0,0],[0,c,-s],[0,s,c]]`` (pitch)."""
-    a = torch.deg2rad(degrees)
-    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
-    return torch.stack([o, z, z, z, c, -s, z, s, c], -1).unflatten(-1, (3, 3))
-
-
-def rotation_y(degrees: Tensor) -> Tensor:
-    """(...,) angles in degrees -> (..., 3, 3) ``[[c,0,s],[0,1,0],[-s,0,c]]`` (yaw)."""
-    a = torch.deg2rad(degrees)
-    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
-    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).unflatten(-1, (3, 3))
-
-
-def rotation_z(degrees: Tensor) -> Tensor:
-    """(...,) angles in degrees -> (..., 3, 3) ``[[c,-s,0],[s,c,0],[0,0,1]]`` (roll)."""
-    a = torch.deg2rad(degrees)
-    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
-    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).unflatten(-1, (3, 3))
-
-
 def rotation_from_ypr(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
     """Head rotation from Euler angles in degrees, each (B,): ``Ry(yaw) Rx(pitch) Rz(roll)``
     (eos's convention). Returns (B, 3, 3), mapping canonical head coordinates to camera
     orientation.
     """
-    return rotation_y(yaw) @ rotation_x(pitch) @ rotation_z(roll)
+    return (rotation_y(torch.deg2rad(yaw)) @ rotation_x(torch.deg2rad(pitch))
+            @ rotation_z(torch.deg2rad(roll)))
 
 
 @dataclass

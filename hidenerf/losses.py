@@ -22,13 +22,13 @@ Every weight is a key of the training config's ``[loss]`` table.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thbench.core.resampling import resize
 from thbench.hidenerf.critics import (
     MultiScaleDiscriminator,
     discriminator_gan_loss,
@@ -36,15 +36,19 @@ from thbench.hidenerf.critics import (
     generator_gan_loss,
     identity_loss,
 )
-from thbench.hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.hidenerf.model import HiDeNeRF, animate_batch
+from thbench.training.config import read_loss_table
 from thbench.training.loop import Objective
-from thbench.training.vgg import VGG19Features, load_vgg19, perceptual_l1
-
-log = logging.getLogger(__name__)
+from thbench.training.vgg import (
+    PERCEPTUAL_BACKENDS,
+    VGG19Features,
+    perceptual_l1,
+    perceptual_network,
+)
 
 
 @dataclass(frozen=True)
-class LossWeights:
+class HiDeNeRFLossWeights:
     l1: float = 1.0
     low_res_l1: float = 0.0
     perceptual: float = 0.1
@@ -55,32 +59,21 @@ class LossWeights:
     perceptual_backend: str = "auto"
 
     @classmethod
-    def from_dict(cls, table: dict, origin: str) -> LossWeights:
-        unknown = sorted(set(table) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{origin}: unknown [loss] keys {unknown}")
-        weights = cls(**table)
+    def from_dict(cls, table: dict, origin: str) -> HiDeNeRFLossWeights:
+        weights = read_loss_table(cls, table, origin)
         if weights.feature_matching and not weights.adversarial:
             raise ValueError(f"{origin}: feature_matching needs the adversarial term")
-        if weights.perceptual_backend not in ("auto", "vgg19", "l1"):
-            raise ValueError(f"{origin}: perceptual_backend must be auto, vgg19 or l1")
+        if weights.perceptual_backend not in PERCEPTUAL_BACKENDS:
+            raise ValueError(f"{origin}: perceptual_backend must be one of "
+                             f"{PERCEPTUAL_BACKENDS}")
         return weights
 
 
-def resolve_perceptual(weights: LossWeights, device: torch.device) -> VGG19Features | None:
+def resolve_perceptual(weights: HiDeNeRFLossWeights, device: torch.device) -> VGG19Features | None:
     """The VGG-19 for the perceptual term, or None for the L1-pyramid substitute (logged)."""
-    from thbench.core.assets import AssetMissing
-
-    if weights.perceptual == 0 or weights.perceptual_backend == "l1":
+    if weights.perceptual == 0:
         return None
-    try:
-        return load_vgg19(device)
-    except AssetMissing as error:
-        if weights.perceptual_backend == "vgg19":
-            raise
-        log.warning("HiDe-NeRF perceptual loss: %s; using an L1 image-pyramid loss instead",
-                    error)
-        return None
+    return perceptual_network(weights.perceptual_backend, device)
 
 
 def pyramid_l1(prediction: Tensor, target: Tensor, levels: int = 3) -> Tensor:
@@ -97,7 +90,7 @@ class HiDeNeRFObjective(Objective):
     source and driving cameras). ``identity``: the ArcFace network and its backend string from
     :func:`thbench.hidenerf.critics.load_identity_network` (None when the weight is 0)."""
 
-    def __init__(self, model: HiDeNeRF, weights: LossWeights, vgg: VGG19Features | None,
+    def __init__(self, model: HiDeNeRF, weights: HiDeNeRFLossWeights, vgg: VGG19Features | None,
                  identity: tuple[nn.Module | None, str] | None = None) -> None:
         super().__init__()
         self.model, self.weights = model, weights

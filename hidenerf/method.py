@@ -16,10 +16,10 @@ import os
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from thbench.core.method import FramewiseMethod, PairUnsupported
+from thbench.core.resampling import resize
 from thbench.hidenerf.cameras import Camera, rotation_from_ypr
 from thbench.hidenerf.config import get_config
 from thbench.hidenerf.geometry import fit_camera, posed_secc
@@ -130,11 +130,9 @@ class HiDeNeRFMethod(FramewiseMethod):
         source_camera = Camera.cat([self._source_camera] * batch)
         image = self.model.render(planes, secc_src, torch.stack(seccs), source, source_camera,
                                   Camera.cat(cameras))["image"]
-        if image.shape[-2:] != driving.shape[-2:]:
-            shrink = image.shape[-1] > driving.shape[-1]
-            image = F.interpolate(image, size=driving.shape[-2:], mode="bilinear",
-                                  align_corners=False, antialias=shrink)
-        return image
+        # filtered when the width shrinks (the output is square, a frame may not be)
+        return resize(image, tuple(driving.shape[-2:]),
+                      antialias=image.shape[-1] > driving.shape[-1])
 
     def describe(self) -> dict[str, str]:
         seed = self.model.config.seed

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from thbench.core.resampling import resize
 from thbench.hidenerf.cameras import Camera, camera_from_pose, camera_from_vector
 from thbench.hidenerf.config import HiDeNeRFConfig
 from thbench.hidenerf.deformation import LEDField, SECCEncoder
 from thbench.hidenerf.geometry import secc_z_range
-from thbench.hidenerf.model_utils import resize
 from thbench.hidenerf.prior import head_occupancy, surface_map
 from thbench.hidenerf.refine import RefineNet
 from thbench.hidenerf.rendering import Decoder, render_rays

@@ -1,19 +1,9 @@
-"""Image helpers shared by the model's modules."""
+"""The dtype grid sampling runs at, shared by the model's modules."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-
-
-def resize(image: Tensor, size: int) -> Tensor:
-    """(B, C, H, W) -> (B, C, size, size), bilinear with antialiasing when shrinking."""
-    if image.shape[-2:] == (size, size):
-        return image
-    shrink = image.shape[-1] > size or image.shape[-2] > size
-    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=shrink)
 
 
 def sampling_dtype(*tensors: Tensor) -> torch.dtype:

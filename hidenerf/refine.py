@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thbench.hidenerf.model_utils import resize
+from thbench.core.resampling import resize
 
 
 class _UpBlock(nn.Module):

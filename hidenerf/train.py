@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from thbench.core import atomic
+from thbench.core.resampling import resize
 from thbench.datasets.clip import Clip
 from thbench.datasets.fits import fit_clip, read_fits
 from thbench.datasets.frame_pairs import FramePairs, load_frame, split_frames
@@ -32,8 +33,8 @@ from thbench.hidenerf.checkpoint import save_checkpoint
 from thbench.hidenerf.config import HiDeNeRFConfig, get_config
 from thbench.hidenerf.critics import load_identity_network
 from thbench.hidenerf.geometry import fit_camera, posed_secc
-from thbench.hidenerf.losses import HiDeNeRFObjective, LossWeights, resolve_perceptual
-from thbench.hidenerf.model import HiDeNeRF, animate_batch, resize
+from thbench.hidenerf.losses import HiDeNeRFLossWeights, HiDeNeRFObjective, resolve_perceptual
+from thbench.hidenerf.model import HiDeNeRF, animate_batch
 from thbench.training.config import (
     TrainConfig,
     open_training_data,
@@ -145,7 +146,7 @@ def build_training(config: TrainConfig, clips: list, fits: FaceFits, device: tor
     pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
                        model_config.image_size)
     data = HiDeNeRFPairs(pairs, fits, model_config)
-    weights = LossWeights.from_dict(config.loss, f"{config.name} [loss]")
+    weights = HiDeNeRFLossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)
     identity = load_identity_network(device) if weights.identity else None
     objective = HiDeNeRFObjective(model, weights, resolve_perceptual(weights, device), identity)

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from thbench.baselines.loss_weights import LossWeights
+from thbench.baselines.loss_weights import WarpingLossWeights
 from thbench.baselines.train import Discriminator, LossKit, build_kit
 
 
@@ -51,7 +51,7 @@ def test_perceptual_pyramid_is_the_weighted_vgg_l1_over_scales():
     trunk = vgg19(weights=None).features
     state = {f"features.{k}": v for k, v in trunk.state_dict().items()}
     vgg = VGG19Features(state)
-    weights = LossWeights(perceptual=(1.0, 2.0, 3.0, 4.0, 5.0))
+    weights = WarpingLossWeights(perceptual=(1.0, 2.0, 3.0, 4.0, 5.0))
     kit = LossKit(weights, torch.device("cpu"), torch.Generator(), vgg=vgg)
     fake, real = images(1, 1, 128), images(2, 1, 128)  # relu5_1 needs 16 px at 1/8
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -93,13 +93,13 @@ def official_warp(points: torch.Tensor, theta: torch.Tensor, params: torch.Tenso
 
 def test_fomm_equivariance_value_and_jacobian():
     from thbench.baselines.fomm import FOMM
-    from thbench.baselines.modules import coordinate_grid
+    from thbench.core.grids import coordinate_grid
 
     torch.manual_seed(0)
     method = FOMM(config="tiny", allow_random_init=True)
     method.nets.train()
     source, driving = images(4), images(5)
-    weights = LossWeights(sigma_affine=0.2, sigma_tps=0.05)  # a visible warp
+    weights = WarpingLossWeights(sigma_affine=0.2, sigma_tps=0.05)  # a visible warp
     kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(7))
     torch.manual_seed(1)
     losses, _ = method.training_losses(source, driving, kit)
@@ -130,13 +130,14 @@ def test_fomm_equivariance_value_and_jacobian():
 
 
 def test_tpsmm_dropout_schedule_is_the_official_ramp():
-    w = LossWeights(tps_dropout_epochs=35)
+    w = WarpingLossWeights(tps_dropout_epochs=35)
     expected = {0: 0.1, 1: 0.13, 5: 0.25, 6: 0.28, 7: 0.3, 20: 0.3, 34: 0.3, 35: 0.0, 99: 0.0}
     for epoch, p in expected.items():  # min(epoch / 10 * 0.3 + 0.1, 0.3) while epoch < 35
         assert w.tps_dropout(epoch) == pytest.approx(p), epoch
-    assert LossWeights().tps_dropout(0) == 0.0  # off unless the config sets it
-    assert not LossWeights().background(50) and LossWeights(bg_start_epoch=10).background(10)
-    assert not LossWeights(bg_start_epoch=10).background(9)
+    assert WarpingLossWeights().tps_dropout(0) == 0.0  # off unless the config sets it
+    assert not WarpingLossWeights().background(50)
+    assert WarpingLossWeights(bg_start_epoch=10).background(10)
+    assert not WarpingLossWeights(bg_start_epoch=10).background(9)
 
 
 def tpsmm(bg_start: int = -1):
@@ -144,7 +145,7 @@ def tpsmm(bg_start: int = -1):
 
     torch.manual_seed(0)
     method = TPSMM(config="tiny", allow_random_init=True)
-    weights = LossWeights(bg_start_epoch=bg_start)
+    weights = WarpingLossWeights(bg_start_epoch=bg_start)
     extra = method.training_nets(weights)
     method.nets.train()
     return method, weights, extra
@@ -271,7 +272,7 @@ def test_fv2v_headpose_and_expression_terms():
         module.eval()  # batch statistics would differ between the two he_estimator calls
     source, driving = images(13), images(14)
     target = (torch.tensor([10.0, -20.0]), torch.tensor([0.0, 5.0]), torch.tensor([3.0, 1.0]))
-    weights = LossWeights(equivariance_value=0, keypoint=0)
+    weights = WarpingLossWeights(equivariance_value=0, keypoint=0)
     losses, _ = fv2v_losses(models, source, driving, weights=weights, perceptual="pixel",
                             pose_target=lambda frames: target)
     with torch.no_grad():
@@ -292,7 +293,7 @@ def test_fv2v_honours_the_loss_table():
     losses, _ = method.training_losses(images(15, 1), images(16, 1), kit)
     assert set(losses) == {"reconstruction_l1", "expression"}
     with torch.no_grad():
-        exp = method.models["he_estimator"](images(16, 1))["exp"].abs().sum(-1).mean()
+        exp = method.nets["he_estimator"](images(16, 1))["exp"].abs().sum(-1).mean()
     assert losses["expression"].item() == pytest.approx(2.5 * exp.item(), rel=1e-4)
 
 
@@ -345,10 +346,10 @@ def test_tpsmm_avd_loss_rebuilds_the_driving_keypoints_from_scaled_ones():
 
     torch.manual_seed(0)
     method = TPSMM(config="tiny", allow_random_init=True)
-    weights = LossWeights(stage="avd", avd_random_scale=0.25, avd_shift=2.0)
+    weights = WarpingLossWeights(stage="avd", avd_random_scale=0.25, avd_shift=2.0)
     assert set(method.untrained_nets(weights)) == {"kp_detector", "dense_motion_network",
                                                    "inpainting_network"}
-    assert method.untrained_nets(LossWeights()) == ("avd_network",)
+    assert method.untrained_nets(WarpingLossWeights()) == ("avd_network",)
     method.nets.eval()  # fixed statistics: the recomputation below sees the same networks
     source, driving = images(20), images(21)
     kit = LossKit(weights, torch.device("cpu"), torch.Generator().manual_seed(4))

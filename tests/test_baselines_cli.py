@@ -30,8 +30,7 @@ def _checkpoint(folder: Path, name: str, config: str, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     method = METHODS[name](config=config, allow_random_init=True)
     path = folder / f"{name}-{config}.pth.tar"
-    nets = method.nets if name != "fv2v" else method.models
-    save_official(path, dict(nets))
+    save_official(path, dict(method.nets))
     return path
 
 
@@ -171,11 +170,11 @@ def test_png_folder_in_and_out_at_256_resizes_nothing_fv2v(frames_256: Path, tmp
     with torch.no_grad():
         method.setup(source, first)
         state = method._state
-        he = method.models["he_estimator"](first[None])
+        he = method.nets["he_estimator"](first[None])
         from thbench.baselines.fv2v_motion import transform_keypoints
 
         kp = transform_keypoints(state["kp_canonical"], he)
-        raw = method.models["generator"].decode(state["feature"], kp, state["kp_source"])
+        raw = method.nets["generator"].decode(state["feature"], kp, state["kp_source"])
     expected = to_uint8(raw["prediction"].clamp(0, 1))
     assert np.abs(images[0].astype(int) - expected[0].astype(int)).max() <= 1
 

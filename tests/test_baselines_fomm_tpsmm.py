@@ -15,9 +15,10 @@ import torch
 from thbench.baselines import tpsmm as tpsmm_module
 from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
 from thbench.baselines.fomm import FOMM, normalize_kp
-from thbench.baselines.modules import coordinate_grid, resize
 from thbench.baselines.tpsmm import TPSMM, apply_tps, fit_tps, hull_scale, relative_kp
 from thbench.core import families as method_registry
+from thbench.core.grids import coordinate_grid
+from thbench.core.resampling import resize
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -469,7 +470,7 @@ def test_tpsmm_driving_equal_to_the_first_frame_is_the_identity_motion(
 def test_a_short_training_run_lowers_the_loss(name: str, face_frames: torch.Tensor):
     """Eight Adam steps on two real (source, driving) pairs with the harness's losses
     (multi-scale L1 pyramid in place of VGG-19, equivariance, TPSMM's warp loss)."""
-    from thbench.baselines.train import LossKit, LossWeights
+    from thbench.baselines.train import LossKit, WarpingLossWeights
 
     method = _random(name, seed=0)
     source = resize(face_frames[[0, 1]], method.size)
@@ -481,12 +482,12 @@ def test_a_short_training_run_lowers_the_loss(name: str, face_frames: torch.Tens
         return sum(losses.values())
 
     def evaluate() -> float:  # the same equivariance warp before and after: a fair comparison
-        kit = LossKit(LossWeights(), torch.device("cpu"), torch.Generator().manual_seed(123))
+        kit = LossKit(WarpingLossWeights(), torch.device("cpu"), torch.Generator().manual_seed(123))
         return float(total(kit).detach())
 
     method.nets.train()
     before = evaluate()
-    kit = LossKit(LossWeights(), torch.device("cpu"), torch.Generator().manual_seed(0))
+    kit = LossKit(WarpingLossWeights(), torch.device("cpu"), torch.Generator().manual_seed(0))
     assert kit.perceptual_backend == "l1-pyramid"
     optimiser = torch.optim.Adam(method.nets.parameters(), lr=1e-3, betas=(0.5, 0.999))
     history = []

@@ -11,7 +11,7 @@ import torch
 
 from thbench.baselines.checkpoint import CheckpointMismatch, layout_of, read_layout, save_official
 from thbench.baselines.fv2v import FaceVid2Vid, fv2v_losses, load_models
-from thbench.baselines.fv2v_losses import LossWeights, RandomTPS, keypoint_prior
+from thbench.baselines.fv2v_losses import keypoint_prior
 from thbench.baselines.fv2v_motion import (
     headpose_to_degree,
     relative_keypoints,
@@ -19,6 +19,8 @@ from thbench.baselines.fv2v_motion import (
     transform_keypoints,
 )
 from thbench.baselines.fv2v_nets import build_models
+from thbench.baselines.loss_weights import WarpingLossWeights
+from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.core import families as method_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +66,7 @@ def test_strict_load_of_an_official_layout_file(tmp_path: Path):
     saved = _tiny_checkpoint(path, epoch=3, optimizer_generator={"state": {}})
     method = FaceVid2Vid(checkpoint=path, config="tiny")
     for key, module in saved.items():
-        loaded = method.models[key].state_dict()
+        loaded = method.nets[key].state_dict()
         for name, tensor in module.state_dict().items():
             assert torch.equal(loaded[name].cpu(), tensor), f"{key}.{name}"
     assert method.describe()["checkpoint"] == str(path)
@@ -250,7 +252,7 @@ def test_free_view_override_changes_the_output(face_frames: torch.Tensor):
 
 def test_equivariance_warp_and_keypoint_prior_closed_forms():
     points = torch.rand(2, 7, 2) * 2 - 1
-    still = RandomTPS(2, 0.0, 0.0, 5, points)
+    still = RandomTPSWarp(2, 0.0, 0.0, 5, "fomm", points.device, dtype=points.dtype)
     assert torch.allclose(still.warp_points(points), points)
     spread = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, 3)] * 2, indexing="ij"), -1)
     kp = torch.cat([spread.reshape(1, 9, 2), torch.full((1, 9, 1), 0.33)], dim=-1)
@@ -302,7 +304,7 @@ def test_a_few_training_steps_lower_the_loss(face_frames: torch.Tensor):
 
 def test_loss_weights_switch_terms_off(face_frames: torch.Tensor):
     frames = torch.nn.functional.interpolate(face_frames[:2], size=(64, 64), mode="area")
-    weights = LossWeights(equivariance_value=0, keypoint=0, expression=0)
+    weights = WarpingLossWeights(equivariance_value=0, keypoint=0, expression=0)
     losses, _ = fv2v_losses(build_models("tiny"), frames[:1], frames[1:], weights=weights,
                          perceptual="pixel")
     assert set(losses) == {"reconstruction_l1"}  # no pose_target: no headpose term

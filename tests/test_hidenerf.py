@@ -15,13 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from thbench.hidenerf.cameras import (
-    camera_from_pose,
-    rotation_from_ypr,
-    rotation_x,
-    rotation_y,
-    rotation_z,
-)
+from thbench.core.rotations import rotation_x, rotation_y, rotation_z
+from thbench.hidenerf.cameras import camera_from_pose, rotation_from_ypr
 from thbench.hidenerf.config import HiDeNeRFConfig, get_config, paper, tiny
 from thbench.hidenerf.deformation import positional_encoding
 from thbench.hidenerf.model import HiDeNeRF
@@ -62,7 +57,7 @@ def animate(model: HiDeNeRF, src: torch.Tensor, s_src: torch.Tensor, s_drv: torc
 
 
 def test_elementary_rotations_closed_forms():
-    a = torch.tensor(30.0)
+    a = torch.deg2rad(torch.tensor(30.0))
     c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
     torch.testing.assert_close(rotation_x(a), torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]]))
     torch.testing.assert_close(rotation_y(a), torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]]))
@@ -90,7 +85,8 @@ def test_rotation_composition_order_is_yaw_pitch_roll():
     # general angles: orthonormal, det 1, equals the explicit product
     y, p, ro = torch.tensor([17.0]), torch.tensor([-23.0]), torch.tensor([8.0])
     r = rotation_from_ypr(y, p, ro)
-    torch.testing.assert_close(r, rotation_y(y) @ rotation_x(p) @ rotation_z(ro))
+    rad = torch.deg2rad
+    torch.testing.assert_close(r, rotation_y(rad(y)) @ rotation_x(rad(p)) @ rotation_z(rad(ro)))
     torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3)[None], atol=1e-6, rtol=0)
     assert torch.linalg.det(r).item() == pytest.approx(1.0, abs=1e-6)
 

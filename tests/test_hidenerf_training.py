@@ -17,7 +17,7 @@ from thbench.hidenerf.critics import (
     identity_loss,
     load_identity_network,
 )
-from thbench.hidenerf.losses import HiDeNeRFObjective, LossWeights
+from thbench.hidenerf.losses import HiDeNeRFLossWeights, HiDeNeRFObjective
 from thbench.hidenerf.model import HiDeNeRF
 from thbench.training.config import load_train_config
 
@@ -48,7 +48,7 @@ def test_lsgan_and_feature_matching_known_answers():
 def test_paper_config_trains_with_a_multiscale_discriminator_and_feature_matching(
         monkeypatch, tmp_path):
     config = load_train_config(REPO / "configs/train/hidenerf-paper-vox1.toml")
-    weights = LossWeights.from_dict(config.loss, "paper")
+    weights = HiDeNeRFLossWeights.from_dict(config.loss, "paper")
     assert weights.adversarial > 0 and weights.feature_matching > 0 and weights.identity > 0
     model = HiDeNeRF(tiny()).train()
     objective = HiDeNeRFObjective(model, weights, None)
@@ -68,7 +68,7 @@ def test_paper_config_trains_with_a_multiscale_discriminator_and_feature_matchin
     assert all(p.grad is not None and torch.isfinite(p.grad).all()
                for p in objective.discriminator.parameters())
     with pytest.raises(ValueError, match="feature_matching needs"):
-        LossWeights.from_dict({"feature_matching": 1.0}, "x")
+        HiDeNeRFLossWeights.from_dict({"feature_matching": 1.0}, "x")
 
 
 def test_identity_loss_is_skipped_with_its_reason_without_the_arcface_weights(
@@ -80,7 +80,8 @@ def test_identity_loss_is_skipped_with_its_reason_without_the_arcface_weights(
     assert network is None and backend.startswith("skipped") and "arcface_r50" in backend
     assert "identity loss skipped" in caplog.text
     model = HiDeNeRF(tiny())
-    objective = HiDeNeRFObjective(model, LossWeights(identity=0.1), None, (network, backend))
+    objective = HiDeNeRFObjective(model, HiDeNeRFLossWeights(identity=0.1), None,
+                                  (network, backend))
     losses, _ = objective(_batch(model))
     assert "identity" not in losses and objective.identity_backend == backend
 

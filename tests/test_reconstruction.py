@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from thbench.baselines import fomm, tpsmm
-from thbench.baselines.modules import resize
 from thbench.cli.datasets import main as datasets_main
 from thbench.cli.eval import main as eval_main
 from thbench.core.media import read_image, to_tensor, to_uint8
 from thbench.core.method import FramewiseMethod, PairUnsupported
+from thbench.core.resampling import resize
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.aggregate import summarize
 from thbench.eval.metrics import build_metrics

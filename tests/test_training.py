@@ -218,10 +218,10 @@ def test_shipped_training_configs_parse(path: Path):
     assert cfg.name == path.stem and cfg.data.holdout >= 1
     if cfg.family == "hidenerf":
         from thbench.hidenerf.config import get_config
-        from thbench.hidenerf.losses import LossWeights
+        from thbench.hidenerf.losses import HiDeNeRFLossWeights
 
         get_config(cfg.model)
-        LossWeights.from_dict(cfg.loss, str(path))
+        HiDeNeRFLossWeights.from_dict(cfg.loss, str(path))
     else:
         from thbench.baselines.train import loss_weights
 

@@ -129,6 +129,18 @@ def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
     return config
 
 
+def read_loss_table(cls: type, table: dict, origin: str):
+    """A ``[loss]`` table as the family's weights dataclass ``cls``: an unknown key or a bad
+    value is one error naming ``origin``."""
+    unknown = sorted(set(table) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{origin}: unknown [loss] keys {unknown}")
+    try:
+        return cls(**table)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{origin}: [loss] {error}") from None
+
+
 def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Process, list]:
     """Join the process group (when ``distributed`` and under torchrun), let rank 0 prepare
     the dataset while the others wait, and return this process and the dataset's video clips

@@ -2,15 +2,25 @@
 
 The ImageNet weights are torchvision's ``vgg19-dcbb9e9d.pth``, through the asset manager
 (``vgg19``). :func:`load_vgg19` raises :class:`thbench.core.assets.AssetMissing` (with the fix)
-when they are absent; callers decide, visibly, what to train with instead.
+when they are absent; :func:`perceptual_network` turns a training config's
+``perceptual_backend`` into the network or, visibly, into None (the caller's L1 image pyramid).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import torch
 from torch import nn
+
+from thbench.core.assets import AssetMissing
+
+log = logging.getLogger(__name__)
+
+PERCEPTUAL_BACKENDS = ("auto", "vgg19", "l1")
+"""A ``[loss]`` table's ``perceptual_backend``: VGG-19 where its weights are here, else an L1
+image pyramid (logged); VGG-19 or fail; the L1 pyramid."""
 
 VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 """torchvision ``vgg19().features`` index ranges ending at relu1_1, relu2_1, ..., relu5_1."""
@@ -53,6 +63,25 @@ def load_vgg19(device: str | torch.device = "cpu") -> VGG19Features:
         state = torch.load(assets.resolve("vgg19"), map_location="cpu", weights_only=True)
         _CACHE[key] = VGG19Features(state).to(device)
     return _CACHE[key]
+
+
+def perceptual_network(backend: str, device: str | torch.device) -> VGG19Features | None:
+    """The VGG-19 ``backend`` (one of :data:`PERCEPTUAL_BACKENDS`) asks for, or None where the
+    perceptual terms become an L1 image pyramid; ``vgg19`` without its weights raises
+    AssetMissing with the fix."""
+    if backend == "l1":
+        log.info("perceptual loss: multi-scale L1 pyramid (requested)")
+        return None
+    try:
+        vgg = load_vgg19(device)
+    except AssetMissing as error:
+        if backend == "vgg19":
+            raise
+        log.warning("perceptual loss: VGG-19 weights unavailable (%s); training with a "
+                    "multi-scale L1 pyramid loss instead", error)
+        return None
+    log.info("perceptual loss: VGG-19")
+    return vgg
 
 
 def perceptual_l1(vgg: VGG19Features, prediction: torch.Tensor, target: torch.Tensor,
