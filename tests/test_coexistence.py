@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -36,9 +35,11 @@ def _environment(folder: Path) -> tuple[Path, Path]:
                                capture_output=True, text=True, check=True).stdout.strip())
     deps = folder / "deps"
     deps.mkdir()
-    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if not entry.name.startswith(("talkinghead_bench", "__editable__", "thbench")):
-            (deps / entry.name).symlink_to(entry)
+    for folder in (Path(p) for p in sys.path if p.endswith("site-packages")):
+        for entry in folder.iterdir():
+            skip = entry.name.startswith(("talkinghead_bench", "__editable__", "thbench"))
+            if not skip and not (deps / entry.name).exists():
+                (deps / entry.name).symlink_to(entry)
     (site / "test-deps.pth").write_text(f"{deps}\n")
     return python, site
 
