@@ -11,7 +11,6 @@ running sums (count, sum, sum of outer products) are added across ranks with ``a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +20,18 @@ from thbench.core import processes
 from thbench.eval.results import ResultRow, ResultStore
 
 
-@dataclass(frozen=True)
-class Shard:
-    rank: int = 0
-    world: int = 1
+class Shard(processes.Process):
+    """This process's place in the job (rank, world size, device), and its share of the pairs."""
 
     def take(self, items: list) -> list:
         """This rank's share of a sorted list: every ``world``-th item from ``rank``."""
         return items[self.rank :: self.world]
 
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
 
 def start(device: str) -> Shard:
     """Join the process group torchrun describes (if any); returns this process's shard."""
     process = processes.join(device)
-    return Shard(process.rank, process.world)
+    return Shard(process.rank, process.world, process.device)
 
 
 def _collective_device() -> torch.device:
