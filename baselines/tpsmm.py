@@ -4,7 +4,7 @@ Checkpoint keys: ``kp_detector`` (ResNet-18 regressing K*5 points), ``dense_moti
 (K thin-plate-spline warps + identity, blended by contribution maps, with multi-resolution
 occlusion masks), ``inpainting_network`` and ``avd_network`` (only for the ``avd`` mode);
 optionally ``bg_predictor`` (the background motion predictor, applied in reconstruction with
-``background = "auto"``).
+``background = "auto"``; a TPSMM trained here with ``bg_start_epoch`` exports it).
 
 Inference is the official demo's ``relative`` mode: driving keypoints relative to the first
 driving frame, scaled by sqrt(hull area of the source keypoints / hull area of the first
@@ -328,9 +328,10 @@ class AVDNetwork(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
+        """``kp_source`` (B or 1, N, 2): one source serves a whole driving batch (B, N, 2)."""
         batch = kp_driving.shape[0]
         pose = self.pose_encoder(kp_driving.reshape(batch, -1))
-        ident = self.id_encoder(kp_source.reshape(batch, -1).expand(batch, -1))
+        ident = self.id_encoder(kp_source.reshape(kp_source.shape[0], -1)).expand(batch, -1)
         return self.decoder(torch.cat([pose, ident], dim=1)).view(batch, -1, 2)
 
 
@@ -357,13 +358,29 @@ class TPSMM(WarpingMethod):
         super().__init__(*args, **kwargs)
         self.background = background
         self.inference_bg: BGMotionPredictor | None = None
-        state = getattr(self, "extra", {}).get("bg_predictor")
+        self.bg_predictor: BGMotionPredictor | None = None  # the one training builds
+        state = self.stored_bg_state()
         if background == "auto" and isinstance(state, dict):
             predictor = BGMotionPredictor(self.cfg)
             compare(layout_of({"bg_predictor": predictor}),
                     {"bg_predictor": layout_of_state(state)}, str(self.checkpoint))
             predictor.load_state_dict(state, strict=True)
             self.inference_bg = predictor.to(self.device).eval()
+
+    def stored_bg_state(self) -> dict | None:
+        """The checkpoint's ``bg_predictor`` state dict, if it holds one."""
+        state = getattr(self, "extra", {}).get("bg_predictor")
+        return state if isinstance(state, dict) else None
+
+    def save(self, path, **extra) -> None:
+        """The official layout, with the background predictor where there is one (as the
+        official ``train.py`` checkpoints hold it): the one training built, else the one this
+        checkpoint was loaded with (so the AVD stage carries the main stage's forward)."""
+        if self.bg_predictor is not None:
+            extra.setdefault("bg_predictor", self.bg_predictor.state_dict())
+        elif self.stored_bg_state() is not None:
+            extra.setdefault("bg_predictor", self.stored_bg_state())
+        super().save(path, **extra)
 
     def describe(self) -> dict[str, str]:
         """Also whether the background predictor ran: ``checkpoint`` (its weights applied),
@@ -404,9 +421,14 @@ class TPSMM(WarpingMethod):
         return ("avd_network",)
 
     def training_nets(self, weights) -> dict[str, nn.Module]:
-        """The background motion predictor when the recipe uses one (``bg_start_epoch``)."""
+        """The background motion predictor when the recipe uses one (``bg_start_epoch``),
+        starting from the ``init_from`` checkpoint's when it holds one."""
         self.bg_predictor = BGMotionPredictor(self.cfg) if weights.bg_start_epoch >= 0 else None
-        return {} if self.bg_predictor is None else {"bg_predictor": self.bg_predictor}
+        if self.bg_predictor is None:
+            return {}
+        if self.stored_bg_state() is not None:
+            self.bg_predictor.load_state_dict(self.stored_bg_state(), strict=True)
+        return {"bg_predictor": self.bg_predictor}
 
     def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
                         kit: LossKit) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -422,8 +444,7 @@ class TPSMM(WarpingMethod):
         detector = self.nets["kp_detector"]
         inpainting = self.nets["inpainting_network"]
         kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
-        background = getattr(self, "bg_predictor", None) is not None \
-            and weights.background(kit.epoch)
+        background = self.bg_predictor is not None and weights.background(kit.epoch)
         bg_param = self.bg_predictor(source, driving) if background else None
         motion = self.nets["dense_motion_network"](source, kp_driving, kp_source, bg_param,
                                                    dropout_p=weights.tps_dropout(kit.epoch))

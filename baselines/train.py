@@ -174,8 +174,10 @@ class BaselineObjective(Objective):
     The random equivariance warps draw from a generator reseeded from torch's global RNG at
     every step, so the trainer's RNG checkpoint covers them. Modules only training uses (a
     method's ``training_nets(weights)``, e.g. TPSMM's background motion predictor) live here
-    under ``extra``: they are checkpointed with the run but not exported in the official
-    layout. A method's ``untrained_nets(weights)`` are frozen (another stage trains them).
+    under ``extra``: they are checkpointed with the run, and the method's ``save`` decides
+    what its export holds (TPSMM's holds the background predictor as ``bg_predictor``, as the
+    official checkpoints do, and its inference applies it). A method's
+    ``untrained_nets(weights)`` are frozen (another stage trains them).
     """
 
     def __init__(self, method, kit: LossKit) -> None:

@@ -294,7 +294,46 @@ def test_tpsmm_recipe_resumes_bit_identically(tmp_path: Path, mini_dataset):
     assert [r["lr"] for r in rows] == pytest.approx([1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5])
     state = torch.load(split.run_dir / "checkpoints" / "last.pt", weights_only=False)
     assert any(k.startswith("extra.bg_predictor.") for k in state["objective"])
-    assert "bg_predictor" not in a  # the official layout is exported without it
+    assert "bg_predictor" in a  # exported beside the official modules, as officially
+
+
+def test_tpsmm_trained_with_the_background_predictor_exports_it_and_applies_it(
+        tmp_path: Path, mini_dataset):
+    """``bg_start_epoch`` trains TPSMM's background motion predictor: the export holds it (the
+    run's trained weights, under the official key ``bg_predictor``) and the reconstruction
+    protocol's ``background = "auto"`` applies it; ``"off"`` (the demo's) does not."""
+    from thbench.baselines.tpsmm import TPSMM
+    from thbench.baselines.train import train
+    from thbench.core.media import read_image, to_tensor
+
+    table = {"name": "bg", "family": "tpsmm", "model": "tiny", "output_dir": str(tmp_path),
+             "data": {"name": "mini", "root": str(mini_dataset.root), "holdout": 1,
+                      "pairs_per_clip": 4},
+             "optim": {"steps": 3, "batch_size": 2, "lr": 1e-2, "grad_clip": 0.0,
+                       "checkpoint_every": 3},
+             "loss": {"perceptual_backend": "l1", "bg_start_epoch": 0}}
+    config = train_config_from_dict(table, "test")
+    exported = torch.load(train(config, log=lambda _: None), weights_only=True)
+    run = torch.load(config.run_dir / "checkpoints" / "last.pt", weights_only=False)
+    trained = {k.removeprefix("extra.bg_predictor."): v for k, v in run["objective"].items()
+               if k.startswith("extra.bg_predictor.")}
+    assert trained and trained.keys() == exported["bg_predictor"].keys()
+    assert all(torch.equal(trained[k], exported["bg_predictor"][k]) for k in trained)
+    # trained away from its identity initialisation
+    assert exported["bg_predictor"]["bg_encoder.fc.weight"].abs().max() > 0
+
+    path = config.run_dir / "checkpoint.pth.tar"
+    auto = TPSMM(checkpoint=path, config="tiny", mode="absolute", background="auto")
+    off = TPSMM(checkpoint=path, config="tiny", mode="absolute", background="off")
+    assert (auto.describe()["background"], off.describe()["background"]) == ("checkpoint", "off")
+    state = auto.inference_bg.state_dict()
+    assert all(torch.equal(state[k], exported["bg_predictor"][k].to(state[k])) for k in state)
+    clip = mini_dataset.root / "clips" / "man-000" / "frames"
+    frames = torch.stack([to_tensor(read_image(f)) for f in sorted(clip.glob("*.png"))[:3]])
+    assert len(frames) == 3
+    (with_bg,) = auto.animate(frames[0], [frames])
+    (without,) = off.animate(frames[0], [frames])
+    assert (with_bg - without).abs().max() > 1e-4
 
 
 # --- torchrun: every trainable family -------------------------------------------------------------

@@ -326,6 +326,27 @@ def test_animate_real_frames_shapes_range_and_batching(name: str, face_frames: t
     assert not torch.equal(together[0], together[6])
 
 
+def test_tpsmm_avd_mode_animates_a_batch_of_eight_driving_frames(
+        face_frames: torch.Tensor, face_photo: torch.Tensor, monkeypatch: pytest.MonkeyPatch):
+    """One source, eight driving frames in one batch: the AVD network pairs the one source's
+    keypoints with each driving frame's (it failed on reshaping a batch-1 source to 8 rows)."""
+    method = _random("tpsmm", mode="avd")
+    calls = _spy(monkeypatch, method.nets["avd_network"])
+    driving = face_frames[:8]
+    (together,) = method.animate(face_photo, [driving])
+    assert together.shape == (8, 3, 360, 640) and torch.isfinite(together).all()
+    (args, rebuilt), = calls
+    assert args[0].shape[0] == 1 and args[1].shape[0] == 8 and rebuilt.shape == args[1].shape
+    # each frame as if animated alone (eval-mode BatchNorm in the AVD network); the random
+    # AVD keypoints make the TPS systems less well conditioned, hence 1e-4 of rounding
+    one_by_one = torch.cat(list(method.animate(face_photo, driving.split(1))))
+    assert torch.allclose(together, one_by_one, atol=1e-4)
+    # the AVD network's keypoints drive the output, not the detector's absolute ones
+    absolute = _random("tpsmm", mode="absolute")
+    (plain,) = absolute.animate(face_photo, [driving])
+    assert (together - plain).abs().max() > 1e-3
+
+
 def _spy(monkeypatch: pytest.MonkeyPatch, module: torch.nn.Module) -> list[tuple]:
     """Record (args, output) of every call of ``module``."""
     calls: list[tuple] = []
