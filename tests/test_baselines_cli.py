@@ -95,7 +95,7 @@ def test_animate_a_real_video_in_a_subprocess(name: str, tiny_checkpoints: dict[
     command = [sys.executable, "-m", "thbench", "animate", "--method", name,
                "--config", "tiny", "--checkpoint", str(tiny_checkpoints[name]),
                "--source", str(media["photo"]), "--driving", str(media["video"]),
-               "--out", str(out), "--max-frames", "3", "--batch-size", "2"]
+               "--out", str(out), "--max-frames", "3", "--batch-size", "2", "--crop", "none"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote 3 frames to {out}"
@@ -120,7 +120,7 @@ def test_png_folder_in_and_out_at_256_resizes_nothing(name: str, frames_256: Pat
     code = main(["--method", name, "--checkpoint", str(checkpoint),
                  "--source", str(frames_256 / "source.png"),
                  "--driving", str(frames_256 / "driving"), "--out", str(out),
-                 "--batch-size", "2"])
+                 "--batch-size", "2", "--crop", "none"])
     assert code == 0
     images = _outputs(out)
     assert len(images) == 2 and {image.shape for image in images} == {(256, 256, 3)}
@@ -143,7 +143,7 @@ def test_png_folder_contract_for_fv2v(frames_256: Path, tiny_checkpoints: dict[s
                  "--checkpoint", str(tiny_checkpoints["fv2v"]),
                  "--source", str(frames_256 / "source.png"),
                  "--driving", str(frames_256 / "driving"), "--out", str(out),
-                 "--yaw", "20", "--pitch", "-5", "--roll", "0"])
+                 "--yaw", "20", "--pitch", "-5", "--roll", "0", "--crop", "none"])
     assert code == 0
     images = _outputs(out)
     assert len(images) == 2 and {image.shape for image in images} == {(256, 256, 3)}
@@ -161,7 +161,7 @@ def test_png_folder_in_and_out_at_256_resizes_nothing_fv2v(frames_256: Path, tmp
     assert main(["--method", "fv2v", "--checkpoint", str(checkpoint),
                  "--source", str(frames_256 / "source.png"),
                  "--driving", str(frames_256 / "driving"), "--out", str(out),
-                 "--max-frames", "1"]) == 0
+                 "--max-frames", "1", "--crop", "none"]) == 0
     images = _outputs(out)
     assert len(images) == 1 and images[0].shape == (256, 256, 3)
     method = FaceVid2Vid(checkpoint=checkpoint)
@@ -179,6 +179,111 @@ def test_png_folder_in_and_out_at_256_resizes_nothing_fv2v(frames_256: Path, tmp
     assert np.abs(images[0].astype(int) - expected[0].astype(int)).max() <= 1
 
 
+# --- any photo and video, no checkpoint ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def everyday_media(media: dict[str, Path], pyfeat_data: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 640x480 photo (single_face.jpg resized) and a 480p video (854x480: the first 6
+    frames of WolfgangLanger_Pexels.mp4, 640x360, enlarged), as a user has them."""
+    import av
+
+    video = pyfeat_data / "WolfgangLanger_Pexels.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} is absent")
+    folder = tmp_path_factory.mktemp("everyday")
+    photo = folder / "photo.jpg"
+    Image.fromarray(read_image(media["photo"])).resize((640, 480)).save(photo)
+    clip = folder / "clip480p.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 854, 480, "yuv420p"
+        for frame in itertools.islice(iter_video(video), 6):
+            image = np.asarray(Image.fromarray(frame).resize((854, 480)))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return {"photo": photo, "video": clip}
+
+
+def _animate(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "thbench", "animate", *argv], cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_animate_without_a_checkpoint_on_a_photo_and_a_480p_video(
+        everyday_media: dict[str, Path], tmp_path: Path):
+    """No --checkpoint: a method without weights runs; one with weights uses the official file
+    the asset manager's folder holds, or says in one line what is missing and how to get it.
+    Both inputs are face-cropped to the method's size, and the crop is printed."""
+    empty = {"THB_ASSETS_DIR": str(tmp_path / "assets"), "THB_CACHE_DIR": str(tmp_path)}
+    media = ["--source", str(everyday_media["photo"]), "--driving", str(everyday_media["video"])]
+    out = tmp_path / "copy.mp4"
+    done = _animate(["--method", "source-copy", *media, "--out", str(out)], empty)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"source: {everyday_media['photo']} 640x480, face crop: x ")
+    assert lines[1].startswith(f"driving: {everyday_media['video']} 854x480, face crop")
+    assert lines[0].endswith("-> 256x256") and lines[1].endswith("-> 256x256")
+    assert lines[2] == f"wrote 6 frames to {out}"
+    frames = list(iter_video(out))
+    assert len(frames) == 6 and frames[0].shape == (256, 256, 3)
+
+    missing = _animate(["--method", "tpsmm", *media, "--out", str(tmp_path / "t.mp4")], empty)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("error: tpsmm needs trained weights")
+    assert "$THB_ASSETS_DIR as vox.pth.tar" in missing.stderr
+    assert "configs/train/tpsmm-tiny-sample.toml" in missing.stderr
+    assert not (tmp_path / "t.mp4").exists()
+
+    (tmp_path / "assets").mkdir()  # the official layout and size: vox256, under its name
+    official = tmp_path / "assets" / "vox.pth.tar"
+    torch.manual_seed(0)
+    save_official(official, dict(TPSMM(allow_random_init=True).nets))
+    out = tmp_path / "tpsmm.mp4"
+    done = _animate(["--method", "tpsmm", *media, "--out", str(out), "--max-frames", "2"],
+                    empty)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"checkpoint: {official} (the official one, from " \
+        "the asset manager's folders)"
+    assert [f.shape for f in iter_video(out)] == [(256, 256, 3)] * 2
+
+
+def test_face_crop_is_the_datasets_crop(everyday_media: dict[str, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]):
+    """The source is cropped as the benchmark's datasets crop a photo (the square around the
+    largest dlib face, 1.8 times its size), and --crop centre takes the centred square."""
+    from thbench.datasets.crop import centre_box, clip_box, crop
+    from thbench.facegeom.detect import FaceDetector
+
+    photo = read_image(everyday_media["photo"])
+    face = FaceDetector().largest(photo)
+    assert face is not None
+    for mode, box in (("face", clip_box([face.bbox])), ("centre", centre_box(640, 480))):
+        out = tmp_path / mode
+        assert main(["--method", "source-copy", "--source", str(everyday_media["photo"]),
+                     "--driving", str(everyday_media["photo"]), "--out", str(out),
+                     "--crop", mode, "--size", "128"]) == 0
+        (image,) = _outputs(out)
+        expected = crop(photo, box, 128)
+        assert np.abs(image.astype(int) - expected.astype(int)).max() == 0, mode
+    assert "centre crop: x 80..560, y 0..480 -> 128x128" in capsys.readouterr().out
+
+
+def test_debug_prints_the_traceback(capsys: pytest.CaptureFixture[str], media: dict[str, Path],
+                                    tmp_path: Path):
+    argv = ["--method", "fomm", "--checkpoint", str(tmp_path / "absent.pth"), "--source",
+            str(media["photo"]), "--driving", str(media["video"]), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    plain = capsys.readouterr().err
+    assert main([*argv, "--debug"]) == 2
+    debug = capsys.readouterr().err
+    assert "Traceback" not in plain and "Traceback (most recent call last)" in debug
+    assert debug.splitlines()[-1] == plain.strip()  # the same one line, after the traceback
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -187,7 +292,8 @@ def _fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert "Traceback" not in captured.err and captured.out == ""
+    assert "Traceback" not in captured.err
+    assert all(line.startswith("source: ") for line in captured.out.splitlines())  # the crop
     return lines[0]
 
 

@@ -684,7 +684,8 @@ def test_cli_animates_real_frames(tmp_path, capsys, sfm_assets, woman_frames):
         write_png(folder / f"{i}.png", woman_frames[i])
     code = main(["--method", "hidenerf",
                  "--checkpoint", "random", "--source", str(folder / "180.png"),
-                 "--driving", str(folder), "--out", str(tmp_path / "out"), "--yaw", "20"])
+                 "--driving", str(folder), "--out", str(tmp_path / "out"), "--yaw", "20",
+                 "--crop", "none"])
     assert code == 0, capsys.readouterr().err
     written = sorted((tmp_path / "out").iterdir())
     assert [p.name for p in written] == ["000000.png", "000001.png"]
@@ -703,7 +704,8 @@ def test_cli_without_the_3dmm_files_is_a_one_line_error(tmp_path, capsys, monkey
     write_png(tmp_path / "src.png", woman_frames[REAL_FRAMES[0]])
     code = main(["--method", "hidenerf",
                  "--checkpoint", "random", "--source", str(tmp_path / "src.png"),
-                 "--driving", str(tmp_path / "src.png"), "--out", str(tmp_path / "out")])
+                 "--driving", str(tmp_path / "src.png"), "--out", str(tmp_path / "out"),
+                 "--crop", "none"])
     err = capsys.readouterr().err
     assert code == 2 and "hidenerf needs the 3DMM fit" in err
     assert len(err.strip().splitlines()) == 1
