@@ -423,12 +423,14 @@ class TPSMM(WarpingMethod):
     def training_nets(self, weights) -> dict[str, nn.Module]:
         """The background motion predictor when the recipe uses one (``bg_start_epoch``),
         starting from the ``init_from`` checkpoint's when it holds one."""
-        self.bg_predictor = BGMotionPredictor(self.cfg) if weights.bg_start_epoch >= 0 else None
-        if self.bg_predictor is None:
+        self.bg_predictor = None
+        if weights.bg_start_epoch < 0:
             return {}
-        if self.stored_bg_state() is not None:
-            self.bg_predictor.load_state_dict(self.stored_bg_state(), strict=True)
-        return {"bg_predictor": self.bg_predictor}
+        self.bg_predictor = predictor = BGMotionPredictor(self.cfg)
+        stored = self.stored_bg_state()
+        if stored is not None:
+            predictor.load_state_dict(stored, strict=True)
+        return {"bg_predictor": predictor}
 
     def training_losses(self, source: torch.Tensor, driving: torch.Tensor,
                         kit: LossKit) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -444,8 +446,8 @@ class TPSMM(WarpingMethod):
         detector = self.nets["kp_detector"]
         inpainting = self.nets["inpainting_network"]
         kp_source, kp_driving = detector(source)["fg_kp"], detector(driving)["fg_kp"]
-        background = self.bg_predictor is not None and weights.background(kit.epoch)
-        bg_param = self.bg_predictor(source, driving) if background else None
+        predictor = self.bg_predictor if weights.background(kit.epoch) else None
+        bg_param = None if predictor is None else predictor(source, driving)
         motion = self.nets["dense_motion_network"](source, kp_driving, kp_source, bg_param,
                                                    dropout_p=weights.tps_dropout(kit.epoch))
         out = inpainting(source, motion)
@@ -461,8 +463,8 @@ class TPSMM(WarpingMethod):
         losses["warp"] = weights.warp * sum(
             (target - warped).abs().mean()
             for target, warped in zip(targets, out["warped_encoder_maps"], strict=True))
-        if background and weights.bg:
-            reverse = self.bg_predictor(driving, source)
+        if predictor is not None and bg_param is not None and weights.bg:
+            reverse = predictor(driving, source)
             eye = torch.eye(3, dtype=bg_param.dtype, device=bg_param.device)
             losses["bg"] = weights.bg * (eye - bg_param @ reverse).abs().mean()
         return losses, prediction

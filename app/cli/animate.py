@@ -37,6 +37,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -54,6 +55,9 @@ from thbench.core.media import (
     video_fps,
     write_png,
 )
+
+if TYPE_CHECKING:
+    from thbench.facegeom.detect import FaceDetector
 
 ANGLES = ("yaw", "pitch", "roll")
 CROPS = ("face", "centre", "none")
@@ -141,7 +145,7 @@ class FrameSink:
     def __init__(self, out: Path, fps: float) -> None:
         self.out, self.fps, self.count = out, fps, 0
         self.video = out.suffix.lower() in VIDEO_SUFFIXES
-        self.container = None
+        self.container: Any = None  # an av output container, once the first frame is in
         if self.video:
             out.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
@@ -263,7 +267,7 @@ class Framing:
 
     def __init__(self, mode: str, size: int) -> None:
         self.mode, self.size = mode, size
-        self._detector = None
+        self._detector: FaceDetector | None = None
 
     def face_box(self, frame: np.ndarray) -> tuple[float, float, float, float] | None:
         """The benchmark datasets' crop around the largest face (None: no face, or not asked)."""
