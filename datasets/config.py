@@ -33,6 +33,9 @@ class DatasetConfig:
     cross_per_source: int | None = None
     driving_step: int | None = None
     max_driving_frames: int | None = None
+    max_pairs: int = 0
+    """Score only the first N pairs of each protocol's pair list (0: all): a first try of a new
+    method in seconds. Not a preparation setting: the prepared folder keeps every pair."""
 
     def stated(self) -> dict:
         """The preparation settings the config states (not None)."""
@@ -41,8 +44,19 @@ class DatasetConfig:
 
 
 def load_dataset(spec: DatasetConfig, seed: int, log: Callable[[str], None]) -> PreparedDataset:
-    """The run's prepared dataset; the sample set is prepared (or reused) first. Settings the
-    config states must agree with what the folder was prepared with (SettingsMismatch)."""
+    """The run's prepared dataset (cut to ``max_pairs`` pairs per protocol when set)."""
+    if spec.max_pairs < 0:
+        raise ValueError(f"dataset.max_pairs = {spec.max_pairs}: expected 0 (all) or more")
+    dataset = _prepared(spec, seed, log)
+    dataset.max_pairs = spec.max_pairs
+    if spec.max_pairs:
+        log(f"dataset: the first {spec.max_pairs} pairs of each protocol (dataset.max_pairs)")
+    return dataset
+
+
+def _prepared(spec: DatasetConfig, seed: int, log: Callable[[str], None]) -> PreparedDataset:
+    """The sample set is prepared (or reused) first. Settings the config states must agree with
+    what the folder was prepared with (SettingsMismatch)."""
     stated = spec.stated()
     if spec.name == "sample":
         from thbench.datasets.sample import SAMPLE_OPTIONS, prepare_sample_set

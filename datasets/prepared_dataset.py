@@ -11,9 +11,11 @@ from thbench.datasets.protocols import Pair, read_pairs
 
 
 class PreparedDataset:
-    def __init__(self, root: str | os.PathLike, name: str) -> None:
+    def __init__(self, root: str | os.PathLike, name: str, max_pairs: int = 0) -> None:
         self.root = Path(root)
         self.name = name
+        self.max_pairs = max_pairs
+        """Only the first ``max_pairs`` pairs of each protocol's list are used (0: all)."""
 
     @cache  # noqa: B019 - one dataset object per run; clips are immutable once prepared
     def clip(self, clip_id: str) -> Clip:
@@ -30,4 +32,5 @@ class PreparedDataset:
         return self.root / "pairs" / f"{protocol}.jsonl"
 
     def pairs(self, protocol: str) -> list[Pair]:
-        return read_pairs(self.pairs_file(protocol))
+        pairs = read_pairs(self.pairs_file(protocol))
+        return pairs[: self.max_pairs] if self.max_pairs > 0 else pairs
