@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}\n{usage()}", file=sys.stderr)
         return 2
+    from thbench.core.logs import configure
+
+    configure()  # the modules' loggers print, rank-prefixed under torchrun
     return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
 
 
