@@ -62,9 +62,9 @@ if TYPE_CHECKING:
 ANGLES = ("yaw", "pitch", "roll")
 CROPS = ("face", "centre", "none")
 DEFAULT_SIZE = 256
+"""The side of the crops for a method that declares no ``size``: the benchmark's frame size."""
 FACE_SEARCH = 25
 """Driving frames searched for a face before falling back to a centre crop."""
-"""The side of the crops for a method that declares no ``size``: the benchmark's frame size."""
 
 
 @dataclass(frozen=True)
