@@ -89,7 +89,9 @@ def _installed_layout(folder: Path) -> Path:
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Throughput: where the runner's time goes, the face-geometry stages, each baseline's
-    frames/s and HiDe-NeRF's ms/frame, memory and FLOPs."""
+    frames/s and HiDe-NeRF's ms/frame, memory and FLOPs; last, every method end to end in one
+    table (ms per output frame with HiDe-NeRF's face analysis, setup, peak memory, GFLOP/s
+    against the measured matmul peak)."""
     _run(session, "-m", "thbench.profiling.runner", *session.posargs)
     _run(session, "-m", "thbench.profiling.runner", "--frame-step", "1", "--clip-length", "64",
          *session.posargs)
@@ -97,6 +99,7 @@ def bench(session: nox.Session) -> None:
     _run(session, "-m", "thbench.profiling.scaling")
     _run(session, "-m", "thbench.profiling.baselines")
     _run(session, "-m", "thbench.profiling.hidenerf")
+    _run(session, "-m", "thbench.profiling.endtoend")
 
 
 @nox.session(venv_backend="none")

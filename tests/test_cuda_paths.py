@@ -108,3 +108,36 @@ def test_camera_and_ray_maths_stay_fp32_under_bf16_autocast() -> None:
     assert from_bf16_points.dtype == torch.float32
     torch.testing.assert_close(from_bf16_points, plain.source_grid(points.bfloat16().float()),
                                atol=1e-6, rtol=0)
+
+
+def test_metrics_and_fan_get_the_runs_device(tmp_path, monkeypatch) -> None:
+    from thbench.eval.frame_analyses import build_analyzer
+    from thbench.eval.metrics import build_metrics
+    from thbench.facegeom import analysis
+
+    built = build_metrics(["psnr", "lpips", "fid"], {"fid": {"device": "cpu"}}, "cuda:1")
+    assert [getattr(m, "device", None) for m in built] == [None, "cuda:1", "cpu"]
+    assert [getattr(m, "device", None) for m in build_metrics(["lpips"])] == ["cpu"]
+    made = []
+    monkeypatch.setattr(analysis, "FaceAnalyzer", lambda **kw: made.append(kw) or kw)
+    build_analyzer(build_metrics(["akd"], {"akd": {"landmarks": "fan"}}), tmp_path, "cuda:1")
+    assert made[0]["parts"] == ("fan",) and made[0]["fan"].device == "cuda:1"
+
+
+def test_prior_hole_fill_without_host_syncs_matches_the_bounding_box_path() -> None:
+    """On CUDA the prior fills holes over the whole map (no nonzero / item syncs); wherever the
+    closed mask is set it equals the CPU's bounding-box path."""
+    from thbench.hidenerf.prior import _fill_holes
+
+    size, fill = 64, 9
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    disk = ((ys - 32) ** 2 + (xs - 30) ** 2 < 24**2).float()
+    eyes = ((ys - 25) ** 2 + (xs - 22) ** 2 < 9) | ((ys - 25) ** 2 + (xs - 38) ** 2 < 9)
+    mask = (disk * ~eyes).expand(2, 1, size, size).clone()
+    closed = disk.expand(2, 1, size, size)
+    z = torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(0)) * mask
+    box = _fill_holes(z, mask, closed, fill, whole_map=False)
+    whole = _fill_holes(z, mask, closed, fill, whole_map=True)
+    assert (closed > mask).sum() > 20
+    torch.testing.assert_close(whole * closed, box * closed, atol=1e-6, rtol=0)
+    assert not torch.equal(whole * closed, z * closed)  # the holes were filled
