@@ -1,5 +1,5 @@
 """Sessions: ``nox -s eval`` (the benchmark on the embedded default), ``tests``, ``lint``,
-``bench``, ``leaderboard``, ``regress``.
+``bench``, ``gpu``, ``leaderboard``, ``regress``.
 
 Every session runs in one virtualenv, ``.nox/shared``, so torch and the face-analysis stack
 install once (CI runs three sessions): it is created on first use and the project is
@@ -100,6 +100,14 @@ def bench(session: nox.Session) -> None:
     _run(session, "-m", "thbench.profiling.baselines")
     _run(session, "-m", "thbench.profiling.hidenerf")
     _run(session, "-m", "thbench.profiling.endtoend")
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """GPU acceptance (docs/performance.md): inference CUDA vs CPU per method, HiDe-NeRF paper
+    and FOMM vox256 training under torchrun with a resume, evaluation rows CUDA vs CPU, speed;
+    the reduced CPU form without CUDA. Exits non-zero on any mismatch."""
+    _run(session, "-m", "thbench.profiling.gpu", *session.posargs)
 
 
 @nox.session(venv_backend="none")

@@ -69,13 +69,14 @@ def local_device(device: str) -> str:
 
 
 def join(device: str) -> Process:
-    """Join torchrun's process group when ``WORLD_SIZE`` > 1 (once per process); a CUDA device
-    becomes the current one, so that collectives run on this rank's GPU."""
+    """Join torchrun's process group when launched by torchrun (once per process; with
+    ``--nproc-per-node 1`` too, so that one GPU exercises nccl); a CUDA device becomes the
+    current one, so that collectives run on this rank's GPU."""
     dev = torch.device(local_device(device))
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if _world_size() == 1:
-        return Process(device=dev)
+    if _world_size() == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
+        return Process(device=dev)  # a plain process; under torchrun even one rank joins
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=group_timeout())
     return Process(dist.get_rank(), dist.get_world_size(), dev)

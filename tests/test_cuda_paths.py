@@ -3,6 +3,7 @@ group's timeout, TPSMM's spline fit and the camera maths under bf16 autocast."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from datetime import timedelta
 
@@ -141,3 +142,30 @@ def test_prior_hole_fill_without_host_syncs_matches_the_bounding_box_path() -> N
     assert (closed > mask).sum() > 20
     torch.testing.assert_close(whole * closed, box * closed, atol=1e-6, rtol=0)
     assert not torch.equal(whole * closed, z * closed)  # the holes were filled
+
+
+def test_cuda_settings_for_training_and_evaluation(monkeypatch) -> None:
+    """The flags are plain Python state, so a CPU machine can check what a CUDA run sets."""
+    from thbench.core import accelerator
+
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        assert accelerator.configure("cpu", "train") == {}
+        assert not torch.are_deterministic_algorithms_enabled()
+        accelerator.configure("cuda:0", "train")
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.backends.cuda.matmul.allow_tf32
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        accelerator.configure("cuda:0", "eval")
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])

@@ -428,7 +428,7 @@ class Trainer:
                 bar.update(1)
                 if self.step % s.log_every == 0 or self.step == end:
                     self._log_scalars(writer, last | {"lr": self.scheduler.get_last_lr()[0],
-                                                      "steps_per_s": rate})
+                                                      "steps_per_s": rate} | self._memory())
                 if writer is not None and (self.step % s.image_every == 0 or self.step == end):
                     writer.add_image("source|driving|output", image_grid(visuals), self.step)
             if self.step % s.checkpoint_every == 0 or self.step == end:
@@ -514,6 +514,12 @@ class Trainer:
         # a resumed run drops the events an interrupted run logged after its checkpoint
         return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step
                              else None)
+
+    def _memory(self) -> dict[str, float]:
+        """The peak CUDA memory so far, logged beside the losses (nothing on the CPU)."""
+        if self.process.device.type != "cuda":
+            return {}
+        return {"cuda_peak_mib": torch.cuda.max_memory_allocated(self.process.device) / 2**20}
 
     def _log_scalars(self, writer, values: dict[str, float]) -> None:
         for key, value in values.items():
