@@ -59,3 +59,29 @@ def test_skipping_empty_space_renders_the_same_images(angles) -> None:
     assert outs[False]["offsets"].abs().max() > 0.05  # LED moves points by a real amount
     skipped = (outs[True]["offsets"] == 0).all(-1).float().mean()
     assert 0.02 < skipped < 0.9  # some samples were skipped, not all
+
+
+def test_a_driving_frame_shared_by_sources_is_analysed_once(monkeypatch) -> None:
+    """Cross-identity pairs give one driving clip to several sources: the method remembers
+    each frame's 3DMM fit, so the second pair renders the same image without fitting again."""
+    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.hidenerf.method import HiDeNeRFMethod
+    from thbench.profiling.endtoend import face_frames
+
+    calls = []
+    analyze = FaceAnalyzer.analyze
+    monkeypatch.setattr(FaceAnalyzer, "analyze",
+                        lambda self, frame: calls.append(1) or analyze(self, frame))
+    frames = face_frames(3, 128)
+    method = HiDeNeRFMethod(config="tiny")
+    images = []
+    with torch.no_grad():
+        for source in (frames[0], frames[1]):
+            method.setup(source, frames[2])
+            images.append(method.forward_batch(frames[2:]))
+    assert len(calls) == 3  # two sources, one driving frame
+    assert not torch.equal(images[0], images[1])  # two sources, two animations
+    method._analyses.clear()
+    with torch.no_grad():
+        again = method.forward_batch(frames[2:])
+    assert len(calls) == 4 and torch.equal(again, images[1])

@@ -5,7 +5,8 @@ and ``nox -s bench``).
 Each method runs behind the benchmark's own Method interface (``setup`` once per source, then
 ``forward_batch`` one driving frame at a time), in this one process with the same torch threads,
 on the same real face frames: square 256 x 256 crops of the sample video
-``WolfgangLanger_Pexels.mp4``, the first the source. A method's time per frame is therefore
+``WolfgangLanger_Pexels.mp4``, each given once (HiDe-NeRF remembers the analyses of frames it
+has seen, a gain only where several sources share a driver). A method's time per frame is therefore
 everything it needs per frame: for the warping methods the keypoints, dense motion and
 generator; for HiDe-NeRF also the driving frame's face analysis (dlib detection, 68 landmarks,
 the eos fit, the SECC render) before its rendering. Weights are a seeded random initialisation
@@ -139,22 +140,26 @@ def _count_gflop(method, frame: torch.Tensor) -> float:
 
 def measure(name: str, frames: torch.Tensor, config: str = "vox256",
             device: torch.device | str = "cpu", warmup: int = 1) -> Row:
-    """Time ``name``: setup on ``frames[0]``, then every later frame one at a time."""
+    """Time ``name`` on ``frames``: a first setup on ``frames[0]`` (loads model files), a timed
+    setup on ``frames[1]`` (the next source), ``warmup`` untimed frames, then every remaining
+    frame, one at a time. No frame is given twice, so no per-frame analysis is reused."""
     device = torch.device(device)
     frames = frames.to(device)
+    if len(frames) < 3 + warmup:
+        raise ValueError(f"{len(frames)} frames: need 2 sources, {warmup} warm-up and 1 timed")
     memory = _PeakMemory(device)
     method = build_method(name, config, device)
     times, cpu_times = [], []
     with torch.no_grad():
-        method.setup(frames[0], frames[1])  # first use: loads dlib's and eos's models
-        _sync(device)
-        start = time.perf_counter()
         method.setup(frames[0], frames[1])
         _sync(device)
+        start = time.perf_counter()
+        method.setup(frames[1], frames[2])
+        _sync(device)
         setup_ms = 1e3 * (time.perf_counter() - start)
-        for index in range(warmup):
-            method.forward_batch(frames[1 + index % (len(frames) - 1)][None])
-        for frame in frames[1:]:
+        for frame in frames[2:2 + warmup]:
+            method.forward_batch(frame[None])
+        for frame in frames[2 + warmup:]:
             _sync(device)
             start, cpu_start = time.perf_counter(), time.process_time()
             out = method.forward_batch(frame[None])
@@ -165,7 +170,7 @@ def measure(name: str, frames: torch.Tensor, config: str = "vox256",
                 raise RuntimeError(f"{name}: output {tuple(out.shape)} for a frame "
                                    f"{tuple(frame[None].shape)}")
         peak = memory.mib()
-        gflop = _count_gflop(method, frames[1][None])
+        gflop = _count_gflop(method, frames[-1][None])
     return Row(name, _config_label(name, config), statistics.median(times),
                statistics.median(cpu_times), setup_ms, peak, gflop, len(times))
 
@@ -197,7 +202,7 @@ def compare(frames: int = 3, size: int = 256, config: str = "vox256",
     """The end-to-end table (see the module docstring); returns its rows."""
     device = torch.device(device)
     log(header(device))
-    clip = face_frames(frames + 1, size)
+    clip = face_frames(2 + warmup + frames, size)
     peak = matmul_peak_gflops(device)
     rows = [measure(name, clip, config, device, warmup) for name in methods]
     log(f"{frames} timed frames per method at {size}x{size}, batch 1 (median), "
