@@ -165,7 +165,7 @@ device = "{device}"
 batch_size = 4
 output_dir = "{folder}"
 protocols = ["same-identity"]
-metrics = ["psnr", "ssim", "l1", "lpips", "akd"]
+metrics = ["psnr", "l1", "lpips"]
 
 [dataset]
 name = "sample"
