@@ -17,7 +17,8 @@ subprocess, it prints:
   increase of ``getrusage(RUSAGE_SELF).ru_maxrss``, a lower bound. tracemalloc is not used: it
   sees only Python's allocator, not torch's tensor memory;
 * the analytic FLOPs from the config (1 multiply-add = 2 FLOPs): rays x samples x per-point
-  MLP FLOPs, which bounds the rendering, plus the per-frame convolutions.
+  MLP FLOPs, which bounds the rendering (skipping empty space evaluates fewer samples), plus
+  the per-frame convolutions.
 """
 
 from __future__ import annotations

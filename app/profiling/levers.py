@@ -2,7 +2,7 @@
 ``python -m thbench.profiling.levers [--frames N] [--threads N]``.
 
 Rendering levers (random init, 256 x 256, batch 1; the render of :class:`FrameRunner`, median
-wall ms per frame, the variants interleaved frame by frame so that machine load hits them
+wall and CPU ms per frame, the variants interleaved frame by frame so that machine load hits them
 alike; every variant's image is compared with the baseline's):
 
 * ``baseline``: every sample evaluated, NCHW convolutions;
@@ -46,22 +46,25 @@ def render_levers(frames: int, log=print) -> dict[str, float]:
     runner = FrameRunner("paper")
     runner.setup()
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu_times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     images: dict[str, torch.Tensor] = {}
     for index in range(frames + 1):
         for variant in VARIANTS:
             _set_variant(runner, variant)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             image = runner.frame(index)
             if index:  # the first round is a warm-up
                 times[variant].append(1e3 * (time.perf_counter() - start))
+                cpu_times[variant].append(1e3 * (time.process_time() - cpu_start))
             if index == 1:
                 images[variant] = image
     medians = {v: statistics.median(t) for v, t in times.items()}
-    base = medians["baseline"]
+    cpu = {v: statistics.median(t) for v, t in cpu_times.items()}
     for variant in VARIANTS:
         difference = (images[variant] - images["baseline"]).abs().max().item()
-        log(f"  {variant:28s} {medians[variant]:8.1f} ms per frame "
-            f"(x{base / medians[variant]:.2f}; max |image - baseline| {difference:.1e})")
+        log(f"  {variant:28s} {medians[variant]:8.1f} ms wall, {cpu[variant]:8.1f} ms CPU per "
+            f"frame (CPU x{cpu['baseline'] / cpu[variant]:.2f}; max |image - baseline| "
+            f"{difference:.1e})")
     log(f"  samples skipped by skip-empty: {100 * skipped_share(runner):.1f}%")
     return medians
 
