@@ -1,5 +1,5 @@
 """Sessions: ``nox -s eval`` (the benchmark on the embedded default), ``tests``, ``lint``,
-``bench``, ``leaderboard``, ``regress``.
+``bench``, ``gpu``, ``leaderboard``, ``regress``.
 
 Every session runs in one virtualenv, ``.nox/shared``, so torch and the face-analysis stack
 install once (CI runs three sessions): it is created on first use and the project is
@@ -180,7 +180,9 @@ def _installed_layout(folder: Path) -> Path:
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Throughput: where the runner's time goes, the face-geometry stages, each baseline's
-    frames/s and HiDe-NeRF's ms/frame, memory and FLOPs."""
+    frames/s and HiDe-NeRF's ms/frame, memory and FLOPs; last, every method end to end in one
+    table (ms per output frame with HiDe-NeRF's face analysis, setup, peak memory, GFLOP/s
+    against the measured matmul peak)."""
     _run(session, "-m", "thbench.profiling.runner", *session.posargs)
     _run(session, "-m", "thbench.profiling.runner", "--frame-step", "1", "--clip-length", "64",
          *session.posargs)
@@ -188,6 +190,15 @@ def bench(session: nox.Session) -> None:
     _run(session, "-m", "thbench.profiling.scaling")
     _run(session, "-m", "thbench.profiling.baselines")
     _run(session, "-m", "thbench.profiling.hidenerf")
+    _run(session, "-m", "thbench.profiling.endtoend")
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """GPU acceptance (docs/performance.md): inference CUDA vs CPU per method, HiDe-NeRF paper
+    and FOMM vox256 training under torchrun with a resume, evaluation rows CUDA vs CPU, speed;
+    the reduced CPU form without CUDA. Exits non-zero on any mismatch."""
+    _run(session, "-m", "thbench.profiling.gpu", *session.posargs)
 
 
 @nox.session(venv_backend="none")

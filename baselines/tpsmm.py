@@ -113,7 +113,25 @@ def fit_tps(control: torch.Tensor, target: torch.Tensor,
     Solves [[U + rI, P], [P^T, rI]] [w; a] = [target; 0] with P = [control, 1]; the small ridge
     r on the whole system is the official one. Returns the affine part (B, G, 3, 2) (rows: x,
     y, constant) and the radial weights (B, G, N, 2).
+
+    Always in fp32 (fp64 inputs stay fp64) with autocast off: under bf16 autocast the system
+    is promoted to fp32 while the right-hand side stays bf16, and ``linalg.solve`` refuses mixed
+    dtypes (CUDA has no bf16 solve at all); the fit is tiny, so fp32 costs nothing.
     """
+    dtype = _at_least_fp32(control, target)
+    with torch.autocast(control.device.type, enabled=False):
+        return _fit_tps_fp32(control.to(dtype), target.to(dtype), regularisation)
+
+
+def _at_least_fp32(*tensors: torch.Tensor) -> torch.dtype:
+    dtype = torch.float32
+    for tensor in tensors:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
+
+
+def _fit_tps_fp32(control: torch.Tensor, target: torch.Tensor,
+                  regularisation: float) -> tuple[torch.Tensor, torch.Tensor]:
     batch, groups, count, _ = control.shape
     kernel = _radial((control[:, :, :, None] - control[:, :, None]).pow(2).sum(-1))
     homogeneous = torch.cat([control, control.new_ones(batch, groups, count, 1)], dim=-1)
@@ -130,10 +148,15 @@ def fit_tps(control: torch.Tensor, target: torch.Tensor,
 
 def apply_tps(points: torch.Tensor, control: torch.Tensor, affine: torch.Tensor,
               weights: torch.Tensor) -> torch.Tensor:
-    """Evaluate the splines of :func:`fit_tps` at points (P, 2) -> (B, G, P, 2)."""
-    linear = points @ affine[:, :, :2] + affine[:, :, 2:]
-    radial = _radial((points[None, None, :, None] - control[:, :, None]).pow(2).sum(-1))
-    return linear + radial @ weights
+    """Evaluate the splines of :func:`fit_tps` at points (P, 2) -> (B, G, P, 2), in fp32 with
+    autocast off (as the fit)."""
+    dtype = _at_least_fp32(points, control, affine, weights)
+    with torch.autocast(points.device.type, enabled=False):
+        points, control, affine, weights = (t.to(dtype) for t in (points, control, affine,
+                                                                   weights))
+        linear = points @ affine[:, :, :2] + affine[:, :, 2:]
+        radial = _radial((points[None, None, :, None] - control[:, :, None]).pow(2).sum(-1))
+        return linear + radial @ weights
 
 
 def hull_scale(kp_source: torch.Tensor, kp_initial: torch.Tensor) -> float:

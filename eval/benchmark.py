@@ -169,7 +169,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
         os.environ["THB_OFFLINE"] = "1"
     check_methods(config)
     start = time.perf_counter()
-    metrics = build_metrics(config.metrics, config.metric_options)
+    device = local_device(config.device)
+    metrics = build_metrics(config.metrics, config.metric_options, device)
     if shard.main:
         report(preflight(config, metrics), log)
     else:
@@ -186,7 +187,6 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
              else ShardedResults(run_dir / "results.csv", shard))
     runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size, log,
                     analysis_cache=assets.cache_dir() / "analyses", shard=shard)
-    device = local_device(config.device)
     summaries = {}
     for spec in config.methods:
         try:

@@ -28,14 +28,20 @@ def needed_parts(metrics: Iterable[Metric]) -> tuple[str, ...] | None:
     return tuple(p for p in PARTS if p in wanted)
 
 
-def build_analyzer(metrics: Iterable[Metric], cache_root: Path):
-    """A cached FaceAnalyzer for ``metrics``, or None when none of them is a face metric."""
+def build_analyzer(metrics: Iterable[Metric], cache_root: Path, device: str = "cpu"):
+    """A cached FaceAnalyzer for ``metrics``, or None when none of them is a face metric; its
+    FAN landmarks (when a metric needs them) run on ``device``."""
     parts = needed_parts(metrics)
     if parts is None:
         return None
     from thbench.facegeom.analysis import FaceAnalyzer
 
-    return FaceAnalyzer(parts=parts, cache=cache_root, strict=True)
+    fan = None
+    if "fan" in parts:
+        from thbench.facegeom.fan import FANLandmarks
+
+        fan = FANLandmarks(str(device))
+    return FaceAnalyzer(parts=parts, cache=cache_root, strict=True, fan=fan)
 
 
 def analyses_provider(

@@ -242,7 +242,8 @@ class Runner:
         """The run's FaceAnalyzer for the runnable face metrics (built on first use)."""
         if self._analyzer is None:
             runnable = [m for m in self.metrics if m.name not in self._unavailable]
-            self._analyzer = build_analyzer(runnable, self.analysis_cache) or False
+            self._analyzer = build_analyzer(runnable, self.analysis_cache,
+                                            str(self.shard.device)) or False
         return self._analyzer or None
 
     def cache(self, method_name: str, protocol: str) -> OutputCache:

@@ -16,6 +16,7 @@ import numpy as np
 from thbench.core import assets
 from thbench.core.media import MediaError, iter_video, read_image
 from thbench.core.method import Method
+from thbench.core.processes import local_device
 from thbench.datasets.config import load_dataset
 from thbench.eval.benchmark import write_run_record
 from thbench.eval.config import load_config
@@ -78,7 +79,7 @@ def score_outputs(
     dataset = load_dataset(config.dataset, config.seed, print)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_run_record(config.run_dir, config, dataset)
-    metrics = build_metrics(config.metrics, config.metric_options)
+    metrics = build_metrics(config.metrics, config.metric_options, local_device(config.device))
     runner = Runner(dataset, ResultStore(config.run_dir / "results.csv"),
                     config.run_dir / "outputs", metrics, config.batch_size,
                     analysis_cache=assets.cache_dir() / "analyses")

@@ -35,7 +35,14 @@ from thbench.hidenerf.triplane import TriplaneEncoder, sample_multiscale
 
 class HiDeNeRF(nn.Module):
     """The full model; see the module docstring. Parameters are initialised from
-    ``config.seed`` without changing the global RNG state."""
+    ``config.seed`` without changing the global RNG state.
+
+    ``skip_empty_space`` (inference only): samples farther than ``led_max_offset`` outside the
+    [-1, 1]^3 box, where no LED offset can bring them into the box and the density is therefore
+    exactly 0, are not evaluated (:func:`thbench.hidenerf.rendering.evaluate_where`); the images
+    are the same to float rounding, their ``offsets`` are 0."""
+
+    skip_empty_space = True
 
     def __init__(self, config: HiDeNeRFConfig) -> None:
         super().__init__()
@@ -134,10 +141,14 @@ class HiDeNeRF(nn.Module):
                            self.head_surface(driving_secc))
         background = self._background(source_image)
         chunk = c.ray_chunk if (c.ray_chunk and not self.training) else origins.shape[1]
+        reach = 1.0 + c.led_max_offset
+        active = (None if self.training or not self.skip_empty_space
+                  else lambda points: (points.abs() <= reach).all(-1))
         parts = [
             render_rays(field, origins[:, i:i + chunk], dirs[:, i:i + chunk],
                         near[:, i:i + chunk], far[:, i:i + chunk], c.n_coarse, c.n_fine,
-                        train=self.training, background=background[:, i:i + chunk])
+                        train=self.training, background=background[:, i:i + chunk],
+                        active=active)
             for i in range(0, origins.shape[1], chunk)
         ]
         keys = ("feature", "opacity", "depth", "weights", "t", "aux")

@@ -41,14 +41,21 @@ def surface_map(secc: Tensor, z_low: float, z_high: float, fill: int) -> Tensor:
     return torch.cat([closed, z * closed], 1)
 
 
-def _fill_holes(z: Tensor, mask: Tensor, closed: Tensor, fill: int) -> Tensor:
+def _fill_holes(z: Tensor, mask: Tensor, closed: Tensor, fill: int,
+                whole_map: bool | None = None) -> Tensor:
     """z (B, 1, S, S) with every hole (a pixel the closing added to the mask) set to the mean
     z of the mask's pixels in the ``fill`` x ``fill`` window around it.
 
-    The window means are computed over the holes' bounding box grown by the window's reach,
-    which holds every hole's whole window: the same values as over the whole map, without
-    averaging the paper config's 33 x 33 window over all of a 256 px map every frame.
+    On the CPU the window means are computed over the holes' bounding box grown by the window's
+    reach, which holds every hole's whole window: the same values as over the whole map, without
+    averaging the paper config's 33 x 33 window over all of a 256 px map every frame. On an
+    accelerator (``whole_map``, default: not CPU) finding the box would cost host syncs, so the
+    whole map is averaged; the two agree wherever ``closed`` is set (the only pixels used).
     """
+    if whole_map if whole_map is not None else z.device.type != "cpu":
+        weight = F.avg_pool2d(mask, fill, 1, fill // 2, count_include_pad=False)
+        filled = F.avg_pool2d(z * mask, fill, 1, fill // 2, count_include_pad=False)
+        return torch.where(mask > 0, z, filled / weight.clamp_min(1e-6))
     holes = (closed > mask).flatten(0, 1).any(0)  # (S, S), over the batch
     if not bool(holes.any()):
         return z

@@ -128,9 +128,34 @@ def _merge_sorted(t_a: Tensor, t_b: Tensor, *values: tuple[Tensor, Tensor]) -> t
     return (t, *merged)
 
 
+def evaluate_where(field: FieldFn, points: Tensor, active: Tensor) -> tuple:
+    """``field(points)`` where ``active`` (B, R, S) holds, and density 0, feature 0, aux 0
+    elsewhere: only the active samples are evaluated (each batch item's active samples first,
+    padded to the largest count with inactive ones, whose values are dropped).
+
+    For a field whose density is exactly 0 outside ``active``, compositing gives the same
+    result as evaluating every sample (a zero-density sample has weight 0)."""
+    batch, rays, samples, _ = points.shape
+    flat = points.reshape(batch, rays * samples, 3)
+    mask = active.reshape(batch, rays * samples)
+    count = int(mask.sum(1).max())
+    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :count]
+    keep = mask.gather(1, order)
+    density, feature, aux = field(flat.gather(1, order[..., None].expand(-1, -1, 3))[:, :, None])
+
+    def scatter(values: Tensor) -> Tensor:  # (B, count, 1, ...) -> (B, R, S, ...)
+        values = values[:, :, 0] * keep.reshape(*keep.shape, *([1] * (values.dim() - 3)))
+        full = values.new_zeros(batch, rays * samples, *values.shape[2:])
+        index = order.reshape(*order.shape, *([1] * (values.dim() - 2))).expand_as(values)
+        return full.scatter(1, index, values).reshape(batch, rays, samples, *values.shape[2:])
+
+    return scatter(density), scatter(feature), None if aux is None else scatter(aux)
+
+
 def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tensor, far: Tensor,
                 n_coarse: int, n_fine: int, train: bool, background: Tensor | None = None,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                generator: torch.Generator | None = None,
+                active: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
     """Render rays: stratified coarse pass, optional importance pass, alpha compositing.
 
     origins, directions (B, R, 3) with ``X(t) = o + t d``; near, far (B, R|1, 1).
@@ -139,19 +164,27 @@ def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tenso
     composites coarse and fine samples together (every sample is evaluated once).
     Returns :func:`composite`'s dict plus ``t`` (B, R, S_total), ``coarse_weights`` and
     ``aux`` (B, R, S_total, A) when the field returns one.
+
+    ``active`` (empty-space skipping): points (B, R, S, 3) -> bool (B, R, S), the samples where
+    the field's density may be non-zero; the others are not evaluated (:func:`evaluate_where`)
+    and get density, feature and aux 0. Exact when the density is 0 there.
     """
     n_rays = origins.shape[1]
     near = near.expand(origins.shape[0], -1, 1)
     far = far.expand(origins.shape[0], -1, 1)
+    def evaluate(points: Tensor) -> tuple:
+        return field(points) if active is None else evaluate_where(field, points, active(points))
+
     t = stratified_samples(near, far, n_rays, n_coarse, jitter=train, generator=generator)
-    density, feature, aux = field(origins[..., None, :] + t[..., None] * directions[..., None, :])
+    points = origins[..., None, :] + t[..., None] * directions[..., None, :]
+    density, feature, aux = evaluate(points)
     out = composite(density, feature, t, near, far, background)
     coarse_weights = out["weights"]
     if n_fine > 0:
         t_fine = sample_pdf(out["edges"], coarse_weights, n_fine, deterministic=not train,
                             generator=generator)
         pts = origins[..., None, :] + t_fine[..., None] * directions[..., None, :]
-        d_fine, f_fine, a_fine = field(pts)
+        d_fine, f_fine, a_fine = evaluate(pts)
         pairs = [(density, d_fine), (feature, f_fine)]
         if aux is not None:
             pairs.append((aux, a_fine))

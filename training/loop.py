@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from thbench.core import atomic
+from thbench.core import accelerator, atomic
 from thbench.core.processes import Process, join
 from thbench.core.progress import progress
 from thbench.core.seeding import seed_all
@@ -238,6 +238,7 @@ class Trainer:
         self.settings, self.seed, self.log = settings, seed, log
         self.run_dir = Path(run_dir)
         self.process = join(device) if distributed else Process(device=torch.device(device))
+        accelerator.configure(self.process.device, "train")
         self.objective = objective.to(self.process.device)
         self.dataset = dataset
         self.discriminator: nn.Module | None = getattr(objective, "discriminator", None)
@@ -325,8 +326,10 @@ class Trainer:
         run folder that holds a checkpoint is never overwritten without ``resume``."""
         if not self.checkpoint_path.is_file():
             return
-        state = torch.load(self.checkpoint_path, map_location=self.process.device,
-                           weights_only=False)
+        # on the CPU: load_state_dict moves weights and Adam's moments to the parameters'
+        # device but keeps Adam's step counters on the CPU, as a fresh run has them (on the GPU
+        # they would cost two host syncs per parameter per step)
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         if not resume:
             raise FileExistsError(f"{self.checkpoint_path}: this run already has a checkpoint "
                                   f"(step {state['step']}); pass --resume to continue it, or "
@@ -378,7 +381,8 @@ class Trainer:
                                start=self.step)
         return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.settings.workers,
                           generator=torch.Generator().manual_seed(self.seed),
-                          persistent_workers=False)
+                          persistent_workers=False,
+                          pin_memory=self.process.device.type == "cuda")
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -424,7 +428,7 @@ class Trainer:
                 bar.update(1)
                 if self.step % s.log_every == 0 or self.step == end:
                     self._log_scalars(writer, last | {"lr": self.scheduler.get_last_lr()[0],
-                                                      "steps_per_s": rate})
+                                                      "steps_per_s": rate} | self._memory())
                 if writer is not None and (self.step % s.image_every == 0 or self.step == end):
                     writer.add_image("source|driving|output", image_grid(visuals), self.step)
             if self.step % s.checkpoint_every == 0 or self.step == end:
@@ -464,9 +468,12 @@ class Trainer:
         with self._autocast():
             losses, visuals = model(batch)
             total = sum(losses.values())
-        if not torch.isfinite(total.detach()):
+        # one host sync per step for every logged value and the finite check
+        numbers = torch.stack([v.detach().float() for v in (*losses.values(), total)]).tolist()
+        values = dict(zip([*losses, "total"], numbers, strict=True))
+        if not math.isfinite(values["total"]):
             raise FloatingPointError(f"step {self.step}: non-finite loss "
-                                     f"{ {k: float(v) for k, v in losses.items()} }")
+                                     f"{ {k: values[k] for k in losses} }")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.settings.grad_clip:
@@ -477,10 +484,9 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        values = {k: float(v.detach()) for k, v in losses.items()}
         if self.discriminator is not None:
             values["discriminator"] = self._discriminator_step(visuals, batch)
-        values["total"] = float(total.detach())
+            values["total"] = values.pop("total")  # logged last, as always
         return values, visuals
 
     def _discriminator_step(self, visuals: dict, batch: dict) -> float:
@@ -508,6 +514,12 @@ class Trainer:
         # a resumed run drops the events an interrupted run logged after its checkpoint
         return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step
                              else None)
+
+    def _memory(self) -> dict[str, float]:
+        """The peak CUDA memory so far, logged beside the losses (nothing on the CPU)."""
+        if self.process.device.type != "cuda":
+            return {}
+        return {"cuda_peak_mib": torch.cuda.max_memory_allocated(self.process.device) / 2**20}
 
     def _log_scalars(self, writer, values: dict[str, float]) -> None:
         for key, value in values.items():

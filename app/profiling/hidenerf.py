@@ -17,7 +17,8 @@ subprocess, it prints:
   increase of ``getrusage(RUSAGE_SELF).ru_maxrss``, a lower bound. tracemalloc is not used: it
   sees only Python's allocator, not torch's tensor memory;
 * the analytic FLOPs from the config (1 multiply-add = 2 FLOPs): rays x samples x per-point
-  MLP FLOPs, which bounds the rendering, plus the per-frame convolutions.
+  MLP FLOPs, which bounds the rendering (skipping empty space evaluates fewer samples), plus
+  the per-frame convolutions.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def analytic(c: HiDeNeRFConfig) -> dict:
     }
 
 
-def _status_kib(key: str) -> int | None:
+def status_kib(key: str) -> int | None:
     """A ``/proc/self/status`` entry in KiB (``VmRSS``, ``VmHWM``), None where unavailable."""
     try:
         with open("/proc/self/status") as status:
@@ -107,14 +108,14 @@ def _status_kib(key: str) -> int | None:
     return None
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark (VmHWM) of this process; False where not possible."""
     try:
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")
     except OSError:
         return False
-    return _status_kib("VmHWM") is not None
+    return status_kib("VmHWM") is not None
 
 
 class FrameRunner:
@@ -156,8 +157,8 @@ def measure(name: str, frames: int) -> dict:
     start = time.perf_counter()
     runner.setup()
     encode_ms = 1e3 * (time.perf_counter() - start)
-    reset = _reset_peak_rss()
-    base_kib = (_status_kib("VmRSS") if reset
+    reset = reset_peak_rss()
+    base_kib = (status_kib("VmRSS") if reset
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     times, cpu_times = [], []
     for i in range(frames + 1):
@@ -167,7 +168,7 @@ def measure(name: str, frames: int) -> dict:
         if i > 0:  # the first frame is a warm-up
             times.append(1e3 * (time.perf_counter() - start))
             cpu_times.append(1e3 * (time.process_time() - cpu_start))
-    peak_kib = (_status_kib("VmHWM") if reset
+    peak_kib = (status_kib("VmHWM") if reset
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     params = sum(p.numel() for p in runner.model.parameters())
     return {"config": name, "size": size, "threads": torch.get_num_threads(),
@@ -181,33 +182,12 @@ def measure(name: str, frames: int) -> dict:
             **analytic(config)}
 
 
-def compare(frames: int, warmup: int = 1, log=print) -> list:
-    """One table, one process, the same threads: FOMM, TPSMM, face-vid2vid (vox256) and
-    HiDe-NeRF ``paper``, all 256x256, batch 1, random init, on the CPU
-    (:class:`thbench.profiling.baselines.Measurement` rows; HiDe-NeRF's setup is the source
-    encoding)."""
-    from thbench.baselines import bench
+def compare(frames: int, size: int = 256, config: str = "vox256", log=print) -> list:
+    """FOMM, TPSMM, face-vid2vid (``config``) and HiDe-NeRF ``paper`` end to end in one table,
+    one process, the same threads: :func:`thbench.profiling.endtoend.compare`."""
+    from thbench.profiling.endtoend import compare as end_to_end
 
-    device = torch.device("cpu")
-    log(bench.header(device))
-    rows = [bench.measure(name, "vox256", device, frames, 1, 256, warmup)
-            for name in bench.METHODS]
-    runner = FrameRunner("paper")
-    start = time.perf_counter()
-    runner.setup()
-    setup = time.perf_counter() - start
-    for i in range(warmup):
-        runner.frame(i)
-    start = time.perf_counter()
-    for i in range(frames):
-        runner.frame(warmup + i)
-    rows.append(bench.Measurement("hidenerf", "paper", "cpu", 256, 1, frames,
-                                  time.perf_counter() - start, setup))
-    for row in rows:
-        log(row.line())
-    log("(HiDe-NeRF per frame: driving SECC features, volume rendering, warp, refine; the "
-        "per-frame dlib + eos face analysis that feeds it is not included)")
-    return rows
+    return end_to_end(frames, size, config, log=log)
 
 
 def report(r: dict) -> str:
@@ -242,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--frames", type=int, default=0, help="timed frames (0: 5 tiny, 2 paper)")
     parser.add_argument("--compare", action="store_true",
-                        help="one table: FOMM, TPSMM, face-vid2vid (vox256) and HiDe-NeRF paper "
-                             "at 256x256, same process and threads")
+                        help="one end-to-end table: FOMM, TPSMM, face-vid2vid (vox256) and "
+                             "HiDe-NeRF paper (with its per-frame face analysis) at 256x256, "
+                             "same process and threads (thbench.profiling.endtoend)")
+    parser.add_argument("--size", type=int, default=256, help="--compare: frame side")
+    parser.add_argument("--compare-config", default="vox256", choices=["vox256", "tiny"],
+                        help="--compare: vox256 (HiDe-NeRF paper) or every method's tiny")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.compare:
-        compare(args.frames or 3)
+        compare(args.frames or 3, args.size, args.compare_config)
         return 0
     if args.one:
         frames = args.frames or (5 if args.one == "tiny" else 2)

@@ -53,9 +53,13 @@ def metric_class(name: str) -> type[Metric]:
 
 
 def build_metrics(
-    names: Iterable[str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
+    names: Iterable[str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None,
+    device: str | None = None,
 ) -> list[Metric]:
-    """Instantiate the named metrics (all registered ones when ``names`` is None), in order."""
+    """Instantiate the named metrics (all registered ones when ``names`` is None), in order.
+
+    ``device`` (the run's) goes to every metric whose constructor takes one (LPIPS, FID's
+    Inception) unless its options name a device."""
     options = options or {}
     unknown = set(options) - set(REGISTRY)
     if unknown:
@@ -63,7 +67,19 @@ def build_metrics(
             f"options for unknown metrics {sorted(unknown)}; known: {', '.join(REGISTRY)}"
         )
     names = list(DEFAULT_METRICS if names is None else names)
-    return [metric_class(name)(**dict(options.get(name, {}))) for name in names]
+    built = []
+    for name in names:
+        cls, kwargs = metric_class(name), dict(options.get(name, {}))
+        if device is not None and "device" not in kwargs and _takes_device(cls):
+            kwargs["device"] = device
+        built.append(cls(**kwargs))
+    return built
+
+
+def _takes_device(cls: type) -> bool:
+    import inspect
+
+    return "device" in inspect.signature(cls).parameters
 
 
 __all__ = [

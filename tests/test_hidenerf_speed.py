@@ -1,0 +1,87 @@
+"""HiDe-NeRF's empty-space skipping (issue 30): the same images as evaluating every sample."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from thbench.hidenerf.config import get_config
+from thbench.hidenerf.model import HiDeNeRF
+from thbench.hidenerf.rendering import evaluate_where
+
+
+def test_evaluate_where_matches_the_full_field_on_active_samples() -> None:
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(2, 5, 7, 3, generator=generator)
+    calls = []
+
+    def field(p):
+        calls.append(p.shape)
+        return p.norm(dim=-1), torch.cat([p, p.sin()], -1), p * 2
+
+    active = points[..., 0] > 0
+    active[1] = False  # one batch item with nothing to evaluate
+    active[1, 0, 0] = True
+    density, feature, aux = evaluate_where(field, points, active)
+    full = field(points)
+    count = int(active.reshape(2, -1).sum(1).max())
+    assert calls[0] == (2, count, 1, 3)
+    for got, want, size in ((density, full[0], ()), (feature, full[1], (6,)), (aux, full[2], (3,))):
+        mask = active.reshape(*active.shape, *([1] * len(size))).expand_as(want)
+        assert torch.equal(got[mask], want[mask])
+        assert torch.equal(got[~mask], torch.zeros_like(got[~mask]))
+
+
+@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (25.0, -10.0, 8.0)])
+def test_skipping_empty_space_renders_the_same_images(angles) -> None:
+    """Samples beyond the box grown by LED's largest offset have density exactly 0: skipping
+    them changes no output beyond float rounding (the fine pass draws the same depths). A
+    trained-like model: the LED's last layer is redrawn large so its offsets reach their bound."""
+    model = HiDeNeRF(get_config("tiny")).eval()
+    with torch.no_grad():
+        model.led.out.weight.normal_(0, 30, generator=torch.Generator().manual_seed(2))
+    c = model.config
+    generator = torch.Generator().manual_seed(1)
+    source = torch.rand(1, 3, c.image_size, c.image_size, generator=generator)
+    posed = torch.rand(1, 3, c.encoder_size, c.encoder_size, generator=generator)
+    secc = torch.rand(1, 3, c.secc_size, c.secc_size, generator=generator)
+    driving = 1 - secc  # far from the source SECC: LED's offsets are large
+    outs = {}
+    with torch.no_grad():
+        planes = model.encode_source(source, posed)
+        features = model.encode_secc(secc)
+        for skip in (False, True):
+            model.skip_empty_space = skip
+            outs[skip] = model.render(planes, features, driving, source,
+                                      model.camera(0.0, 0.0, 0.0), model.camera(*angles))
+    for key in ("image", "opacity", "depth", "flow", "weights", "t"):
+        torch.testing.assert_close(outs[True][key], outs[False][key], atol=1e-5, rtol=1e-5)
+    assert outs[False]["offsets"].abs().max() > 0.05  # LED moves points by a real amount
+    skipped = (outs[True]["offsets"] == 0).all(-1).float().mean()
+    assert 0.02 < skipped < 0.9  # some samples were skipped, not all
+
+
+def test_a_driving_frame_shared_by_sources_is_analysed_once(monkeypatch) -> None:
+    """Cross-identity pairs give one driving clip to several sources: the method remembers
+    each frame's 3DMM fit, so the second pair renders the same image without fitting again."""
+    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.hidenerf.method import HiDeNeRFMethod
+    from thbench.profiling.endtoend import face_frames
+
+    calls = []
+    analyze = FaceAnalyzer.analyze
+    monkeypatch.setattr(FaceAnalyzer, "analyze",
+                        lambda self, frame: calls.append(1) or analyze(self, frame))
+    frames = face_frames(3, 128)
+    method = HiDeNeRFMethod(config="tiny")
+    images = []
+    with torch.no_grad():
+        for source in (frames[0], frames[1]):
+            method.setup(source, frames[2])
+            images.append(method.forward_batch(frames[2:]))
+    assert len(calls) == 3  # two sources, one driving frame
+    assert not torch.equal(images[0], images[1])  # two sources, two animations
+    method._analyses.clear()
+    with torch.no_grad():
+        again = method.forward_batch(frames[2:])
+    assert len(calls) == 4 and torch.equal(again, images[1])
