@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from thbench.core.families import build
 from thbench.datasets.protocols import CROSS_IDENTITY, ROBUSTNESS, SAME_IDENTITY
 from thbench.datasets.sample import SAMPLE_OPTIONS, face_throughout, prepare_sample_set
 from thbench.datasets.source_clips import PrepareOptions
+from thbench.eval.aggregate import summarize
+from thbench.eval.metrics import build_metrics
+from thbench.eval.results import ResultStore
+from thbench.eval.runner import Runner
+from thbench.reports.tables import markdown_tables
 
 # Every 24th frame in clips of 3: the same files and rules as the default in a few seconds.
 COARSE = PrepareOptions(size=64, frame_step=24, clip_length=3, crop="face")
@@ -62,6 +68,29 @@ def test_every_video_clip_is_in_exactly_one_reconstruction_protocol(coarse_sampl
     assert sorted(same) == sorted(c for c, whole in clips.items() if whole)
     drivers = {p.driving_clip for p in coarse_sample.pairs(CROSS_IDENTITY)}
     assert drivers <= set(same)
+
+
+def test_robustness_clips_are_scored_as_rows_of_their_own(coarse_sample, tmp_path: Path) -> None:
+    """source-copy on both reconstruction protocols: every robustness pair gets its pixel row
+    and a face row that says what it left out; the headline face rows cover every frame."""
+    store = ResultStore(tmp_path / "results.csv")
+    runner = Runner(coarse_sample, store, tmp_path / "outputs", build_metrics(["l1", "no_face"]),
+                    batch_size=4, log=lambda _: None, analysis_cache=tmp_path / "analyses")
+    summary = runner.run("source-copy", lambda: build("source-copy"), [SAME_IDENTITY, ROBUSTNESS])
+    assert summary.problems == []
+    rows = {(r.protocol, r.pair_id, r.metric): r for r in store.rows()}
+    for pair in coarse_sample.pairs(ROBUSTNESS):
+        l1 = rows[(ROBUSTNESS, pair.pair_id, "l1")]
+        assert l1.status == "ok" and l1.frames == COARSE.clip_length and l1.value > 0
+        no_face = rows[(ROBUSTNESS, pair.pair_id, "no_face")]
+        assert no_face.frames == sum(pair.driving_faces)  # only frames with a driving face
+    faceless = rows[(ROBUSTNESS, "noface-000", "no_face")]
+    assert faceless.frames == 0 and "no driving frame with a face" in faceless.reason
+    for pair in coarse_sample.pairs(SAME_IDENTITY):
+        row = rows[(SAME_IDENTITY, pair.pair_id, "no_face")]
+        assert row.status == "ok" and row.frames == row.frames_total == COARSE.clip_length
+    tables = markdown_tables(summarize(store.rows()))
+    assert "### sample / robustness" in tables and "### sample / same-identity" in tables
 
 
 @pytest.mark.slow
