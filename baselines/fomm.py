@@ -55,6 +55,12 @@ CONFIGS = {
     "tiny": FOMMConfig(size=64, kp_expansion=8, kp_max=64, kp_blocks=3, kp_scale=0.5,
                        gen_expansion=8, gen_max=32, gen_bottleneck=2, dm_expansion=8, dm_max=64,
                        dm_blocks=3, dm_scale=0.5),
+    # The embedded default's recipe (configs/train/fomm-tiny-sample.toml): no down block, so the
+    # source features are warped at the full 64 px (tiny: at 16 px, which blurs the face past
+    # what dlib detects in a few hundred steps); about tiny's cost per step.
+    "tiny-full": FOMMConfig(size=64, kp_expansion=8, kp_max=64, kp_blocks=3, kp_scale=0.5,
+                            gen_expansion=16, gen_max=64, gen_down=0, gen_bottleneck=2,
+                            dm_expansion=8, dm_max=64, dm_blocks=3, dm_scale=0.5),
 }
 
 

@@ -85,6 +85,15 @@ CONFIGS: dict[str, FV2VConfig] = {
         dm_expansion=8, dm_max_features=64, dm_num_blocks=3, dm_compress=2,
         spade_hidden=16, spade_middle_blocks=1,
     ),
+    "tiny-fine": FV2VConfig(
+        name="tiny-fine", image_size=64, feature_channel=16,
+        kp_expansion=8, kp_max_features=64, kp_scale_factor=0.5, kp_num_blocks=3,
+        kp_reshape_depth=4,
+        he_expansion=16, he_widths=(32, 64, 128, 256), he_repeats=(1, 1, 1, 1),
+        gen_expansion=8, gen_reshape_depth=4, gen_num_resblocks=1,
+        dm_expansion=8, dm_max_features=64, dm_num_blocks=3, dm_compress=2,
+        spade_hidden=16, spade_middle_blocks=1,
+    ),
 }
 
 

@@ -35,7 +35,7 @@ from thbench.baselines.loss_weights import WarpingLossWeights
 from thbench.baselines.modules import ImagePyramid
 from thbench.baselines.random_warp import RandomTPSWarp
 from thbench.core.seeding import seed_all
-from thbench.datasets.frame_pairs import FramePairs, split_frames
+from thbench.datasets.frame_pairs import FramePairs, training_frames
 from thbench.training.config import (
     TrainConfig,
     open_training_data,
@@ -266,8 +266,8 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
                    checkpoint=config.init_from or None, allow_random_init=True)
     kit = build_kit(config.loss, process.device, f"{config.name} [loss]")
     objective = BaselineObjective(method, kit)
-    frames = {c.clip_id: split_frames(c, config.data.holdout)[0] for c in data}
     d = config.data
+    frames = training_frames(data, d.holdout, d.faces_only)
     pairs = FramePairs(data, frames, d.pairs_per_clip, config.seed, method.size[0],
                        by_identity=d.identity_sampling, fresh=d.fresh_pairs,
                        augmentation=d.augmentation())

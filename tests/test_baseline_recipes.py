@@ -20,7 +20,7 @@ from torch import nn
 from thbench.baselines.train import LossKit, build_kit
 from thbench.core.processes import Process
 from thbench.datasets.augmentation import Augmentation
-from thbench.datasets.frame_pairs import FramePairs, split_frames, video_clips
+from thbench.datasets.frame_pairs import FramePairs, split_frames, training_frames, video_clips
 from thbench.training.config import load_train_config, train_config_from_dict
 from thbench.training.loop import EpochBatches, Objective, Trainer, TrainSettings
 
@@ -194,6 +194,43 @@ def test_identity_sampling_and_fresh_pairs(mini_dataset):
     assert sorted(i % len(pairs) for b in second for i in b) == list(range(len(pairs)))
     assert [pairs.pair(i)[1:] for b in first for i in b] != \
         [pairs.pair(i)[1:] for b in second for i in b]
+
+
+def test_faces_only_draws_the_frames_with_a_face(mini_dataset):
+    """The tiny recipes train on the frames the face metrics score: face_noface.mov's clip
+    whose last frame has no face keeps its four face frames, and only them."""
+    clips = [mini_dataset.clip(c) for c in ("man-000", "man-leaves-001")]
+    assert [r.face for r in clips[1].faces()] == [True, True, True, True, False]
+    every = training_frames(clips, holdout=0)
+    faces = training_frames(clips, holdout=0, faces_only=True)
+    assert every == {"man-000": [0, 1, 2, 3, 4], "man-leaves-001": [0, 1, 2, 3, 4]}
+    assert faces == {"man-000": [0, 1, 2, 3, 4], "man-leaves-001": [0, 1, 2, 3]}
+    assert training_frames(clips, holdout=2, faces_only=True)["man-leaves-001"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("family, config, shape", [
+    ("fomm", "tiny", (1, 32, 16, 16)), ("fomm", "tiny-full", (1, 16, 64, 64)),
+    ("fv2v", "tiny", (1, 4, 4, 16, 16)), ("fv2v", "tiny-fine", (1, 16, 4, 16, 16)),
+])
+def test_sample_generators_keep_more_of_the_source(family, config, shape):
+    """What the default's FOMM and face-vid2vid recipes change: FOMM's source features at the
+    full 64 px model resolution (tiny: a quarter), face-vid2vid's feature volume with 16
+    channels (tiny: 4); everything else as tiny."""
+    from thbench.core.families import build
+
+    method = build(family, config=config, allow_random_init=True)
+    assert method.size == (64, 64)
+    assert tuple(method.nets["generator"].encode(torch.rand(1, 3, 64, 64)).shape) == shape
+
+
+@pytest.mark.parametrize("family", ["fomm", "tpsmm", "fv2v"])
+def test_sample_recipes_train_on_face_frames_with_a_decaying_rate(family):
+    from thbench.core.families import build
+
+    config = load_train_config(REPO / "configs" / "train" / f"{family}-tiny-sample.toml")
+    assert config.data.faces_only and config.data.name == "sample"
+    assert config.optim.schedule == "cosine" and config.optim.warmup_steps > 0
+    build(family, config=config.model, allow_random_init=True)  # a config the family knows
 
 
 def test_augmentation_flips_and_jitter_are_seeded_and_shared_by_the_pair():

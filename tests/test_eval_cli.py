@@ -114,5 +114,5 @@ def test_sample_set_cache_folder_is_named_by_its_settings(monkeypatch, tmp_path:
 
     monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path))
     root = sample_set_root(SAMPLE_OPTIONS, 1, 0)
-    assert root == tmp_path / "datasets" / "sample-256-s4-l16-c1-seed0"
+    assert root == tmp_path / "datasets" / "sample-v2-256-s4-l16-c1-seed0"
     assert sample_set_root(replace(SAMPLE_OPTIONS, fps=25.0), 1, 0).name.endswith("-fps25")

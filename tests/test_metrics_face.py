@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from thbench.datasets.protocols import CROSS_IDENTITY, SAME_IDENTITY
+from thbench.datasets.protocols import ALL_PROTOCOLS, CROSS_IDENTITY, RECONSTRUCTION
 from thbench.eval.metrics import build_metrics
 from thbench.eval.metrics.base import FrameBatch
 from thbench.eval.metrics.identity import CSIM, AEDFomm, AEDIdentity
@@ -72,7 +72,7 @@ def test_csim_cosine_and_exclusions() -> None:
     assert result.frames == 2 and result.excluded == 1
     metric = CSIM()
     assert metric.reference == "source" and metric.higher_is_better
-    assert metric.protocols == (SAME_IDENTITY, CROSS_IDENTITY)
+    assert metric.protocols == ALL_PROTOCOLS  # robustness too: no ground truth needed
     assert metric.parts == ("dlib",)
 
 
@@ -108,7 +108,7 @@ def test_aed_identity_l2_symmetric() -> None:
     )
     assert same.value == 0.0
     metric = AEDIdentity()
-    assert metric.protocols == (SAME_IDENTITY,) and metric.reference == "ground_truth"
+    assert metric.protocols == RECONSTRUCTION and metric.reference == "ground_truth"
     with pytest.raises(TypeError):
         AEDIdentity(distance="mean_abs")  # the old, wrongly documented variant is gone
 
@@ -211,7 +211,7 @@ def test_aed_3dmm_and_apd_closed_forms() -> None:
     assert apd.value == pytest.approx((2.0 + 6.0 + 3.0) / 3)  # yaw wraps around +-180
     for metric in (AED3DMM(backend="t"), APD(backend="t")):
         assert _run(metric, _batch([drv], driving=[drv])).value == 0.0
-        assert metric.protocols == (SAME_IDENTITY, CROSS_IDENTITY)
+        assert metric.protocols == ALL_PROTOCOLS
 
 
 @dataclass
@@ -317,6 +317,6 @@ def test_registry_builds_every_metric() -> None:
     for metric in metrics:
         assert metric.scope in ("pair", "set")
         assert isinstance(metric.available(), str)
-        assert set(metric.protocols) <= {SAME_IDENTITY, CROSS_IDENTITY}
+        assert set(metric.protocols) <= set(ALL_PROTOCOLS)
     by_name = {m.name: m for m in metrics}
     assert by_name["avd_d"].higher_is_better and not by_name["avd_s"].higher_is_better

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from thbench.datasets.protocols import SAME_IDENTITY
+from thbench.datasets.protocols import RECONSTRUCTION
 from thbench.eval.metrics import build_metrics
 from thbench.eval.metrics.base import FrameBatch
 from thbench.eval.metrics.image import L1, PSNR, PSNR_CEILING, SSIM, gaussian_kernel1d, psnr, ssim
@@ -146,7 +146,7 @@ def test_image_metrics_need_ground_truth() -> None:
     frames = torch.rand(1, 3, 16, 16)
     batch = FrameBatch(generated=frames, driving=frames, source=frames[0])
     for metric in build_metrics(["psnr", "ssim", "l1"]):
-        assert metric.protocols == (SAME_IDENTITY,)
+        assert metric.protocols == RECONSTRUCTION
         assert metric.scope == "pair" and metric.backend == "exact" and metric.available() == ""
         with pytest.raises(ValueError, match="ground-truth"):
             metric.update(batch)

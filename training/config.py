@@ -16,6 +16,7 @@
     holdout = 4                        # last frames of every clip never trained on
     pairs_per_clip = 64                # (source, driving) pairs per clip and epoch
 
+    faces_only = false                 # true: draw only frames with a face
     identity_sampling = false          # official loaders: true (id_sampling)
     fresh_pairs = false                # official loaders: true (a new pair on every draw)
     horizontal_flip = false            # augmentation (datasets.augmentation)
@@ -60,6 +61,9 @@ class TrainData(DatasetConfig):
     """Draw by identity (then one of its clips), as the official ``id_sampling``."""
     fresh_pairs: bool = False
     """New random pairs in every epoch (official), instead of the same pairs each epoch."""
+    faces_only: bool = False
+    """Draw only frames in which the preparation found a face (their per-frame records): the
+    steps of a short run go to the frames the benchmark's face metrics score."""
     horizontal_flip: bool = False
     time_flip: bool = False
     jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)

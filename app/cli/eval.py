@@ -11,7 +11,7 @@ import sys
 
 from thbench.core import assets
 from thbench.core.cli import run_subcommand
-from thbench.datasets.protocols import PROTOCOLS
+from thbench.datasets.protocols import ALL_PROTOCOLS
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--outputs", required=True,
                        help="a frame folder <pair_id>/ or a video <pair_id>.mp4 per pair")
     score.add_argument("--method", required=True, help="name to report the outputs under")
-    score.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    score.add_argument("--protocol", required=True, choices=ALL_PROTOCOLS)
     score.add_argument("--config", default="configs/default.toml",
                        help="config giving the dataset, metrics and output folder")
     score.add_argument("--output-dir", help="override the config's output_dir")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from thbench.datasets.protocols import PROTOCOLS
+from thbench.datasets.protocols import ALL_PROTOCOLS
 
 
 @dataclass
@@ -55,7 +55,7 @@ class MetricValue:
 class Metric(ABC):
     name: str = ""
     higher_is_better: bool = False
-    protocols: tuple[str, ...] = PROTOCOLS
+    protocols: tuple[str, ...] = ALL_PROTOCOLS
     scope: str = "pair"
     """``"pair"``: one value per pair; ``"set"``: one value per method x dataset x protocol."""
     frame_mean: bool = True

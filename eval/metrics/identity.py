@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.protocols import PROTOCOLS, SAME_IDENTITY
+from thbench.datasets.protocols import ALL_PROTOCOLS, RECONSTRUCTION
 from thbench.eval.metrics.face import FaceFrameMetric, FommFormula
 
 FIELDS = {"dlib": "dlib_descriptor", "arcface": "arcface"}
@@ -87,7 +87,7 @@ class CSIM(_EmbeddingMetric):
 
     name = "csim"
     higher_is_better = True
-    protocols = PROTOCOLS
+    protocols = ALL_PROTOCOLS
     reference = "source"
 
     def value(self, generated: Any, reference: Any) -> float:
@@ -100,7 +100,7 @@ class AEDIdentity(_EmbeddingMetric):
 
     name = "aed_identity"
     higher_is_better = False
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
     reference = "ground_truth"
 
     def value(self, generated: Any, reference: Any) -> float:

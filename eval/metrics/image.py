@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from thbench.datasets.protocols import SAME_IDENTITY
+from thbench.datasets.protocols import RECONSTRUCTION
 from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric
 
 
@@ -118,7 +118,7 @@ class PSNR(FrameMeanMetric):
 
     name = "psnr"
     higher_is_better = True
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
 
     def per_frame(self, batch: FrameBatch) -> torch.Tensor:
         return psnr(*_pair(batch))
@@ -129,7 +129,7 @@ class SSIM(FrameMeanMetric):
 
     name = "ssim"
     higher_is_better = True
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
 
     def per_frame(self, batch: FrameBatch) -> torch.Tensor:
         return ssim(*_pair(batch))
@@ -140,7 +140,7 @@ class L1(FrameMeanMetric):
 
     name = "l1"
     higher_is_better = False
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
 
     def per_frame(self, batch: FrameBatch) -> torch.Tensor:
         return l1(*_pair(batch))

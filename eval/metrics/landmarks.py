@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.protocols import PROTOCOLS, SAME_IDENTITY
+from thbench.datasets.protocols import ALL_PROTOCOLS, RECONSTRUCTION
 from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import (
     AnalysisMetric,
@@ -99,7 +99,7 @@ class AKD(_LandmarkSource, FaceFrameMetric):
 
     name = "akd"
     higher_is_better = False
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
     reference = "ground_truth"
 
     def value(self, generated: Any, reference: Any) -> float:
@@ -129,7 +129,7 @@ class MKR(_LandmarkSource, AnalysisMetric):
 
     name = "mkr"
     higher_is_better = False
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
     reference = "ground_truth"
 
     def update(self, batch: FrameBatch) -> None:
@@ -152,5 +152,5 @@ class NoFace(MKR):
     """The output's no-face rate: frames with a driving face where the output has none."""
 
     name = "no_face"
-    protocols = PROTOCOLS
+    protocols = ALL_PROTOCOLS
     reference = "driving"

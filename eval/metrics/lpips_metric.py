@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from thbench.datasets.protocols import SAME_IDENTITY
+from thbench.datasets.protocols import RECONSTRUCTION
 from thbench.eval.metrics.base import FrameBatch, FrameMeanMetric, WeightsFileMetric
 
 SLICES: dict[str, tuple[tuple[int, int], ...]] = {
@@ -81,7 +81,7 @@ class LPIPS(WeightsFileMetric, FrameMeanMetric):
 
     name = "lpips"
     higher_is_better = False
-    protocols = (SAME_IDENTITY,)
+    protocols = RECONSTRUCTION
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from thbench.datasets.protocols import CROSS_IDENTITY, PROTOCOLS
+from thbench.datasets.protocols import ALL_PROTOCOLS, CROSS_IDENTITY
 from thbench.eval.metrics.base import FrameBatch, MetricValue
 from thbench.eval.metrics.face import FaceFrameMetric, missing_module
 
@@ -58,7 +58,7 @@ def identity_mesh_distance(a: np.ndarray, b: np.ndarray, model: Any) -> float:
 
 
 class FitMetric(FaceFrameMetric):
-    protocols = PROTOCOLS
+    protocols = ALL_PROTOCOLS
     parts = ("fit",)
     backend_keys = ("fit",)
 
