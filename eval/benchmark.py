@@ -7,7 +7,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
         raise MethodFailed(f"training failed: {problem or 'on rank 0 (see its log)'}")
     options = spec.options | {"checkpoint": str(train_config.exported),
                               "config": train_config.model}
-    return MethodConfig(spec.name, spec.label, options)
+    return replace(spec, options=options, train="")
 
 
 def check_fingerprint(spec: MethodConfig, protocols: list[str], folder: Path) -> None:
