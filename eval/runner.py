@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
+from thbench.core.cli import one_line
 from thbench.core.media import (
     MediaError,
     prefetch,
@@ -187,10 +188,6 @@ def score(
         if on_generated is not None:
             on_generated(generated)
     return {metric.name: metric.compute() for metric in metrics}
-
-
-def one_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _build(make_method: Callable[[], Method]) -> Method:
