@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -159,6 +160,32 @@ def family(name: str) -> Family:
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise KeyError(f"unknown method {name!r}{hint}; known: {', '.join(available())} "
                    "(or 'package.module:Class'; `thbench methods` lists them)")
+
+
+def keyword_options(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The keyword options ``cls(...)`` names, from every ``__init__`` on its MRO (a subclass
+    passes the rest on), less ``self``; and whether one of them also takes ``**kwargs`` (then
+    a name outside the list cannot be refused)."""
+    options: dict[str, inspect.Parameter] = {}
+    open_ended = False
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        for parameter in inspect.signature(klass.__init__).parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                open_ended = True
+            elif parameter.name != "self" and parameter.kind is not parameter.VAR_POSITIONAL:
+                options.setdefault(parameter.name, parameter)
+    return options, open_ended
+
+
+def plugin_origin(name: str) -> str:
+    """Where a plug-in method comes from: ``"plug-in (package 1.0)"``; empty for others."""
+    point = _entry_points().get(name)
+    if point is None:
+        return ""
+    version = f" {point.dist.version}" if point.dist is not None else ""
+    return f"plug-in ({_distribution(point)}{version})"
 
 
 def available() -> list[str]:

@@ -12,10 +12,11 @@ from functools import partial
 from pathlib import Path
 
 from thbench.core import assets, atomic
-from thbench.core.families import build, family, method_class
+from thbench.core.families import build, family, keyword_options, method_class
 from thbench.core.method import Method
 from thbench.core.processes import local_device
 from thbench.core.seeding import seed_all
+from thbench.core.toml_table import did_you_mean
 from thbench.datasets.config import load_dataset
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
@@ -40,17 +41,47 @@ def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset)
                                              "dataset_prepared_with": prepared})
 
 
-def check_methods(config: RunConfig) -> None:
-    """Fail before any work when a config names a method the registry does not know, or a
-    ``package.module:Class`` that does not load."""
+def check_methods(config: RunConfig) -> dict[str, str]:
+    """Before any work: every method name must be known (a typo is an error with a
+    did-you-mean) and every option of a method that loads one its constructor takes. Returns
+    label -> why, for the methods whose code does not load (a broken plug-in): those fail
+    alone, as error rows, and the others run."""
+    broken = {}
     for spec in config.methods:
-        method_class(spec.name)
+        try:
+            cls = family(spec.name).method_class()  # KeyError (unknown name) passes
+        except (ValueError, TypeError) as error:
+            broken[spec.display] = f"cannot load: {error}"
+            continue
+        _check_options(spec, cls, config.settings)
+    return broken
+
+
+def _check_options(spec: MethodConfig, cls: type[Method], settings: list[str]) -> None:
+    accepted, open_ended = keyword_options(cls)
+    if open_ended:
+        return  # takes any keyword: nothing to refuse
+    given = set(spec.options).union(*spec.protocol_options.values())
+    for key in sorted(given - set(accepted)):
+        flag = next((s for s in settings if s.startswith(f"methods.{spec.display}.{key}=")), "")
+        raise ValueError(f"{f'--set {flag}: ' if flag else ''}method {spec.display!r} "
+                         f"({spec.name}): unknown option {key!r}{did_you_mean(key, accepted)}; "
+                         f"it takes: {', '.join(sorted(set(accepted) - {'device'}))}")
+
+
+def _paper_options(name: str, protocol: str) -> dict:
+    """The method's own defaults for ``protocol``; none for a method whose code does not load
+    (it fails alone, see :func:`check_methods`)."""
+    try:
+        return method_class(name).protocol_options.get(protocol, {})
+    except (ValueError, TypeError):
+        return {}
 
 
 def protocol_options(spec: MethodConfig, protocol: str) -> dict:
     """The method's constructor options for one protocol: its paper's defaults for that
     protocol, then the config's ``options``, then its ``protocol_options``."""
-    paper = method_class(spec.name).protocol_options.get(protocol, {})
+    paper = _paper_options(spec.name, protocol)
     return paper | spec.options | spec.protocol_options.get(protocol, {})
 
 
@@ -100,7 +131,7 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
         try:
             train(train_config, resume=True, distributed=False, log=log)
         except Exception as error:  # a failure stays with its method
-            problem = one_line(error)
+            problem = f"{type(error).__name__}: {one_line(error)}"
     if any_rank(bool(problem), shard):  # also the barrier: the others wait for rank 0
         raise MethodFailed(f"training failed: {problem or 'on rank 0 (see its log)'}")
     options = spec.options | {"checkpoint": str(train_config.exported),
@@ -167,7 +198,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     seed_all(config.seed)
     if config.offline:
         os.environ["THB_OFFLINE"] = "1"
-    check_methods(config)
+    broken = check_methods(config)
     start = time.perf_counter()
     metrics = build_metrics(config.metrics, config.metric_options)
     if shard.main:
@@ -190,6 +221,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     summaries = {}
     for spec in config.methods:
         try:
+            if spec.display in broken:
+                raise MethodFailed(broken[spec.display])
             spec = train_method(spec, config, shard, log)
             if shard.main:
                 check_fingerprint(spec, config.protocols, run_dir / "outputs" / spec.display)

@@ -76,6 +76,9 @@ class RunSummary:
     """Pairs the method cannot run by design (:class:`~thbench.core.method.PairUnsupported`):
     skipped rows with the reason, counted as the method's gap."""
     seconds: float = 0.0
+    crashes: list[PairProblem] = field(default_factory=list)
+    """Pairs whose generation raised an exception other than the expected media, value,
+    runtime and OS errors (a bug of the method, e.g. a KeyError): also among ``problems``."""
     failure: str = ""
     """Why the method could not run at all (training or set-up), empty when it ran."""
 
@@ -86,7 +89,18 @@ class RunSummary:
         self.skipped += other.skipped
         self.problems += other.problems
         self.unsupported += other.unsupported
+        self.crashes += other.crashes
         self.seconds += other.seconds
+
+    @property
+    def failed(self) -> str:
+        """Why the run of this method counts as failed: :attr:`failure`, else the first
+        exception it raised while animating and how many pairs raised one; empty when fine."""
+        if self.failure or not self.crashes:
+            return self.failure
+        first = self.crashes[0]
+        more = f" and {len(self.crashes) - 1} more pairs" if len(self.crashes) > 1 else ""
+        return f"{first.message} in {first.protocol} {first.pair_id}{more}"
 
 
 class OutputCache:
@@ -194,7 +208,8 @@ def _build(make_method: Callable[[], Method]) -> Method:
     try:
         return make_method()
     except Exception as error:  # any set-up failure is the method's
-        raise MethodFailed(f"set-up failed: {one_line(error)}") from error
+        raise MethodFailed(f"set-up failed: {type(error).__name__}: {one_line(error)}") \
+            from error
 
 
 class Runner:
@@ -286,6 +301,10 @@ class Runner:
                             problem, unsupported = one_line(error), True
                         except (MediaError, ValueError, RuntimeError, OSError) as error:
                             problem = one_line(error)
+                        except Exception as error:  # the method's own bug: its rows only
+                            problem = f"{type(error).__name__}: {one_line(error)}"
+                            summary.crashes.append(PairProblem(method_name, protocol,
+                                                               pair.pair_id, problem))
                     if previous is not None:
                         previous.result()  # re-raises anything unexpected
                     previous = scorer.submit(self._score_and_record, summary, method_name,

@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     paths = build_reports(config.run_dir)
     print("tables: " + ", ".join(str(p) for p in paths))
-    failed = {label: s.failure for label, s in summaries.items() if s.failure}
+    failed = {label: s.failed for label, s in summaries.items() if s.failed}
     if failed:
         print(f"{len(failed)} method{'s' if len(failed) > 1 else ''} failed: " +
               "; ".join(f"{label} ({reason})" for label, reason in failed.items()),
