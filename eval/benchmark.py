@@ -7,6 +7,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -15,6 +16,7 @@ from thbench.core import assets, atomic
 from thbench.core.families import build, family, keyword_options, method_class
 from thbench.core.method import Method
 from thbench.core.processes import local_device
+from thbench.core.run_lock import run_folder_lock
 from thbench.core.seeding import seed_all
 from thbench.core.toml_table import did_you_mean
 from thbench.datasets.config import load_dataset
@@ -193,12 +195,19 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     under torchrun, where rank 0 merges every rank's rows into ``results.csv`` at the end).
 
     A method whose training or set-up fails gets error rows with the reason (its summary's
-    ``failure``), and the other methods still run."""
+    ``failure``), and the other methods still run. Rank 0 holds the run folder's lock
+    (:mod:`thbench.core.run_lock`) throughout: a second run on the folder refuses at once."""
     shard = shard or Shard()
     seed_all(config.seed)
     if config.offline:
         os.environ["THB_OFFLINE"] = "1"
     broken = check_methods(config)
+    with run_folder_lock(config.run_dir) if shard.main else nullcontext():
+        return _run_methods(config, broken, log, shard)
+
+
+def _run_methods(config: RunConfig, broken: dict[str, str], log: Callable[[str], None],
+                 shard: Shard) -> dict[str, RunSummary]:
     start = time.perf_counter()
     metrics = build_metrics(config.metrics, config.metric_options)
     if shard.main:
