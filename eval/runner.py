@@ -128,11 +128,12 @@ class OutputCache:
 def generate(
     method: Method, dataset: PreparedDataset, pair: Pair, cache: OutputCache, batch_size: int
 ) -> None:
-    """Animate one pair and write its frames; the folder is marked complete only at the end."""
+    """Animate one pair and write its frames; the folder is marked complete only at the end,
+    and made only when the method yields its first frames (a method that fails at once, such
+    as ``eval score``'s stand-in for missing outputs, leaves no empty folder behind)."""
     folder = cache.folder(pair.pair_id)
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
     source = to_tensor(dataset.clip(pair.source_clip).frame(pair.source_frame))
     driving_clip = dataset.clip(pair.driving_clip)
     shapes: list[tuple[int, ...]] = []
@@ -152,11 +153,13 @@ def generate(
             )
         if not torch.isfinite(generated).all():
             raise ValueError("method returned NaN or infinite values")
+        folder.mkdir(parents=True, exist_ok=True)
         for frame in to_uint8(generated):
             write_png(folder / f"{index:06d}.png", frame)
             index += 1
     if index != len(pair.driving_frames):
         raise ValueError(f"method returned {index} frames for {len(pair.driving_frames)}")
+    folder.mkdir(parents=True, exist_ok=True)
     atomic.write_text(folder / COMPLETE, str(index))
 
 

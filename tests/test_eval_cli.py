@@ -35,9 +35,13 @@ def test_run_then_score_existing_outputs(mini_dataset, run_config, tmp_path: Pat
     assert "(per-pair average)" in tables
 
     outputs = run_dir / "outputs" / "source-copy" / "mini" / "same-identity"
-    assert main(["score", "--config", str(config), "--outputs", str(outputs),
-                 "--method", "mine", "--protocol", "same-identity"]) == 0
-    assert "mine: 3 pairs scored" in capsys.readouterr().out
+    score = ["score", "--config", str(config), "--outputs", str(outputs), "--method", "mine",
+             "--protocol", "same-identity"]
+    assert main(score) == 2  # the run folder has results: only with --append
+    assert "run folder already holds results; pass --append" in capsys.readouterr().err
+    assert main([*score, "--append"]) == 0
+    assert "mine: 3 pairs scored, 0 already scored, 0 of 3 pairs missing" in \
+        capsys.readouterr().out
     board = _leaderboard(run_dir / "leaderboard.csv")
     assert board[("mine", "l1")] == board[("source-copy", "l1")]
 
