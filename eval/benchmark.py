@@ -24,7 +24,7 @@ from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
 from thbench.eval.config import MethodConfig, RunConfig
 from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier
-from thbench.eval.metrics import Metric, build_metrics
+from thbench.eval.metrics import Metric, build_metrics, metric_class
 from thbench.eval.preflight import preflight, report
 from thbench.eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
 from thbench.eval.runner import MethodFailed, Runner, RunSummary, one_line
@@ -69,6 +69,24 @@ def _check_options(spec: MethodConfig, cls: type[Method], settings: list[str]) -
         raise ValueError(f"{f'--set {flag}: ' if flag else ''}method {spec.display!r} "
                          f"({spec.name}): unknown option {key!r}{did_you_mean(key, accepted)}; "
                          f"it takes: {', '.join(sorted(set(accepted) - {'device'}))}")
+
+
+def checked_metrics(config: RunConfig) -> list[Metric]:
+    """The config's metrics, built after checking each ``metric_options`` key against the
+    metric's constructor (did-you-mean); a bad value (an unknown backend) is one line naming
+    where it was set."""
+    for name, options in config.metric_options.items():
+        accepted, open_ended = keyword_options(metric_class(name))
+        for key in sorted(set(options) - set(accepted)) if not open_ended else []:
+            flag = next((s for s in config.settings
+                         if s.startswith(f"metric_options.{name}.{key}=")), "")
+            raise ValueError(f"{f'--set {flag}: ' if flag else ''}metric_options.{name}: "
+                             f"unknown option {key!r}{did_you_mean(key, accepted)}; it takes: "
+                             f"{', '.join(accepted) or 'none'}")
+    try:
+        return build_metrics(config.metrics, config.metric_options)
+    except ValueError as error:
+        raise ValueError(f"metric_options: {error}") from None
 
 
 def _paper_options(name: str, protocol: str) -> dict:
@@ -202,14 +220,14 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     if config.offline:
         os.environ["THB_OFFLINE"] = "1"
     broken = check_methods(config)
+    metrics = checked_metrics(config)
     with run_folder_lock(config.run_dir) if shard.main else nullcontext():
-        return _run_methods(config, broken, log, shard)
+        return _run_methods(config, broken, metrics, log, shard)
 
 
-def _run_methods(config: RunConfig, broken: dict[str, str], log: Callable[[str], None],
-                 shard: Shard) -> dict[str, RunSummary]:
+def _run_methods(config: RunConfig, broken: dict[str, str], metrics: list[Metric],
+                 log: Callable[[str], None], shard: Shard) -> dict[str, RunSummary]:
     start = time.perf_counter()
-    metrics = build_metrics(config.metrics, config.metric_options)
     if shard.main:
         report(preflight(config, metrics), log)
     else:

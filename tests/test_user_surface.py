@@ -54,6 +54,9 @@ options = { checkpoint = "vox-cpk.pth.tar" }
     ((), ["--set", "methods.fomm.chekpoint=x.pth"],
      "--set methods.fomm.chekpoint=x.pth: method 'fomm' (fomm): unknown option 'chekpoint' "
      "(did you mean 'checkpoint'?)"),
+    ((), ["--set", "metric_options.csim.backnd=dlib"],
+     "--set metric_options.csim.backnd=dlib: metric_options.csim: unknown option 'backnd' "
+     "(did you mean 'backend'?)"),
 ])
 def test_config_mistakes_fail_before_any_work(tmp_path: Path, change: tuple, flags: list,
                                               message: str) -> None:
