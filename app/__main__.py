@@ -3,7 +3,8 @@
 Commands: ``eval`` (run and score benchmarks, assets), ``datasets`` (prepare datasets, pair
 lists), ``reports`` (leaderboards, tables, the regression gate), ``train`` (any trainable
 method from a training config), ``animate`` (any method on a source image and a driving
-video). ``python -m thbench <command> --help`` gives each one's options.
+video), ``methods`` and ``metrics`` (what exists, with options, protocols and backends).
+``python -m thbench <command> --help`` gives each one's options.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ COMMANDS = {
     "reports": ("thbench.cli.reports", "rebuild leaderboards and tables; the regression gate"),
     "train": ("thbench.cli.train", "train a method family from a training config"),
     "animate": ("thbench.cli.animate", "animate a source image with a driving video"),
+    "methods": ("thbench.cli.methods", "list the methods: options, protocols, plug-ins"),
+    "metrics": ("thbench.cli.metrics", "list the metrics: options, protocols, backends"),
 }
 
 

@@ -7,6 +7,12 @@ import argparse
 import sys
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (its first), or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def run_subcommand(args: argparse.Namespace) -> int:
     """Call ``args.func(args)``, turning OSError, ValueError, KeyError and RuntimeError into
     ``error: <message>`` (unless ``args.debug``)."""

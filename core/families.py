@@ -17,16 +17,22 @@ Methods of other packages join without editing this repository, either way:
       my-method = "my_package.method:MyMethod"
 
 - a run config names the class itself: ``[[methods]] name = "my_package.method:MyMethod"``.
+
+Entry points are read by name only; one is imported when its method is asked for, so a package
+that fails to import costs only its own method (``thbench methods`` lists it with the error).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from thbench.core.cli import one_line
 from thbench.core.method import Method
 
 ENTRY_POINT_GROUP = "thbench.methods"
@@ -53,6 +59,8 @@ class Family:
     """Assets its training needs beyond the loss networks (the pre-flight check names them)."""
 
     def method_class(self) -> type[Method]:
+        """The Method subclass, imported now: an import failure is a ValueError naming the
+        exception type and its message."""
         cls = load(self.method)
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise TypeError(f"method {self.name!r}: {self.method} is not a Method subclass")
@@ -87,25 +95,55 @@ def load(spec: str) -> Any:
     if not module or not attribute:
         raise ValueError(f"{spec!r} is not 'package.module:attribute'")
     try:
-        return getattr(importlib.import_module(module), attribute)
+        loaded = importlib.import_module(module)
     except ModuleNotFoundError as error:
         raise ValueError(f"{spec}: module {error.name} not found") from None
+    except Exception as error:  # a module that fails while importing: its own bug
+        raise ValueError(f"{spec}: {type(error).__name__} while importing {module}: "
+                         f"{one_line(error)}") from error
+    try:
+        return getattr(loaded, attribute)
     except AttributeError:
         raise ValueError(f"{spec}: module {module} has no {attribute!r}") from None
 
 
+class PluginError(ValueError):
+    """An installed package's entry point that cannot be used (it fails to import, names no
+    Method, or takes a name already taken): the one method fails, nothing else."""
+
+
 @cache
-def families() -> dict[str, Family]:
-    """Every family: the built-in ones, then those installed packages declare."""
-    found = {f.name: f for f in BUILT_IN}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in found:
-            raise ValueError(f"entry point {point.name!r} ({point.value}) of group "
-                             f"{ENTRY_POINT_GROUP!r}: the name is taken")
+def _entry_points() -> dict[str, EntryPoint]:
+    """The ``thbench.methods`` entry points by name, none of them imported."""
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _distribution(point: EntryPoint) -> str:
+    return point.dist.name if point.dist is not None else "an installed package"
+
+
+@cache
+def _plugin(name: str) -> Family:
+    """The family an entry point declares, imported now (and once): its package's failure to
+    import is a :class:`PluginError` naming the package, the exception type and its message."""
+    point = _entry_points()[name]
+    where = f"plug-in {name!r} ({point.value}, from {_distribution(point)})"
+    if name in {f.name for f in BUILT_IN}:
+        raise PluginError(f"{where}: the name is taken by a built-in method")
+    try:
         target = point.load()
-        found[point.name] = (target if isinstance(target, Family)
-                             else Family(point.name, point.value))
-    return found
+    except Exception as error:  # a third-party package's import failure is its own
+        raise PluginError(f"{where}: {type(error).__name__}: {one_line(error)}") from error
+    if isinstance(target, Family):
+        return target
+    if not (isinstance(target, type) and issubclass(target, Method)):
+        raise PluginError(f"{where}: not a Method subclass or a Family")
+    return Family(name, point.value)
+
+
+def plugin_names() -> list[str]:
+    """Names the installed packages declare (nothing is imported)."""
+    return sorted(_entry_points())
 
 
 def family(name: str) -> Family:
@@ -113,19 +151,51 @@ def family(name: str) -> Family:
     package); a clear error lists the known names."""
     if ":" in name:
         return Family(name, name)
-    known = families()
-    if name not in known:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(available())} "
-                       "(or 'package.module:Class')")
-    return known[name]
+    for entry in BUILT_IN:
+        if entry.name == name:
+            return entry
+    if name in _entry_points():
+        return _plugin(name)
+    close = difflib.get_close_matches(name, available(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise KeyError(f"unknown method {name!r}{hint}; known: {', '.join(available())} "
+                   "(or 'package.module:Class'; `thbench methods` lists them)")
+
+
+def keyword_options(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The keyword options ``cls(...)`` names, from every ``__init__`` on its MRO (a subclass
+    passes the rest on), less ``self``; and whether one of them also takes ``**kwargs`` (then
+    a name outside the list cannot be refused)."""
+    options: dict[str, inspect.Parameter] = {}
+    open_ended = False
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        for parameter in inspect.signature(klass.__init__).parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                open_ended = True
+            elif parameter.name != "self" and parameter.kind is not parameter.VAR_POSITIONAL:
+                options.setdefault(parameter.name, parameter)
+    return options, open_ended
+
+
+def plugin_origin(name: str) -> str:
+    """Where a plug-in method comes from: ``"plug-in (package 1.0)"``; empty for others."""
+    point = _entry_points().get(name)
+    if point is None:
+        return ""
+    version = f" {point.dist.version}" if point.dist is not None else ""
+    return f"plug-in ({_distribution(point)}{version})"
 
 
 def available() -> list[str]:
-    return sorted(families())
+    """Every method name, built-in and declared by installed packages (none imported)."""
+    return sorted({f.name for f in BUILT_IN} | set(_entry_points()))
 
 
 def trainable() -> list[str]:
-    return sorted(name for name, f in families().items() if f.trainer)
+    """The built-in families with a trainer (a plug-in's is known once it is loaded)."""
+    return sorted(f.name for f in BUILT_IN if f.trainer)
 
 
 def method_class(name: str) -> type[Method]:

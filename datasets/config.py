@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from thbench.core import assets
@@ -23,7 +23,7 @@ class DatasetConfig:
     ``SAMPLE_OPTIONS``, one cross-identity driver per source)."""
 
     name: str = "sample"
-    root: str = ""
+    root: str = field(default="", metadata={"path": True})
     """Prepared dataset folder; empty for the sample set (prepared into the cache)."""
     size: int | None = None
     frame_step: int | None = None

@@ -37,7 +37,12 @@ from thbench.datasets.protocols import (
     same_identity_pairs,
     write_pairs,
 )
-from thbench.datasets.source_clips import PrepareOptions, prepare_image, prepare_video
+from thbench.datasets.source_clips import (
+    PrepareOptions,
+    prepare_image,
+    prepare_video,
+    prepared_clips,
+)
 from thbench.facegeom.detect import FaceDetector
 
 DATA_PREFIX = "feat/tests/data/"
@@ -99,7 +104,8 @@ def prepare_sample_set(
     detector = FaceDetector()
     clips, photos, skipped = [], [], {}
     for filename, name, identity in VIDEOS:
-        log(f"  preparing {filename}")
+        if prepared_clips(root, name) is None:  # said only when there is work to do
+            log(f"  preparing {filename}")
         try:
             clips += prepare_video(media / filename, root, name, identity, options, detector)
         except MediaError as error:

@@ -79,7 +79,8 @@ def _marker(out_root: Path, name: str) -> Path:
     return out_root / "clips" / f"{name}.done.json"
 
 
-def _done(out_root: Path, name: str) -> list[Clip] | None:
+def prepared_clips(out_root: Path, name: str) -> list[Clip] | None:
+    """The clips an earlier preparation of source ``name`` made (reused), None if none did."""
     marker = _marker(out_root, name)
     if not marker.is_file():
         return None
@@ -119,7 +120,7 @@ def prepare_video(
     """Split a video (file or frame folder) into clips of ``options.clip_length`` kept frames,
     each with its own crop."""
     path, out_root = Path(path), Path(out_root)
-    done = _done(out_root, name)
+    done = prepared_clips(out_root, name)
     if done is not None:
         return done
     indices: list[int] = []
@@ -189,7 +190,7 @@ def prepare_image(
 ) -> Clip:
     """A one-frame clip of the largest face in a photo (centre crop when there is none)."""
     path, out_root = Path(path), Path(out_root)
-    done = _done(out_root, name)
+    done = prepared_clips(out_root, name)
     if done is not None:
         return done[0]
     image = read_image(path)

@@ -7,21 +7,24 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from contextlib import nullcontext
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
 from thbench.core import assets, atomic
-from thbench.core.families import build, family, method_class
+from thbench.core.families import build, family, keyword_options, method_class
 from thbench.core.method import Method
 from thbench.core.processes import local_device
+from thbench.core.run_lock import run_folder_lock
 from thbench.core.seeding import seed_all
+from thbench.core.toml_table import did_you_mean
 from thbench.datasets.config import load_dataset
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, recorded
 from thbench.eval.config import MethodConfig, RunConfig
 from thbench.eval.distributed import Shard, ShardedResults, any_rank, barrier
-from thbench.eval.metrics import Metric, build_metrics
+from thbench.eval.metrics import Metric, build_metrics, metric_class
 from thbench.eval.preflight import preflight, report
 from thbench.eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
 from thbench.eval.runner import MethodFailed, Runner, RunSummary, one_line
@@ -40,17 +43,65 @@ def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset)
                                              "dataset_prepared_with": prepared})
 
 
-def check_methods(config: RunConfig) -> None:
-    """Fail before any work when a config names a method the registry does not know, or a
-    ``package.module:Class`` that does not load."""
+def check_methods(config: RunConfig) -> dict[str, str]:
+    """Before any work: every method name must be known (a typo is an error with a
+    did-you-mean) and every option of a method that loads one its constructor takes. Returns
+    label -> why, for the methods whose code does not load (a broken plug-in): those fail
+    alone, as error rows, and the others run."""
+    broken = {}
     for spec in config.methods:
-        method_class(spec.name)
+        try:
+            cls = family(spec.name).method_class()  # KeyError (unknown name) passes
+        except (ValueError, TypeError) as error:
+            broken[spec.display] = f"cannot load: {error}"
+            continue
+        _check_options(spec, cls, config.settings)
+    return broken
+
+
+def _check_options(spec: MethodConfig, cls: type[Method], settings: list[str]) -> None:
+    accepted, open_ended = keyword_options(cls)
+    if open_ended:
+        return  # takes any keyword: nothing to refuse
+    given = set(spec.options).union(*spec.protocol_options.values())
+    for key in sorted(given - set(accepted)):
+        flag = next((s for s in settings if s.startswith(f"methods.{spec.display}.{key}=")), "")
+        raise ValueError(f"{f'--set {flag}: ' if flag else ''}method {spec.display!r} "
+                         f"({spec.name}): unknown option {key!r}{did_you_mean(key, accepted)}; "
+                         f"it takes: {', '.join(sorted(set(accepted) - {'device'}))}")
+
+
+def checked_metrics(config: RunConfig, device: str | None = None) -> list[Metric]:
+    """The config's metrics, built after checking each ``metric_options`` key against the
+    metric's constructor (did-you-mean); a bad value (an unknown backend) is one line naming
+    where it was set."""
+    for name, options in config.metric_options.items():
+        accepted, open_ended = keyword_options(metric_class(name))
+        for key in sorted(set(options) - set(accepted)) if not open_ended else []:
+            flag = next((s for s in config.settings
+                         if s.startswith(f"metric_options.{name}.{key}=")), "")
+            raise ValueError(f"{f'--set {flag}: ' if flag else ''}metric_options.{name}: "
+                             f"unknown option {key!r}{did_you_mean(key, accepted)}; it takes: "
+                             f"{', '.join(accepted) or 'none'}")
+    try:
+        return build_metrics(config.metrics, config.metric_options, device)
+    except ValueError as error:
+        raise ValueError(f"metric_options: {error}") from None
+
+
+def _paper_options(name: str, protocol: str) -> dict:
+    """The method's own defaults for ``protocol``; none for a method whose code does not load
+    (it fails alone, see :func:`check_methods`)."""
+    try:
+        return method_class(name).protocol_options.get(protocol, {})
+    except (ValueError, TypeError):
+        return {}
 
 
 def protocol_options(spec: MethodConfig, protocol: str) -> dict:
     """The method's constructor options for one protocol: its paper's defaults for that
     protocol, then the config's ``options``, then its ``protocol_options``."""
-    paper = method_class(spec.name).protocol_options.get(protocol, {})
+    paper = _paper_options(spec.name, protocol)
     return paper | spec.options | spec.protocol_options.get(protocol, {})
 
 
@@ -100,12 +151,12 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
         try:
             train(train_config, resume=True, distributed=False, log=log)
         except Exception as error:  # a failure stays with its method
-            problem = one_line(error)
+            problem = f"{type(error).__name__}: {one_line(error)}"
     if any_rank(bool(problem), shard):  # also the barrier: the others wait for rank 0
         raise MethodFailed(f"training failed: {problem or 'on rank 0 (see its log)'}")
     options = spec.options | {"checkpoint": str(train_config.exported),
                               "config": train_config.model}
-    return MethodConfig(spec.name, spec.label, options)
+    return replace(spec, options=options, train="")
 
 
 def check_fingerprint(spec: MethodConfig, protocols: list[str], folder: Path) -> None:
@@ -162,15 +213,21 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     under torchrun, where rank 0 merges every rank's rows into ``results.csv`` at the end).
 
     A method whose training or set-up fails gets error rows with the reason (its summary's
-    ``failure``), and the other methods still run."""
+    ``failure``), and the other methods still run. Rank 0 holds the run folder's lock
+    (:mod:`thbench.core.run_lock`) throughout: a second run on the folder refuses at once."""
     shard = shard or Shard()
     seed_all(config.seed)
     if config.offline:
         os.environ["THB_OFFLINE"] = "1"
-    check_methods(config)
+    broken = check_methods(config)
+    metrics = checked_metrics(config, local_device(config.device))
+    with run_folder_lock(config.run_dir) if shard.main else nullcontext():
+        return _run_methods(config, broken, metrics, log, shard)
+
+
+def _run_methods(config: RunConfig, broken: dict[str, str], metrics: list[Metric],
+                 log: Callable[[str], None], shard: Shard) -> dict[str, RunSummary]:
     start = time.perf_counter()
-    device = local_device(config.device)
-    metrics = build_metrics(config.metrics, config.metric_options, device)
     if shard.main:
         report(preflight(config, metrics), log)
     else:
@@ -190,6 +247,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     summaries = {}
     for spec in config.methods:
         try:
+            if spec.display in broken:
+                raise MethodFailed(broken[spec.display])
             spec = train_method(spec, config, shard, log)
             if shard.main:
                 check_fingerprint(spec, config.protocols, run_dir / "outputs" / spec.display)

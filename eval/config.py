@@ -8,11 +8,13 @@ import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from thbench.core.toml_table import read_table
+from thbench.core.toml_table import Key, Source, did_you_mean, from_table, read_table
 from thbench.datasets.config import DatasetConfig
 from thbench.datasets.protocols import PROTOCOLS
 from thbench.eval.aggregate import AVERAGES
+from thbench.eval.metrics import REGISTRY
 
 
 @dataclass
@@ -20,12 +22,13 @@ class MethodConfig:
     name: str
     label: str = ""
     """Name in tables and output folders; defaults to ``name``."""
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the method's constructor (checkpoint, config, ...)."""
-    protocol_options: dict = field(default_factory=dict)
+    protocol_options: dict[str, dict[str, Any]] = field(default_factory=dict,
+                                                        metadata={"choices": PROTOCOLS})
     """Options per protocol (``{"same-identity": {"mode": "absolute"}}``), over ``options`` and
     over the method's own paper defaults (``Method.protocol_options``)."""
-    train: str = ""
+    train: str = field(default="", metadata={"path": True})
     """A training config (``configs/train/*.toml``): the benchmark trains the method first into
     ``<output_dir>/train/<name>`` (or reuses the finished run) and evaluates the checkpoint that
     run exports."""
@@ -42,13 +45,16 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 8
-    output_dir: str = "runs"
-    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1"])
-    metric_options: dict = field(default_factory=dict)
+    output_dir: str = field(default="runs", metadata={"path": True})
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS),
+                                 metadata={"choices": PROTOCOLS})
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1"],
+                               metadata={"choices": tuple(REGISTRY)})
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict,
+                                                      metadata={"choices": tuple(REGISTRY)})
     offline: bool = False
     """Forbid downloads (as ``THB_OFFLINE=1``): missing assets are reported, never fetched."""
-    average: str = "per-pair"
+    average: str = field(default="per-pair", metadata={"choices": AVERAGES})
     """The headline average of the tables and the wide leaderboard: ``per-pair`` (the mean of
     pair means) or ``per-frame`` (one mean over all frames, as the papers). The long
     leaderboard always carries both, each named in its ``average`` column."""
@@ -67,16 +73,37 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def default_config() -> Path:
+    """``configs/default.toml`` of the checkout this package runs from, found from the package's
+    own location so that the default works from any directory."""
+    for folder in Path(__file__).resolve().parents:
+        candidate = folder / "configs" / "default.toml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("configs/default.toml: not found beside the installed package (a "
+                            "source checkout has it); give --config FILE")
+
+
 def load_config(path: str | os.PathLike, settings: list[str] | tuple[str, ...] = (),
                 **overrides) -> RunConfig:
     """The run config in file ``path``, with ``settings`` (``--set``) applied on top and
-    ``overrides`` replacing top-level keys."""
+    ``overrides`` replacing top-level keys. Every key and value is checked (unknown keys and
+    bad types are errors naming the file and line, or the ``--set`` flag); relative paths in
+    the file resolve against its folder."""
     table = read_table(path, "config file", **overrides)
+    source = Source(Path(path), {(k,): f"--{k.replace('_', '-')} {v}"
+                                 for k, v in overrides.items() if v is not None})
     for setting in settings:
-        apply_setting(table, setting)
+        source.flags[apply_setting(table, setting)] = f"--set {setting}"
     if settings:
         table["settings"] = list(settings)
-    return config_from_dict(table, str(path))
+    config = config_from_dict(table, source)
+    for index, spec in enumerate(config.methods):
+        checkpoint = spec.options.get("checkpoint")
+        if isinstance(checkpoint, str):  # the one option that is a path by convention
+            spec.options["checkpoint"] = source.resolve(
+                checkpoint, ("methods", index, "options", "checkpoint"))
+    return config
 
 
 def _value(text: str):
@@ -87,46 +114,42 @@ def _value(text: str):
         return text
 
 
-def apply_setting(table: dict, setting: str) -> None:
-    """Apply ``KEY=VALUE`` to a config table. ``KEY`` is a dotted path: ``seed``,
-    ``dataset.root``, ``metric_options.csim.backend``, or ``methods.LABEL.KEY`` for the method
-    with that label (or name), where a key that is not a method field (``name``, ``label``,
-    ``train``, ``options``) is one of its options (``methods.fomm.checkpoint=...``)."""
+def apply_setting(table: dict, setting: str) -> Key:
+    """Apply ``KEY=VALUE`` to a config table and return the key it set. ``KEY`` is a dotted
+    path: ``seed``, ``dataset.root``, ``metric_options.csim.backend``, or
+    ``methods.LABEL.KEY`` for the method with that label (or name), where a key that is not a
+    method field (``name``, ``label``, ``train``, ``options``) is one of its options
+    (``methods.fomm.checkpoint=...``)."""
     key, sep, text = setting.partition("=")
     parts = key.strip().split(".")
     if not sep or not all(parts):
-        raise ValueError(f"--set {setting!r}: expected KEY=VALUE, e.g. dataset.root=/data/vox")
+        raise ValueError(f"--set {setting}: expected KEY=VALUE, e.g. dataset.root=/data/vox")
     value = _value(text.strip())
     if parts[0] == "methods":
         if len(parts) != 3:
-            raise ValueError(f"--set {setting!r}: expected methods.LABEL.KEY=VALUE")
+            raise ValueError(f"--set {setting}: expected methods.LABEL.KEY=VALUE")
         methods = table.get("methods", [])
-        matches = [m for m in methods if (m.get("label") or m.get("name")) == parts[1]]
-        if not matches:
-            labels = ", ".join(m.get("label") or m.get("name") for m in methods)
-            raise ValueError(f"--set {setting!r}: no method labelled {parts[1]!r} "
-                             f"(labels: {labels})")
-        target = matches[0]
-        if parts[2] not in {f.name for f in fields(MethodConfig)}:
-            target = target.setdefault("options", {})
-        target[parts[2]] = value
-        return
+        labels = [m.get("label") or str(m.get("name", "")).rpartition(":")[2] for m in methods]
+        if parts[1] not in labels:
+            raise ValueError(f"--set {setting}: no method labelled {parts[1]!r}"
+                             f"{did_you_mean(parts[1], labels)}; labels: {', '.join(labels)}")
+        index = labels.index(parts[1])
+        target = methods[index]
+        if parts[2] in {f.name for f in fields(MethodConfig)}:
+            target[parts[2]] = value
+            return ("methods", index, parts[2])
+        target.setdefault("options", {})[parts[2]] = value
+        return ("methods", index, "options", parts[2])
     for part in parts[:-1]:
         table = table.setdefault(part, {})
         if not isinstance(table, dict):
-            raise ValueError(f"--set {setting!r}: {part!r} is not a table")
+            raise ValueError(f"--set {setting}: {part!r} is not a table")
     table[parts[-1]] = value
+    return tuple(parts)
 
 
-def config_from_dict(table: dict, origin: str) -> RunConfig:
-    """A :class:`RunConfig` from a TOML table or a saved ``asdict`` (errors name ``origin``)."""
-    table = dict(table)
-    try:
-        dataset = DatasetConfig(**table.pop("dataset", {}))
-        methods = [MethodConfig(**m) for m in table.pop("methods", [])]
-        config = RunConfig(dataset=dataset, methods=methods, **table)
-    except TypeError as error:
-        raise ValueError(f"{origin}: {error}") from None
-    if config.average not in AVERAGES:
-        raise ValueError(f"{origin}: average = {config.average!r}; expected one of {AVERAGES}")
-    return config
+def config_from_dict(table: dict, origin: str | Source) -> RunConfig:
+    """A :class:`RunConfig` from a TOML table or a saved ``asdict``: every key and value checked
+    against the schema (errors name ``origin``, a file name or a :class:`Source`)."""
+    source = origin if isinstance(origin, Source) else Source(Path(origin), resolve_paths=False)
+    return from_table(RunConfig, table, source)

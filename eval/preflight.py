@@ -51,13 +51,26 @@ class Findings:
 
 
 def check_dataset(config: RunConfig) -> None:
-    """A prepared dataset's folder must exist: nothing can run without it."""
+    """A prepared dataset's folder must exist and hold clips and a pair list for each of the
+    run's protocols: nothing can run without them."""
     root = config.dataset.root
-    if config.dataset.name != "sample" and root and not Path(root).is_dir():
+    if config.dataset.name == "sample" or not root:
+        return
+    if not Path(root).is_dir():
         raise FileNotFoundError(
             f"{root}: dataset folder of {config.dataset.name!r} not found; fix: "
             "--set dataset.root=FOLDER (a prepared dataset), or prepare it with "
             f"`python -m thbench datasets prepare ... --out {root}`")
+    if not (Path(root) / "clips").is_dir():
+        raise FileNotFoundError(
+            f"{root}: not a prepared dataset (no clips/ folder); fix: prepare it with "
+            f"`python -m thbench datasets prepare ... --out {root}`")
+    for protocol in config.protocols:
+        if not (Path(root) / "pairs" / f"{protocol}.jsonl").is_file():
+            raise FileNotFoundError(
+                f"{root}: no {protocol} pair list (pairs/{protocol}.jsonl); fix: "
+                f"`python -m thbench datasets pairs` for it, or leave {protocol} out of "
+                "protocols")
 
 
 def _check_metrics(metrics: list[Metric], findings: Findings) -> None:
@@ -127,6 +140,13 @@ def preflight(config: RunConfig, metrics: list[Metric]) -> list[Gap]:
     findings = Findings()
     _check_metrics(metrics, findings)
     for spec in config.methods:
+        try:
+            family(spec.name).method_class()
+        except (ValueError, TypeError) as error:
+            findings.add(f"method {spec.display}", f"its code does not load: {error}",
+                         "fix or reinstall its package (`python -m thbench methods` lists "
+                         "every method and why one does not load)", f"method {spec.display}")
+            continue
         _check_method(spec, findings)
     return list(findings.gaps.values())
 

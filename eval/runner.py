@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
+from thbench.core.cli import one_line
 from thbench.core.media import (
     MediaError,
     prefetch,
@@ -75,6 +76,9 @@ class RunSummary:
     """Pairs the method cannot run by design (:class:`~thbench.core.method.PairUnsupported`):
     skipped rows with the reason, counted as the method's gap."""
     seconds: float = 0.0
+    crashes: list[PairProblem] = field(default_factory=list)
+    """Pairs whose generation raised an exception other than the expected media, value,
+    runtime and OS errors (a bug of the method, e.g. a KeyError): also among ``problems``."""
     failure: str = ""
     """Why the method could not run at all (training or set-up), empty when it ran."""
 
@@ -85,7 +89,18 @@ class RunSummary:
         self.skipped += other.skipped
         self.problems += other.problems
         self.unsupported += other.unsupported
+        self.crashes += other.crashes
         self.seconds += other.seconds
+
+    @property
+    def failed(self) -> str:
+        """Why the run of this method counts as failed: :attr:`failure`, else the first
+        exception it raised while animating and how many pairs raised one; empty when fine."""
+        if self.failure or not self.crashes:
+            return self.failure
+        first = self.crashes[0]
+        more = f" and {len(self.crashes) - 1} more pairs" if len(self.crashes) > 1 else ""
+        return f"{first.message} in {first.protocol} {first.pair_id}{more}"
 
 
 class OutputCache:
@@ -113,11 +128,12 @@ class OutputCache:
 def generate(
     method: Method, dataset: PreparedDataset, pair: Pair, cache: OutputCache, batch_size: int
 ) -> None:
-    """Animate one pair and write its frames; the folder is marked complete only at the end."""
+    """Animate one pair and write its frames; the folder is marked complete only at the end,
+    and made only when the method yields its first frames (a method that fails at once, such
+    as ``eval score``'s stand-in for missing outputs, leaves no empty folder behind)."""
     folder = cache.folder(pair.pair_id)
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
     source = to_tensor(dataset.clip(pair.source_clip).frame(pair.source_frame))
     driving_clip = dataset.clip(pair.driving_clip)
     shapes: list[tuple[int, ...]] = []
@@ -137,11 +153,13 @@ def generate(
             )
         if not torch.isfinite(generated).all():
             raise ValueError("method returned NaN or infinite values")
+        folder.mkdir(parents=True, exist_ok=True)
         for frame in to_uint8(generated):
             write_png(folder / f"{index:06d}.png", frame)
             index += 1
     if index != len(pair.driving_frames):
         raise ValueError(f"method returned {index} frames for {len(pair.driving_frames)}")
+    folder.mkdir(parents=True, exist_ok=True)
     atomic.write_text(folder / COMPLETE, str(index))
 
 
@@ -189,15 +207,12 @@ def score(
     return {metric.name: metric.compute() for metric in metrics}
 
 
-def one_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
 def _build(make_method: Callable[[], Method]) -> Method:
     try:
         return make_method()
     except Exception as error:  # any set-up failure is the method's
-        raise MethodFailed(f"set-up failed: {one_line(error)}") from error
+        raise MethodFailed(f"set-up failed: {type(error).__name__}: {one_line(error)}") \
+            from error
 
 
 class Runner:
@@ -290,6 +305,10 @@ class Runner:
                             problem, unsupported = one_line(error), True
                         except (MediaError, ValueError, RuntimeError, OSError) as error:
                             problem = one_line(error)
+                        except Exception as error:  # the method's own bug: its rows only
+                            problem = f"{type(error).__name__}: {one_line(error)}"
+                            summary.crashes.append(PairProblem(method_name, protocol,
+                                                               pair.pair_id, problem))
                     if previous is not None:
                         previous.result()  # re-raises anything unexpected
                     previous = scorer.submit(self._score_and_record, summary, method_name,

@@ -79,7 +79,10 @@ def test_preflight_names_each_placeholder_with_a_one_line_fix(name: str, tmp_pat
         check_dataset(missing)
     assert "fix: --set dataset.root=FOLDER" in str(error.value)
     assert "\n" not in str(error.value)
-    (tmp_path / "prepared").mkdir()
+    for protocol in ("same-identity", "cross-identity"):  # the layout a preparation writes
+        (tmp_path / "prepared" / "pairs").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "prepared" / "pairs" / f"{protocol}.jsonl").write_text("")
+    (tmp_path / "prepared" / "clips").mkdir()
     given = tmp_path / "vox.pth.tar"
     given.write_bytes(b"")
     config = load_config(path, [f"dataset.root={tmp_path / 'prepared'}",

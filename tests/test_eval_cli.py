@@ -35,23 +35,27 @@ def test_run_then_score_existing_outputs(mini_dataset, run_config, tmp_path: Pat
     assert "(per-pair average)" in tables
 
     outputs = run_dir / "outputs" / "source-copy" / "mini" / "same-identity"
-    assert main(["score", "--config", str(config), "--outputs", str(outputs),
-                 "--method", "mine", "--protocol", "same-identity"]) == 0
-    assert "mine: 3 pairs scored" in capsys.readouterr().out
+    score = ["score", "--config", str(config), "--outputs", str(outputs), "--method", "mine",
+             "--protocol", "same-identity"]
+    assert main(score) == 2  # the run folder has results: only with --append
+    assert "run folder already holds results; pass --append" in capsys.readouterr().err
+    assert main([*score, "--append"]) == 0
+    assert "mine: 3 pairs scored, 0 already scored, 0 of 3 pairs missing" in \
+        capsys.readouterr().out
     board = _leaderboard(run_dir / "leaderboard.csv")
     assert board[("mine", "l1")] == board[("source-copy", "l1")]
 
 
 @pytest.mark.parametrize("content, message", [
     ("name = [", "invalid TOML"),
-    ('name = "x"\ncolour = "red"', "unexpected keyword argument 'colour'"),
+    ('name = "x"\ncolour = "red"', "unknown key 'colour' in the top level"),
 ])
 def test_bad_config_is_one_line(tmp_path: Path, capsys, content: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(content)
     assert main(["run", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {path}: ") and message in err and "\n" not in err
+    assert err.startswith(f"error: {path}") and message in err and "\n" not in err
 
 
 def test_unknown_method_is_one_line(mini_dataset, run_config, tmp_path: Path, capsys) -> None:

@@ -4,6 +4,7 @@ run exports, reused by reruns, and never mixed with outputs of another checkpoin
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -83,3 +84,17 @@ def test_a_train_config_for_another_family_is_refused(tmp_path: Path, mini_datas
     run.write_text(run.read_text().replace('name = "fomm"\nlabel', 'name = "tpsmm"\nlabel'))
     with pytest.raises(ValueError, match="trains 'fomm', but the method is 'tpsmm'"):
         run_benchmark(load_config(run), log=lambda _: None)
+
+
+def test_a_trained_method_keeps_its_protocol_options(tmp_path: Path, mini_dataset):
+    """FOMM reconstructs with absolute keypoints by default; a config's ``protocol_options``
+    (here: relative) must survive the swap to the trained checkpoint."""
+    run = write_configs(tmp_path, mini_dataset.root, steps=1)
+    run.write_text(run.read_text()
+                   + 'protocol_options = { same-identity = { mode = "relative" } }\n')
+    run_benchmark(load_config(run), log=lambda _: None)
+    record = json.loads((tmp_path / "runs" / "trained" / "outputs" / "fomm-mini"
+                         / "method.json").read_text())
+    options = record["protocol_options"]["same-identity"]
+    assert options["mode"] == "relative"
+    assert options["checkpoint"].endswith("checkpoint.pth.tar")

@@ -57,11 +57,20 @@ def test_config_errors_name_the_file_and_the_key(tmp_path: Path):
     bad.write_text('name = "x"\nfamily = "hidenerf"\n[optim]\nstepz = 3\n')
     from thbench.training.config import load_train_config
 
-    with pytest.raises(ValueError, match=r"bad.toml: unknown \[optim\] keys \['stepz'\]"):
+    with pytest.raises(ValueError, match=r"bad.toml:4: unknown key 'stepz' in \[optim\] "
+                                         r"\(did you mean 'steps'\?\)"):
         load_train_config(bad)
-    bad.write_text('name = "x"\nfamily = "stylegan"\n')
-    with pytest.raises(ValueError, match="bad.toml: family must be one of"):
+    bad.write_text('name = "x"\nfamily = "hidenerff"\n')
+    with pytest.raises(ValueError, match=r"bad.toml:2: family = 'hidenerff': unknown \(did you "
+                                         r"mean 'hidenerf'\?\); trainable: fomm, fv2v"):
         load_train_config(bad)
+    bad.write_text('name = "x"\nfamily = "fomm"\n[data]\njitter = [0.1, 0.1]\n')
+    with pytest.raises(ValueError, match=r"bad.toml:4: data.jitter must be an array of 4"):
+        load_train_config(bad)
+    bad.write_text('name = "x"\nfamily = "fomm"\noutput_dir = "out"\n[data]\nroot = "/abs"\n')
+    config = load_train_config(bad)  # relative paths follow the file, absolute ones stay
+    assert config.output_dir == str(tmp_path / "out") and config.data.root == "/abs"
+    assert load_train_config(bad, output_dir="here").output_dir == "here"
     with pytest.raises(ValueError, match="schedule must be"):
         TrainSettings(schedule="linear")
 

@@ -35,17 +35,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
 from thbench.core import atomic
-from thbench.core.families import family, trainable
+from thbench.core.families import available, family, trainable
 from thbench.core.processes import Process, join
-from thbench.core.toml_table import read_table
+from thbench.core.toml_table import Source, did_you_mean, from_table, read_table
 from thbench.datasets.config import DatasetConfig, load_dataset
 from thbench.training.loop import Trainer, TrainSettings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -83,11 +86,11 @@ class TrainConfig:
     model: str = "tiny"
     seed: int = 0
     device: str = "cpu"
-    output_dir: str = "runs/train"
+    output_dir: str = field(default="runs/train", metadata={"path": True})
     data: TrainData = field(default_factory=TrainData)
     optim: TrainSettings = field(default_factory=TrainSettings)
-    loss: dict = field(default_factory=dict)
-    init_from: str = ""
+    loss: dict[str, Any] = field(default_factory=dict)
+    init_from: str = field(default="", metadata={"path": True})
     """An official-layout checkpoint the baseline starts from (e.g. the export of an earlier
     stage, as TPSMM's AVD stage starts from the main stage); empty: a seeded initialisation."""
 
@@ -107,42 +110,37 @@ class TrainConfig:
 
 
 def load_train_config(path: str | os.PathLike, **overrides) -> TrainConfig:
-    """Read a training config; ``overrides`` replace top-level keys (None: keep)."""
+    """Read a training config; ``overrides`` replace top-level keys (None: keep). Every key and
+    value is checked; relative paths in the file resolve against its folder."""
     table = read_table(path, "training config", **overrides)
-    return train_config_from_dict(table, str(path))
+    flags = {(k,): f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v is not None}
+    return train_config_from_dict(table, Source(Path(path), flags))
 
 
-def train_config_from_dict(table: dict, origin: str) -> TrainConfig:
-    table = dict(table)
-    data = table.pop("data", {})
-    unknown = sorted(set(data) - {f.name for f in fields(TrainData)})
-    if unknown:
-        raise ValueError(f"{origin}: unknown [data] keys {unknown}")
-    optim = TrainSettings.from_dict(table.pop("optim", {}), origin)
-    try:
-        config = TrainConfig(data=TrainData(**data), optim=optim, **table)
-    except TypeError as error:
-        raise ValueError(f"{origin}: {error}") from None
-    if config.family not in trainable():
-        raise ValueError(f"{origin}: family must be one of {trainable()}, not "
-                         f"{config.family!r}")
+def train_config_from_dict(table: dict, origin: str | Source) -> TrainConfig:
+    """A :class:`TrainConfig` from a table, checked against the schema (errors name
+    ``origin``: a file name, or a :class:`Source` with the file's lines and flags)."""
+    source = origin if isinstance(origin, Source) else Source(Path(origin), resolve_paths=False)
+    config = from_table(TrainConfig, table, source)
+    if config.family not in available():
+        raise source.error(("family",), f"family = {config.family!r}: unknown"
+                                        f"{did_you_mean(config.family, trainable())}; "
+                                        f"trainable: {', '.join(trainable())}")
+    if not family(config.family).trainer:
+        raise source.error(("family",), f"family = {config.family!r} has no trainer; "
+                                        f"trainable: {', '.join(trainable())}")
     if config.data.holdout < 0 or config.data.pairs_per_clip < 1:
-        raise ValueError(f"{origin}: holdout must be >= 0 and pairs_per_clip >= 1")
-    if len(config.data.jitter) != 4:
-        raise ValueError(f"{origin}: [data] jitter is brightness, contrast, saturation, hue")
+        raise source.error(("data",), "holdout must be >= 0 and pairs_per_clip >= 1")
     return config
 
 
-def read_loss_table(cls: type, table: dict, origin: str):
+def read_loss_table(cls: type[T], table: dict, origin: str) -> T:
     """A ``[loss]`` table as the family's weights dataclass ``cls``: an unknown key or a bad
     value is one error naming ``origin``."""
-    unknown = sorted(set(table) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f"{origin}: unknown [loss] keys {unknown}")
     try:
-        return cls(**table)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{origin}: [loss] {error}") from None
+        return from_table(cls, table, key=("loss",))
+    except ValueError as error:
+        raise ValueError(f"{origin}: {error}") from None
 
 
 def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Process, list]:

@@ -26,7 +26,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +106,6 @@ class TrainSettings:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
 
-    @classmethod
-    def from_dict(cls, table: dict, origin: str) -> TrainSettings:
-        unknown = sorted(set(table) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{origin}: unknown [optim] keys {unknown}")
-        return cls(**table)
 
 
 class Objective(nn.Module):

@@ -41,12 +41,12 @@ def _run(args: argparse.Namespace) -> int:
     from thbench.core.processes import leave
     from thbench.eval import distributed
     from thbench.eval.benchmark import run_benchmark
-    from thbench.eval.config import load_config
+    from thbench.eval.config import default_config, load_config
     from thbench.reports.build import build_reports
 
     if args.offline:
         os.environ["THB_OFFLINE"] = "1"
-    config = load_config(args.config, args.set, output_dir=args.output_dir)
+    config = load_config(args.config or default_config(), args.set, output_dir=args.output_dir)
     shard = distributed.start(config.device)
     log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
     try:
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     paths = build_reports(config.run_dir)
     print("tables: " + ", ".join(str(p) for p in paths))
-    failed = {label: s.failure for label, s in summaries.items() if s.failure}
+    failed = {label: s.failed for label, s in summaries.items() if s.failed}
     if failed:
         print(f"{len(failed)} method{'s' if len(failed) > 1 else ''} failed: " +
               "; ".join(f"{label} ({reason})" for label, reason in failed.items()),
@@ -74,13 +74,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from thbench.eval.config import default_config
     from thbench.eval.score import score_outputs
     from thbench.reports.build import build_reports
 
-    run_dir = score_outputs(args.outputs, args.config, args.method, args.protocol,
-                            output_dir=args.output_dir)
-    paths = build_reports(run_dir)
+    scored = score_outputs(args.outputs, args.config or default_config(), args.method,
+                           args.protocol, output_dir=args.output_dir, append=args.append)
+    paths = build_reports(scored.run_dir)
     print("tables: " + ", ".join(str(p) for p in paths))
+    strict = args.strict if args.strict is not None else bool(os.environ.get("CI"))
+    if scored.missing and strict:
+        print(f"error: {len(scored.missing)} of {scored.pairs} pairs missing in {args.outputs} "
+              "(--strict)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -90,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the benchmark described by a config file")
-    run.add_argument("--config", default="configs/default.toml")
+    run.add_argument("--config", default=None,
+                     help="run config (TOML); default: the checkout's configs/default.toml, "
+                          "from any directory. Relative paths in it follow the file")
     run.add_argument("--output-dir", help="override the config's output_dir")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="change a config setting: dataset.root=/data/vox1-test, seed=1, "
@@ -104,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="a frame folder <pair_id>/ or a video <pair_id>.mp4 per pair")
     score.add_argument("--method", required=True, help="name to report the outputs under")
     score.add_argument("--protocol", required=True, choices=ALL_PROTOCOLS)
-    score.add_argument("--config", default="configs/default.toml",
-                       help="config giving the dataset, metrics and output folder")
+    score.add_argument("--config", default=None,
+                       help="config giving the dataset, metrics and output folder (default: "
+                            "the checkout's configs/default.toml)")
     score.add_argument("--output-dir", help="override the config's output_dir")
+    score.add_argument("--append", action="store_true",
+                       help="add the rows to a run folder that already holds results")
+    score.add_argument("--strict", action=argparse.BooleanOptionalAction, default=None,
+                       help="exit 1 when pairs have no outputs (default: on when $CI is set)")
     score.set_defaults(func=_score)
 
     asset = sub.add_parser("assets", help="list, check or download external files")
