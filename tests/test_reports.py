@@ -160,22 +160,55 @@ def test_build_cli_rebuilds_without_recomputing(run_dir: Path, tmp_path: Path, c
     assert "not a run folder (no run.json)" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+def _chromium(page: Path, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-quic", "--no-first-run", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", *flags, page.as_uri()],
+                          check=True, capture_output=True, text=True, timeout=120)
+
+
+def _wide_report(tmp_path: Path) -> Path:
+    """The report of a run with every face metric and long method names: the widest table."""
+    from thbench.eval.aggregate import summarize
+    from thbench.eval.results import ResultRow
+    from thbench.reports.html import write_html
+
+    metrics = ["psnr", "ssim", "l1", "lpips", "csim", "aed_identity", "aed_fomm", "akd",
+               "akd_fomm", "mkr", "no_face", "aed_3dmm", "apd"]
+    rows = [ResultRow(method, "sample", "same-identity", f"pair-{p}", metric, "exact",
+                      0.123456 + p + i, 16, frames_total=16, pairs=1)
+            for i, metric in enumerate(metrics) for p in range(13)
+            for method in ("hidenerf-tiny-long-name", "tpsmm-tiny", "fomm-tiny", "source-copy",
+                           "driving-copy")]
+    return write_html(tmp_path / "wide.html", "wide", summarize(rows), None, tmp_path,
+                      {"commit": "c", "config_hash": "h", "date": "d"})
+
+
+@pytest.mark.slow
+def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+    """Drawn in a real browser 1400 px wide, every table of the report (and of a run with every
+    face metric) ends inside the window: its right edge, measured by the browser, is at most
+    1400 px."""
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
-                    f"--screenshot={shot}", (run_dir / "report.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    _chromium(run_dir / "report.html", tmp_path, "--window-size=1400,1600",
+              f"--screenshot={shot}")
     image = Image.open(shot).convert("L")
-    assert image.size == (1200, 1600)
+    assert image.size == (1400, 1600)
     histogram = image.histogram()
     assert histogram[255] < 0.97 * sum(histogram)  # not a blank page: tables and pictures drawn
+    measure = ("<script>document.body.setAttribute('data-right', Math.max(...Array.from("
+               "document.querySelectorAll('table'), t => t.getBoundingClientRect().right)));"
+               "</script></body>")
+    for page in (run_dir / "report.html", _wide_report(tmp_path)):
+        probe = tmp_path / f"probe-{page.name}"
+        probe.write_text(page.read_text().replace("</body>", measure))
+        dom = _chromium(probe, tmp_path, "--window-size=1400,1600", "--dump-dom").stdout
+        right = float(re.search(r'data-right="([0-9.]+)"', dom).group(1))
+        assert 0 < right <= 1400, (page.name, right)
 
 
 def test_bootstrap_interval_closed_forms() -> None:
