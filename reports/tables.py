@@ -122,6 +122,8 @@ class Table:
     """The table's notes, note ``n`` at index ``n - 1``."""
     lines: list[str] = field(default_factory=list)
     """Plain-text lines under the table: counts, set-metric samples, AVD floor."""
+    small_real: set[str] = field(default_factory=set)
+    """Set metrics whose real set is under :data:`MIN_REAL_FRAMES` frames (⚠ in the header)."""
     unranked: list[str] = field(default_factory=list)
     """Metrics shown but never bold (paper-compatible variants, set metrics)."""
     published: list[Placed] = field(default_factory=list)
@@ -134,7 +136,8 @@ class Table:
         through ``escape``)."""
         text = f"{escape(metric)} {arrows[self.higher_is_better[metric]]}"
         own = self.own_average.get(metric)
-        return text + (f" {escape(f'[{own}]')}" if own else "")
+        text += f" {escape(f'[{own}]')}" if own else ""
+        return text + (f" {escape(WARNING)}" if metric in self.small_real else "")
 
     def groups(self, width: int, cell_width: Callable[[Cell], int]) -> list[list[str]]:
         """The metrics in groups of columns (in order) whose Markdown rows fit ``width``
@@ -354,6 +357,8 @@ def build_tables(summaries: list[Summary], plus_minus: str = "±",
         table.unranked = [m for m in metrics if any(
             s.status == "ok" and not s.bound and s.rank_note.startswith(NEVER_RANKED)
             for s in columns[m])]
+        table.small_real = {m for m in metrics if table.own_average.get(m) == SET and any(
+            s.status == "ok" and s.frames_real < MIN_REAL_FRAMES for s in columns[m])}
         table.lines = [_counts_line(table, columns)]
         table.lines += [line for m in metrics if table.own_average.get(m) == SET
                         for line in [_set_line(m, columns[m])] if line]

@@ -155,3 +155,21 @@ def test_wide_tables_split_into_groups_of_columns_under_the_row_limit() -> None:
     assert len(headers) >= 2  # split into groups
     shown = [cell.split(" ")[0] for line in headers for cell in line.split(" | ")[1:]]
     assert shown == tables[0].metrics  # every column once, in order
+
+
+def test_fid_shows_its_frame_counts_and_is_marked_under_2048_real_frames() -> None:
+    from thbench.eval.aggregate import Summary
+
+    def fid(method: str, value: float, real: int) -> Summary:
+        return Summary(method, "d", "cross-identity", "fid", False, "inception", value,
+                       math.nan, math.nan, 5, 80, 0, 0, "ok", "", n_pairs_total=5,
+                       n_frames_total=80, average="set", frames_real=real,
+                       rank_note="one value over the set: no paired test")
+
+    small = markdown_tables([fid("fomm-tiny", 120.0, 5), fid("tpsmm-tiny", 90.0, 5)])
+    assert "| method | fid ↓ [set] ⚠ |" in small and "**" not in small
+    assert ("fid: 80 generated frames per method against 5 real frames ⚠ fewer than 2,048 real "
+            "frames: biased at this size, compare with care.") in small
+    assert "Never bold: fid" in small
+    large = markdown_tables([fid("fomm-tiny", 12.0, 4096), fid("tpsmm-tiny", 9.0, 4096)])
+    assert "| method | fid ↓ [set] |" in large and "against 4096 real frames." in large
