@@ -502,8 +502,8 @@ def latex_tables(summaries: list[Summary], average: str = PER_PAIR,
 
         lines += [row(method, cells) for method, cells in table.rows]
         if table.bounds:
-            lines += [r"\midrule",
-                      rf"\multicolumn{{{width}}}{{l}}{{\textit{{{BOUND_BAND}}}}} \\"]
+            lines += [r"\midrule"] * bool(table.rows) + [
+                rf"\multicolumn{{{width}}}{{l}}{{\textit{{{BOUND_BAND}}}}} \\"]
             lines += [row(method, cells) for method, cells in table.bounds]
         if table.published:
             lines += [r"\midrule",
