@@ -235,8 +235,10 @@ def _real_frames(row: ResultRow) -> int:
 
 
 def _spread(rows: list[ResultRow]) -> float:
-    """A set-level row's own standard deviation (``std``: KID over subsets), else NaN."""
-    return float(getattr(rows[0], "std", math.nan)) if len(rows) == 1 else math.nan
+    """A set-level row's own standard deviation (``std``: KID over subsets; None or absent
+    where none applies), else NaN."""
+    std = getattr(rows[0], "std", None) if len(rows) == 1 else None
+    return math.nan if std is None else float(std)
 
 
 @dataclass
