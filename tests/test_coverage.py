@@ -147,7 +147,7 @@ def test_tables_show_counts_once_mark_other_counts_and_never_bold_them(damaged: 
     assert gap.startswith(f"{note} mine: 000002.png: not a readable image") or \
         "000002.png: not a readable image (cannot identify image file " \
         f"'{damaged / 'mine' / 'same-identity' / 'man-leaves-001'}/000002.png')" in gap
-    assert "(mine l1: 1 pairs, 5 frames" in gap
+    assert "(mine l1, " in gap and ": 1 pairs, 5 frames)" in gap
     assert not any("**" in cell for cell in cells.values())
     assert cells["| driving-copy"] == "0.0000 ± 0.0000"  # full counts: no marker
     assert "Counts: 3 pairs, 15 frames in every column" in text
