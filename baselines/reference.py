@@ -11,6 +11,10 @@ import torch
 
 from thbench.core.method import FramewiseMethod
 
+BOUNDS = ("source-copy", "driving-copy")
+"""The families that bound every metric: reports show them in a band of their own, never
+ranked and never bold (:mod:`thbench.eval.aggregate`)."""
+
 
 class SourceCopy(FramewiseMethod):
     name = "source-copy"

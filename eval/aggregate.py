@@ -22,6 +22,20 @@ source face, are not), counted over every method's rows, so a method missing a p
 altogether is seen short too; ``n_frames_total`` the frames of those pairs; ``coverage`` =
 ``n_frames / n_frames_total``, the share of the protocol's frames the value was computed on
 (face metrics leave out frames without a face, failed pairs give none).
+
+Ranking (:func:`rank`): in each column (dataset x protocol x metric x average) the methods that
+are not bounds (``source-copy``, ``driving-copy``: :data:`thbench.baselines.reference.BOUNDS`)
+and whose metric ranks (``Metric.ranked``; not the paper-compatible variants) are compared on
+exactly the same pairs and frames: the largest group of methods sharing one set of scored pairs
+and one frame count is the column's ranking group, and its count is the column's. The best mean
+of the group is the column's best; every member gets the two-sided p-value of a paired bootstrap
+of its difference from the best over those pairs (:func:`paired_p_value`: ``BOOTSTRAP_SAMPLES``
+resamples of the pairs, the same draws for every method of the column, generator seeded with the
+run's seed; the statistic is the column's average, so per-frame weighs each pair by its frames).
+A member whose p-value is at least :data:`ALPHA` cannot be told apart from the best: the tables
+bold it with the best. Bounds, unranked metrics, members of no group, set metrics (one value,
+nothing to resample) and columns with fewer than two methods sharing pairs and frames get no
+p-value (NaN) and a reason (:attr:`Summary.rank_note`).
 """
 
 from __future__ import annotations
@@ -33,11 +47,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thbench.baselines.reference import BOUNDS
 from thbench.eval.metrics import metric_class
 from thbench.eval.results import METHOD_PAIR_ID, ResultRow
 from thbench.eval.set_metrics import SET_PAIR_ID
 
 BOOTSTRAP_SAMPLES = 1000
+ALPHA = 0.05
+"""Level of the paired test: a method whose p-value against the column's best is at least this
+cannot be told apart from the best (bold with it)."""
 PER_PAIR, PER_FRAME, SET = "per-pair", "per-frame", "set"
 AVERAGES = (PER_PAIR, PER_FRAME)
 """The averages a run config may choose as its headline (``average``)."""
@@ -74,6 +92,26 @@ class Summary:
     n_unscored: int = 0
     """Of :attr:`n_skipped`, the pairs the pair list itself skips (no source face): outside
     the scored protocol, so not in :attr:`n_pairs_total`. The others are gaps in it."""
+    bound: bool = False
+    """A copy baseline (a bound of every metric): own band of the tables, never ranked."""
+    p_value: float = math.nan
+    """Two-sided paired bootstrap p-value of the difference from the column's best over the
+    shared pairs (1.0 for the best itself); NaN when the cell is not ranked (:attr:`rank_note`)."""
+    rank_note: str = ""
+    """Why the cell is not ranked, empty when it is."""
+    frames_real: int = 0
+    """Set metrics (FID, KID): frames of the real set compared with; 0 when unknown."""
+    spread: float = math.nan
+    """Set metrics with one (KID): the standard deviation of the value over subsets."""
+
+    @property
+    def ranked(self) -> bool:
+        return not math.isnan(self.p_value)
+
+    @property
+    def tied_best(self) -> bool:
+        """The best of its column or not told apart from it at level :data:`ALPHA` (bold)."""
+        return self.ranked and self.p_value >= ALPHA
 
     @property
     def coverage(self) -> float:
@@ -130,11 +168,13 @@ def headline(summaries: list[Summary], average: str) -> list[Summary]:
     return list(chosen.values())
 
 
-def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
-    """Summaries in first-seen key order. A method-level failure row (``METHOD_PAIR_ID``)
+def summarize(rows: Iterable[ResultRow], seed: int = 0,
+              bounds: Iterable[str] = BOUNDS) -> list[Summary]:
+    """Summaries in first-seen key order, ranked (:func:`rank`); ``bounds``: the method names
+    (table labels) that are copy baselines. A method-level failure row (``METHOD_PAIR_ID``)
     counts only where the method has no other row for that metric: a later successful run's
     pair rows supersede it."""
-    rows = list(rows)
+    rows, bounds = list(rows), set(bounds)
     groups: dict[tuple, list[ResultRow]] = defaultdict(list)
     pair_frames: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for row in rows:
@@ -145,7 +185,7 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
     for key, group in groups.items():
         if any(r.pair_id != METHOD_PAIR_ID for r in group):
             groups[key] = [r for r in group if r.pair_id != METHOD_PAIR_ID]
-    out = []
+    out, pairs = [], {}
     for (method, dataset, protocol, metric), group in groups.items():
         ok = [r for r in group if r.status == "ok"]
         problems = [r for r in group if r.status != "ok"]
@@ -179,9 +219,122 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0) -> list[Summary]:
                 n_pairs=n_pairs, n_frames=sum(r.frames for r in ok),
                 n_skipped=n_skipped, n_errors=n_errors, status=status, reason=reason,
                 n_pairs_total=n_pairs_total, n_frames_total=n_frames_total, average=average,
-                n_unscored=n_unscored,
+                n_unscored=n_unscored, bound=method in bounds,
+                frames_real=max((_real_frames(r) for r in ok), default=0),
+                spread=_spread(ok) if set_level else math.nan,
             ))
+            if not set_level:
+                pairs[out[-1].key] = PairValues([r.pair_id for r in ok], values, frames)
+    rank(out, pairs, seed)
     return out
+
+
+def _real_frames(row: ResultRow) -> int:
+    """The real-set size a set-level row records (``real_frames``; 0 for a layout without it)."""
+    return getattr(row, "real_frames", 0)
+
+
+def _spread(rows: list[ResultRow]) -> float:
+    """A set-level row's own standard deviation (``std``: KID over subsets; None or absent
+    where none applies), else NaN."""
+    std = getattr(rows[0], "std", None) if len(rows) == 1 else None
+    return math.nan if std is None else float(std)
+
+
+@dataclass
+class PairValues:
+    """The scored pairs of one summary: ids, values and frames, in the same order."""
+
+    ids: list[str]
+    values: np.ndarray
+    frames: np.ndarray
+
+    def take(self, order: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(values, frames) in the order of the pair ids ``order`` (all of them present)."""
+        index = {pair_id: i for i, pair_id in enumerate(self.ids)}
+        chosen = [index[pair_id] for pair_id in order]
+        return self.values[chosen], self.frames[chosen]
+
+
+def paired_p_value(drawn: np.ndarray, a: np.ndarray, a_weights: np.ndarray, b: np.ndarray,
+                   b_weights: np.ndarray) -> float:
+    """Two-sided paired bootstrap p-value of ``mean(a) - mean(b)`` (weighted means) over the
+    resamples ``drawn`` (S, N) of the N shared pairs: twice the smaller share of resampled
+    differences on either side of 0, at most 1 (1 for identical values, 0 when every resample
+    keeps one sign). NaN when a value is not finite; 1.0 for fewer than two pairs (no test)."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.nan
+    if len(a) < 2:
+        return 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        difference = ((a[drawn] * a_weights[drawn]).sum(1) / a_weights[drawn].sum(1)
+                      - (b[drawn] * b_weights[drawn]).sum(1) / b_weights[drawn].sum(1))
+    below, above = (difference <= 0).mean(), (difference >= 0).mean()
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def _ranks(metric: str) -> bool:
+    """``Metric.ranking``: False for the paper-compatible variants (aed_fomm, akd_fomm)."""
+    try:
+        return getattr(metric_class(metric), "ranking", True)
+    except KeyError:
+        return True
+
+
+def rank(summaries: list[Summary], pairs: dict[tuple, PairValues], seed: int,
+         samples: int = BOOTSTRAP_SAMPLES) -> None:
+    """Set :attr:`Summary.p_value` and :attr:`Summary.rank_note` of every summary in place (see
+    the module docstring); ``pairs``: each pair-level summary's scored pairs, by key."""
+    columns: dict[tuple, list[Summary]] = defaultdict(list)
+    for summary in summaries:
+        columns[(summary.dataset, summary.protocol, summary.metric, summary.average)].append(
+            summary)
+    for (_, _, metric, average), column in columns.items():
+        candidates = []
+        for summary in column:
+            if summary.bound:
+                summary.rank_note = "a bound (copy baseline), never ranked"
+            elif summary.status != "ok":
+                summary.rank_note = f"no value ({summary.status})"
+            elif average == SET:
+                summary.rank_note = "one value over the set: no paired test"
+            elif not _ranks(metric):
+                summary.rank_note = "paper-compatible variant (the paper's frame rules): shown, " \
+                                    "never ranked"
+            else:
+                candidates.append(summary)
+        by_frames: dict[tuple, list[Summary]] = defaultdict(list)
+        for summary in candidates:
+            shared = (frozenset(pairs[summary.key].ids), summary.n_frames)
+            by_frames[shared].append(summary)
+        if not by_frames:
+            continue
+        (ids, frames), group = max(by_frames.items(),
+                                   key=lambda item: (len(item[1]), len(item[0][0]), item[0][1]))
+        members = {id(s) for s in group}
+        for summary in candidates:
+            if id(summary) not in members:
+                summary.rank_note = (f"other pairs or frames than the column's ({summary.n_pairs} "
+                                     f"pairs, {summary.n_frames} frames; the column: {len(ids)} "
+                                     f"pairs, {frames} frames)")
+        if len(group) < 2:
+            group[0].rank_note = "no other method on the same pairs and frames"
+            continue
+        higher = group[0].higher_is_better
+        values = [s.value for s in group]
+        finite = [v for v in values if math.isfinite(v)] or values
+        best = group[values.index(max(finite) if higher else min(finite))]
+        order = sorted(ids)
+        drawn = np.random.default_rng(seed).integers(0, len(order), size=(samples, len(order)))
+        weigh = average == PER_FRAME
+        best_values, best_frames = pairs[best.key].take(order)
+        for summary in group:
+            mine, my_frames = pairs[summary.key].take(order)
+            summary.p_value = 1.0 if summary is best else paired_p_value(
+                drawn, mine, my_frames if weigh else np.ones(len(order)), best_values,
+                best_frames if weigh else np.ones(len(order)))
+            if not summary.ranked:
+                summary.rank_note = "a value is not finite: no test"
 
 
 def _unscored(row: ResultRow) -> bool:

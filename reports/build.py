@@ -13,6 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from thbench.baselines.reference import BOUNDS
 from thbench.core import atomic
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.aggregate import summarize
@@ -63,7 +64,8 @@ def build_reports(run_dir: str | Path, html: bool = True,
     rows = ResultStore(run_dir / "results.csv").rows()
     if not rows:
         raise ValueError(f"{run_dir / 'results.csv'}: no result rows to report")
-    summaries = summarize(rows, seed=config.seed)
+    bounds = [m.display for m in config.methods if m.name in BOUNDS]
+    summaries = summarize(rows, seed=config.seed, bounds=bounds)
     provenance = {"run": config.name, "commit": git_commit(), "config_hash": config.digest(),
                   "date": datetime.date.today().isoformat()}
     board = leaderboard_rows(summaries, provenance)
@@ -73,10 +75,10 @@ def build_reports(run_dir: str | Path, html: bool = True,
     floor = read_floor(run_dir)
     floor_text = f"\n{floor_markdown(floor)}" if floor else ""
     published, size = read_published(published_file), record.get("size")
-    markdown = markdown_tables(summaries, config.average, published, size)
+    markdown = markdown_tables(summaries, config.average, published, size, floor)
     atomic.write_text(run_dir / "tables.md", f"# {config.name}\n\n{markdown}{floor_text}")
     atomic.write_text(run_dir / "tables.tex",
-                      latex_tables(summaries, config.average, published, size))
+                      latex_tables(summaries, config.average, published, size, floor))
     paths += [run_dir / "tables.md", run_dir / "tables.tex"]
     if html:
         root = Path(record["dataset_root"])

@@ -24,7 +24,11 @@ from thbench.eval.aggregate import PER_PAIR, Summary, headline
 from thbench.reports.published import PublishedRow
 from thbench.reports.tables import (
     ARROWS,
+    BOUND_BAND,
+    PUBLISHED_BAND,
     PUBLISHED_CAPTION,
+    Cell,
+    Table,
     build_tables,
     caption,
     floor_caption,
@@ -124,48 +128,66 @@ def bar_chart(summaries: list[Summary], metric: str, protocol: str) -> str:
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1320px; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 td.best { font-weight: bold; }
-td.low-coverage { background: #fff3cd; }
+tr.band td { text-align: left; font-style: italic; color: #555; background: #f4f4f4; }
+tr.bound td { color: #555; }
 tr.published td { font-style: italic; background: #eef3fb; color: #345; }
-.remark { color: #8a6d3b; font-size: 11px; }
-.note { color: #666; font-size: 12px; }
-.charts img, .pictures img { margin: 4px; border: 1px solid #ddd; }
+.note { color: #555; font-size: 12px; max-width: 1300px; }
+ol.note { padding-left: 1.5em; }
+.charts img, .pictures img { margin: 4px; border: 1px solid #ddd; max-width: 1300px; }
 """
+HTML_ROW = 200
+"""Budget of one HTML table row in characters of its Markdown form: at 13 px a row of this many
+characters fits a 1400 px window, wider tables are split into groups of columns."""
 
 
-def _table_html(table, notes_by_number: dict[int, str]) -> str:
-    head = "".join(f"<th>{table.header(m, escape=html.escape)}</th>" for m in table.metrics)
-    rows = []
-    for method, cells in table.rows:
-        tds = []
-        for cell in cells:
-            if cell.note:
-                tds.append(f'<td title="{html.escape(notes_by_number[cell.note])}">–'
-                           f"<sup>{cell.note}</sup></td>")
-            else:
-                kind = "best" if cell.best else "low-coverage" if cell.coverage else ""
-                remark = (f' <span class="remark">{html.escape(cell.remarks.strip())}</span>'
-                          if cell.remarks else "")
-                if cell.gap_note:
-                    remark += (f'<sup title="{html.escape(notes_by_number[cell.gap_note])}">'
-                               f"{cell.gap_note}</sup>")
-                tds.append(f'<td class="{kind}">{html.escape(cell.text)}{remark}</td>')
-        rows.append(f"<tr><td>{html.escape(method)}</td>{''.join(tds)}</tr>")
-    for row in table.published:
-        tds = "".join(f"<td>{html.escape(row.values.get(m, ''))}</td>" for m in table.metrics)
-        rows.append(f'<tr class="published"><td>{html.escape(row.label)}</td>{tds}</tr>')
-    notes = ""
+def _cell_html(cell: Cell, notes: list[str]) -> str:
+    if not cell.text and not cell.note:
+        return "<td></td>"
+    mark = (f'<sup title="{html.escape(notes[cell.note - 1])}">{cell.note}</sup>'
+            if cell.note else "")
+    text = "–" if cell.dash else html.escape(cell.text)
+    return f'<td class="{"best" if cell.best and cell.text else ""}">{text}{mark}</td>'
+
+
+def _table_html(table: Table) -> str:
+    index = {m: i for i, m in enumerate(table.metrics)}
+    parts = [f"<h3>{html.escape(table.dataset)} / {html.escape(table.protocol)}</h3>"]
+    width = lambda cell: len(cell.text) + (3 if cell.note else 0)  # noqa: E731
+    for metrics in table.groups(HTML_ROW, width):
+        head = "".join(f"<th>{table.header(m, escape=html.escape)}</th>" for m in metrics)
+        rows = [f"<tr><th>method</th>{head}</tr>"]
+
+        def row(method: str, cells: list[Cell], kind: str = "", shown=metrics) -> str:
+            tds = "".join(_cell_html(cells[index[m]], table.notes) for m in shown)
+            return f'<tr class="{kind}"><td>{html.escape(method)}</td>{tds}</tr>'
+
+        band = '<tr class="band"><td colspan="{}">{}</td></tr>'
+        rows += [row(method, cells) for method, cells in table.rows]
+        if table.bounds:
+            rows.append(band.format(len(metrics) + 1, html.escape(BOUND_BAND)))
+            rows += [row(method, cells, "bound") for method, cells in table.bounds]
+        if table.published:
+            rows.append(band.format(len(metrics) + 1, html.escape(PUBLISHED_BAND)))
+        for published in table.published:
+            tds = "".join(f"<td>{html.escape(published.values.get(m, ''))}</td>"
+                          for m in metrics)
+            rows.append(f'<tr class="published"><td>{html.escape(published.label)}</td>{tds}</tr>')
+        parts.append(f"<table>{''.join(rows)}</table>")
+    parts += [f'<p class="note">{html.escape(line)}</p>' for line in table.lines]
+    if table.notes:
+        parts.append('<ol class="note">' + "".join(
+            f"<li>{html.escape(text)}</li>" for text in table.notes) + "</ol>")
+    parts.append(f'<p class="note">{html.escape(caption(table))}</p>')
     if table.published:
-        notes = (f'<p class="note">{html.escape(PUBLISHED_CAPTION)}</p><ul class="note">'
-                 + "".join(f"<li>{html.escape(n)}</li>" for n in published_notes(table))
-                 + "</ul>")
-    return (f"<h3>{html.escape(table.dataset)} / {html.escape(table.protocol)}</h3>"
-            f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
-            f'<p class="note">{html.escape(caption(table))}</p>{notes}')
+        parts.append(f'<p class="note">{html.escape(PUBLISHED_CAPTION)}</p><ul class="note">'
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in published_notes(table))
+                     + "</ul>")
+    return "".join(parts)
 
 
 def _floor_html(floor: dict) -> str:
@@ -182,18 +204,15 @@ def write_html(path: Path, title: str, summaries: list[Summary], dataset: Prepar
                size: int | None = None) -> Path:
     """The report page; tables and charts show the run's headline ``average``."""
     summaries = headline(summaries, average)
-    tables, notes = build_tables(summaries, average=average, published=published, size=size)
-    by_number = {n: text for text, n in notes.items()}
+    tables = build_tables(summaries, average=average, published=published, size=size,
+                          floor=floor)
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="note">commit {html.escape(provenance["commit"])} · config '
              f'{html.escape(provenance["config_hash"])} · {html.escape(provenance["date"])}</p>',
              "<h2>Tables</h2>"]
-    parts += [_table_html(t, by_number) for t in tables]
+    parts += [_table_html(t) for t in tables]
     if floor:
         parts.append(_floor_html(floor))
-    if notes:
-        parts.append("<ol class='note'>" + "".join(
-            f"<li>{html.escape(text)}</li>" for text in notes) + "</ol>")
     parts.append("<h2>Metrics</h2><div class='charts'>")
     for table in tables:
         for metric in table.metrics:

@@ -29,9 +29,13 @@ REQUIRED = [
     "commit", "config_hash", "date",
 ]
 """The columns every leaderboard has (files written before coverage was recorded too)."""
-COLUMNS = REQUIRED + ["n_pairs_total", "n_frames_total", "coverage", "average"]
+COLUMNS = REQUIRED + ["n_pairs_total", "n_frames_total", "coverage", "average", "bound",
+                      "p_value", "rank_note", "frames_real", "spread"]
 """``n_pairs`` of ``n_pairs_total`` scored pairs, ``n_frames`` of ``n_frames_total`` frames,
-``coverage`` = n_frames / n_frames_total (see :mod:`thbench.eval.aggregate`), ``average``."""
+``coverage`` = n_frames / n_frames_total (see :mod:`thbench.eval.aggregate`), ``average``;
+``bound`` (``true`` for a copy baseline), ``p_value`` (two-sided paired bootstrap p-value against
+the column's best, ``nan`` when not ranked, ``rank_note`` then says why), ``frames_real`` (FID,
+KID: the real set's frames) and ``spread`` (KID: its standard deviation over subsets)."""
 KEY = ("run", "method", "dataset", "protocol", "metric", "average")
 
 
@@ -46,7 +50,8 @@ def leaderboard_rows(summaries: list[Summary], provenance: dict[str, str]) -> li
         record = asdict(summary) | provenance
         record["direction"] = "higher" if summary.higher_is_better else "lower"
         record["coverage"] = summary.coverage
-        for name in ("value", "ci_low", "ci_high", "coverage"):
+        record["bound"] = "true" if summary.bound else "false"
+        for name in ("value", "ci_low", "ci_high", "coverage", "p_value", "spread"):
             record[name] = _number(record[name])
         rows.append({c: str(record[c]) for c in COLUMNS})
     return rows

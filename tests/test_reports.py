@@ -68,14 +68,22 @@ def test_latex_table(run_dir: Path) -> None:
     tex = (run_dir / "tables.tex").read_text()
     assert r"\begin{tabular}{lcccc}" in tex and r"\toprule" in tex
     assert r"l1 $\downarrow$" in tex and r"psnr $\uparrow$" in tex
-    driving = next(line for line in tex.splitlines() if line.startswith("driving-copy"))
-    assert r"\textbf{58.92 $\pm$ 0.00}" in driving and r"\textbf{0.0000 $\pm$ 0.0000}" in driving
-    assert "--$^{1}$" in driving and r"$^{1}$ lpips: asset 'lpips\_alexnet' missing" in tex
+    lines = tex.splitlines()
+    driving = next(line for line in lines if line.startswith("driving-copy"))
+    # the copy baselines are bounds: their own band, never bold (even at 58.92 dB)
+    band = lines.index(r"\multicolumn{5}{l}{\textit{bounds: copy baselines, never ranked}} \\")
+    assert lines[band - 1] == r"\midrule" and lines.index(driving) > band
+    assert r"\textbf" not in tex and r"58.92 $\pm$ 0.00" in driving
+    assert "--$^{1}$" in driving
+    assert r"$^{1}$ lpips not computed: asset 'lpips\_alexnet' missing" in tex
+    assert "Standing in for perceptual similarity to the ground truth: ssim, l1, psnr" in tex
 
 
 def test_html_report_embeds_tables_charts_grids_and_previews(run_dir: Path) -> None:
     page = (run_dir / "report.html").read_text()
-    assert page.count("<table>") == 1 and "<td class=\"best\">58.92 ± 0.00</td>" in page
+    assert page.count("<table>") == 1 and '<td class="">58.92 ± 0.00</td>' in page
+    assert '<tr class="band"><td colspan="5">bounds: copy baselines, never ranked</td></tr>' \
+        in page and 'class="best"' not in page
     images = re.findall(r'src="data:(image/\w+);base64,([^"]+)"', page)
     kinds = [kind for kind, _ in images]
     assert kinds.count("image/png") == 3 + 2  # psnr, ssim, l1 charts + 2 pair grids
@@ -152,22 +160,55 @@ def test_build_cli_rebuilds_without_recomputing(run_dir: Path, tmp_path: Path, c
     assert "not a run folder (no run.json)" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+def _chromium(page: Path, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-quic", "--no-first-run", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", *flags, page.as_uri()],
+                          check=True, capture_output=True, text=True, timeout=120)
+
+
+def _wide_report(tmp_path: Path) -> Path:
+    """The report of a run with every face metric and long method names: the widest table."""
+    from thbench.eval.aggregate import summarize
+    from thbench.eval.results import ResultRow
+    from thbench.reports.html import write_html
+
+    metrics = ["psnr", "ssim", "l1", "lpips", "csim", "aed_identity", "aed_fomm", "akd",
+               "akd_fomm", "mkr", "no_face", "aed_3dmm", "apd"]
+    rows = [ResultRow(method, "sample", "same-identity", f"pair-{p}", metric, "exact",
+                      0.123456 + p + i, 16, frames_total=16, pairs=1)
+            for i, metric in enumerate(metrics) for p in range(13)
+            for method in ("hidenerf-tiny-long-name", "tpsmm-tiny", "fomm-tiny", "source-copy",
+                           "driving-copy")]
+    return write_html(tmp_path / "wide.html", "wide", summarize(rows), None, tmp_path,
+                      {"commit": "c", "config_hash": "h", "date": "d"})
+
+
+@pytest.mark.slow
+def test_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+    """Drawn in a real browser 1400 px wide, every table of the report (and of a run with every
+    face metric) ends inside the window: its right edge, measured by the browser, is at most
+    1400 px."""
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
-                    f"--screenshot={shot}", (run_dir / "report.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    _chromium(run_dir / "report.html", tmp_path, "--window-size=1400,1600",
+              f"--screenshot={shot}")
     image = Image.open(shot).convert("L")
-    assert image.size == (1200, 1600)
+    assert image.size == (1400, 1600)
     histogram = image.histogram()
     assert histogram[255] < 0.97 * sum(histogram)  # not a blank page: tables and pictures drawn
+    measure = ("<script>document.body.setAttribute('data-right', Math.max(...Array.from("
+               "document.querySelectorAll('table'), t => t.getBoundingClientRect().right)));"
+               "</script></body>")
+    for page in (run_dir / "report.html", _wide_report(tmp_path)):
+        probe = tmp_path / f"probe-{page.name}"
+        probe.write_text(page.read_text().replace("</body>", measure))
+        dom = _chromium(probe, tmp_path, "--window-size=1400,1600", "--dump-dom").stdout
+        right = float(re.search(r'data-right="([0-9.]+)"', dom).group(1))
+        assert 0 < right <= 1400, (page.name, right)
 
 
 def test_bootstrap_interval_closed_forms() -> None:
@@ -185,22 +226,6 @@ def test_bootstrap_interval_closed_forms() -> None:
     assert (high - low) / 2 == pytest.approx(half, rel=0.1)
     assert (low + high) / 2 == pytest.approx(values.mean(), abs=0.05)
     assert bootstrap_ci(np.array([1.0, np.inf]), seed=0) != bootstrap_ci(np.array([1.0]), 0)
-
-
-def test_best_value_follows_each_metrics_direction() -> None:
-    from thbench.eval.aggregate import Summary
-    from thbench.reports.tables import markdown_tables
-
-    def summary(method: str, metric: str, value: float, higher: bool) -> Summary:
-        return Summary(method, "d", "p", metric, higher, "exact", value, value, value, 3, 30,
-                       0, 0, "ok", "")
-
-    summaries = [summary("a", "psnr", 20.0, True), summary("b", "psnr", 25.0, True),
-                 summary("a", "l1", 0.10, False), summary("b", "l1", 0.20, False)]
-    rows = {line.split(" | ")[0]: line for line in markdown_tables(summaries).splitlines()
-            if line.startswith("| a ") or line.startswith("| b ")}
-    assert rows["| a"] == "| a | 20.00 ± 0.00 | **0.1000 ± 0.0000** |"
-    assert rows["| b"] == "| b | **25.00 ± 0.00** | 0.2000 ± 0.0000 |"
 
 
 def test_html_report_names_every_method_and_metric(run_dir: Path) -> None:

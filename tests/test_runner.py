@@ -213,7 +213,9 @@ def test_reports_from_rows(scored: Path, tmp_path: Path) -> None:
     assert "### mini / same-identity" in text and "| l1 ↓ |" in text
     same = text.split("### mini / same-identity")[1]
     driving_row = next(line for line in same.splitlines() if line.startswith("| driving-copy"))
-    assert "**58.92 ± 0.00**" in driving_row and "**0.0000 ± 0.0000**" in driving_row
+    assert "58.92 ± 0.00" in driving_row and "**" not in same  # bounds only: nothing ranked
+    assert same.index("| *bounds: copy baselines, never ranked* |") < same.index(driving_row)
+    assert {r["p_value"] for r in rows} == {"nan"} and {r["bound"] for r in rows} == {"true"}
 
 
 def test_skipped_metric_is_a_dash_with_its_reason(mini_dataset, tmp_path: Path,
@@ -224,6 +226,7 @@ def test_skipped_metric_is_a_dash_with_its_reason(mini_dataset, tmp_path: Path,
     assert "lpips" in runner.unavailable()
     runner.run("driving-copy", lambda: build("driving-copy"), [SAME_IDENTITY])
     text = markdown_tables(summarize(ResultStore(tmp_path / "results.csv").rows()))
-    assert "–[^1]" in text
-    assert "[^1]: lpips: asset 'lpips_alexnet' missing" in text and "fix:" in text
+    assert "–¹" in text
+    assert "¹ lpips not computed: asset 'lpips_alexnet' missing" in text and "fix:" in text
+    assert "Standing in for perceptual similarity to the ground truth: l1" in text
 
