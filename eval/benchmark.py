@@ -220,12 +220,13 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     if config.offline:
         os.environ["THB_OFFLINE"] = "1"
     broken = check_methods(config)
-    metrics = checked_metrics(config, local_device(config.device))
+    device = local_device(config.device)
+    metrics = checked_metrics(config, device)
     with run_folder_lock(config.run_dir) if shard.main else nullcontext():
-        return _run_methods(config, broken, metrics, log, shard)
+        return _run_methods(config, broken, metrics, device, log, shard)
 
 
-def _run_methods(config: RunConfig, broken: dict[str, str], metrics: list[Metric],
+def _run_methods(config: RunConfig, broken: dict[str, str], metrics: list[Metric], device: str,
                  log: Callable[[str], None], shard: Shard) -> dict[str, RunSummary]:
     start = time.perf_counter()
     if shard.main:

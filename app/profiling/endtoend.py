@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from thbench.profiling.baselines import header
-from thbench.profiling.hidenerf import reset_peak_rss, status_kib
+from thbench.profiling.memory import reset_peak_rss, status_kib
 
 METHODS = ("fomm", "tpsmm", "fv2v", "hidenerf")
 HIDENERF_CONFIG = {"vox256": "paper", "tiny": "tiny"}

@@ -35,6 +35,7 @@ import time
 import torch
 
 from thbench.hidenerf.config import HiDeNeRFConfig, get_config
+from thbench.profiling.memory import reset_peak_rss, status_kib
 
 SIZES = {"tiny": 256, "paper": 256}
 
@@ -94,28 +95,6 @@ def analytic(c: HiDeNeRFConfig) -> dict:
         "frame_gflops": (2 * rays * samples * sum(per_point.values())
                          + 2 * sum(convs.values())) / 1e9,
     }
-
-
-def status_kib(key: str) -> int | None:
-    """A ``/proc/self/status`` entry in KiB (``VmRSS``, ``VmHWM``), None where unavailable."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process; False where not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-    except OSError:
-        return False
-    return status_kib("VmHWM") is not None
 
 
 class FrameRunner:
