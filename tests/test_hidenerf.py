@@ -288,7 +288,15 @@ def test_full_model_zero_offsets_for_equal_secc(tiny_model):
     secc = smooth_secc(64)[None]
     with torch.no_grad():
         out = animate(tiny_model, src, secc, secc.clone(), tiny_model.camera(10.0, -5.0, 3.0))
+        # the expression residual: nothing rendered, and its refine branch adds exactly nothing
+        assert torch.equal(out["expression"], torch.zeros_like(out["expression"]))
+        changed = animate(tiny_model, src, secc, smooth_secc(64, 0.5)[None],
+                          tiny_model.camera(10.0, -5.0, 3.0))
     assert torch.equal(out["offsets"], torch.zeros_like(out["offsets"]))
+    assert changed["expression"].abs().max() > 0 and changed["offsets"].abs().max() > 0
+    refine = tiny_model.refine
+    branch = refine.expression(out["expression"])
+    assert torch.equal(branch, torch.zeros_like(branch))
 
 
 def test_gradients_reach_every_parameter_at_step_zero():
@@ -390,10 +398,12 @@ def test_paper_config_shapes_on_a_ray_batch():
                             model.head_surface(secc_map))
         out = render_rays(field, origins[:, :64], dirs[:, :64], near, far, c.n_coarse,
                           c.n_fine, train=False)
-        assert out["feature"].shape == (1, 64, 32 + 2)  # features + source grid (u, v)
+        # features + source grid (u, v) + expression change
+        assert out["feature"].shape == (1, 64, 32 + 2 + 32)
         assert out["aux"].shape == (1, 64, 96, 3)
         image = model.refine(torch.rand(1, c.feature_channels, 64, 64),
-                             torch.rand(1, 1, 64, 64), torch.rand(1, 3, 256, 256))
+                             torch.rand(1, 1, 64, 64), torch.rand(1, 3, 256, 256),
+                             torch.rand(1, c.led_secc_channels, 64, 64))
     assert image.shape == (1, 3, 256, 256)
 
 
@@ -574,7 +584,7 @@ def test_bench_analytic_flops_match_counted_layers():
                      model.camera(0.0, 0.0, 0.0))
     per_point = point_macs(c)
     points = c.render_size**2 * c.samples_per_ray
-    linear = per_point["led_mlp"] - c.led_width + per_point["decoder_mlp"]  # minus the gate
+    linear = per_point["led_mlp"] - 3 * c.led_width + per_point["decoder_mlp"]  # minus the adds
     assert counted["linear"] == points * linear
     convs = frame_conv_macs(c)
     assert counted["conv"] == 2 * convs["secc_encoder"] + convs["refine"]

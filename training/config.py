@@ -60,6 +60,8 @@ class TrainData(DatasetConfig):
     """Draw by identity (then one of its clips), as the official ``id_sampling``."""
     fresh_pairs: bool = False
     """New random pairs in every epoch (official), instead of the same pairs each epoch."""
+    expression_pairs: float = 0.0
+    """HiDe-NeRF: share of pairs drawn among changes of mouth opening (hidenerf.pairs)."""
     horizontal_flip: bool = False
     time_flip: bool = False
     jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
