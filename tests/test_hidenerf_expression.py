@@ -140,3 +140,36 @@ def test_paper_configs_give_led_a_higher_lr_and_start_the_adversarial_term_late(
         assert config.optim.lr_scales.get("model.led", 1) > 1
         assert weights.adversarial > 0 and weights.adversarial_start > 0
         assert weights.mouth_l1 > 0 and config.data.expression_pairs > 0
+
+
+def test_relative_placement_keeps_the_source_head_where_the_source_has_it(sfm_assets):
+    """Cross-identity: a driver whose face is smaller than the source's must not shrink the
+    rendered head (the source's hair, left in the background, then showed twice)."""
+    from types import SimpleNamespace
+
+    from thbench.core.rotations import rotation_y
+    from thbench.hidenerf.geometry import canonical_frame, relative_placement
+
+    def fit(yaw: float, translation, scale: float):
+        rotation = rotation_y(torch.deg2rad(torch.tensor(yaw, dtype=torch.float64))).numpy()
+        return SimpleNamespace(rotation=rotation, translation=np.array(translation, float),
+                               scale=scale)
+
+    _, _, anchor = canonical_frame(0.8)
+
+    def pixel(rotation, translation, scale):
+        return scale * (rotation @ anchor + translation)[:2]
+
+    source = fit(5.0, [10.0, 20.0, 0.0], 2.0)
+    first = fit(-3.0, [30.0, 5.0, 0.0], 1.6)       # the driver's face: 20 % smaller, elsewhere
+    current = fit(12.0, [33.0, 4.0, 1.0], 1.76)    # then 10 % bigger and moved
+    translation, scale = relative_placement(source, first, current, 0.8)
+    assert scale == pytest.approx(2.0 * 1.1)
+    moved = pixel(current.rotation, current.translation, current.scale) - pixel(
+        first.rotation, first.translation, first.scale)
+    expected = pixel(source.rotation, source.translation, source.scale) + moved * 2.0 / 1.6
+    assert pixel(current.rotation, translation, scale) == pytest.approx(expected)
+    # same-identity pairs drive from the source frame itself: the driver's own fit
+    translation, scale = relative_placement(first, first, current, 0.8)
+    assert scale == pytest.approx(current.scale)
+    assert translation == pytest.approx(current.translation)
