@@ -653,12 +653,14 @@ def test_secc_span_matches_benchmark_crops(sfm_assets, woman_frames):
 
 def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets, woman_frames):
     """The Method with the real facegeom: the driving SECC has the source identity and the
-    driving expression, the cameras are the source's and the driving frame's fits (rotation,
-    translation, scale), the encoder sees the source SECC posed as the source."""
+    driving expression, the cameras are the source's fit and the driving frame's rotation with
+    the head placed by relative motion (the driving clip's first frame is the driving frame
+    itself here, so the head keeps the source's place and size), the encoder sees the source
+    SECC posed as the source."""
     from thbench.core.media import to_tensor
     from thbench.facegeom.analysis import FaceAnalyzer
     from thbench.facegeom.secc import render_secc
-    from thbench.hidenerf.geometry import fit_camera, posed_secc
+    from thbench.hidenerf.geometry import fit_camera, posed_secc, relative_placement
     from thbench.hidenerf.method import HiDeNeRFMethod
 
     source, driving = (to_tensor(woman_frames[i][None]) for i in REAL_FRAMES)
@@ -672,8 +674,11 @@ def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets
     secc_s = render_secc(src.identity, src.expression, c.secc_size)[None]
     secc_d = render_secc(src.identity, drv.expression, c.secc_size)[None]
     assert (secc_s - secc_d).abs().max() > 0.05  # the expressions differ
-    cameras = [fit_camera(a.rotation, a.translation, a.scale, 360, 360, c.secc_span, c.focal,
-                          c.cam_distance) for a in (src, drv)]
+    placed = relative_placement(src, drv, drv, c.secc_span)
+    cameras = [fit_camera(src.rotation, src.translation, src.scale, 360, 360, c.secc_span,
+                          c.focal, c.cam_distance),
+               fit_camera(drv.rotation, *placed, 360, 360, c.secc_span, c.focal,
+                          c.cam_distance)]
     posed = posed_secc(src.identity[None], src.expression[None], cameras[0], c.encoder_size,
                        c.secc_span)
     with torch.no_grad():
