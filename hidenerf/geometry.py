@@ -83,6 +83,33 @@ def fit_camera(rotation: np.ndarray, translation: np.ndarray, scale: float, widt
                   torch.tensor([s], dtype=torch.float32), focal=focal, distance=distance)
 
 
+def relative_placement(source, first, current, secc_span: float) -> tuple[np.ndarray, float]:
+    """(translation, scale) for :func:`fit_camera` that put the head where ``source`` has it,
+    moved and scaled as the driver moved from its ``first`` frame to ``current`` (each a fit
+    with ``rotation``, ``translation``, ``scale``); the rotation stays ``current``'s.
+
+    The face's anchor (:func:`canonical_frame`) lands at the source's anchor pixel plus the
+    driver's anchor motion since its first frame (scaled by the two faces' size ratio), and the
+    scale is the source's times the driver's change. A driver whose face fills its crop less
+    than the source's (or sits lower) then no longer shrinks or moves the rendered head away
+    from the source's hair and background, which stay in the source image: rendered where the
+    driver's face was, the head showed the source's hair a second time above it. When the
+    driver's first frame is the source frame (same-identity pairs), this is the current fit."""
+    _, _, anchor = canonical_frame(secc_span)
+
+    def pixel(fit) -> np.ndarray:
+        point = np.asarray(fit.rotation, np.float64) @ anchor + np.asarray(fit.translation,
+                                                                            np.float64)
+        return float(fit.scale) * point[:2]
+
+    ratio = float(source.scale) / float(first.scale)
+    scale = float(current.scale) * ratio
+    target = pixel(source) + (pixel(current) - pixel(first)) * ratio
+    translation = np.asarray(current.translation, np.float64).copy()
+    translation[:2] = target / scale - (np.asarray(current.rotation, np.float64) @ anchor)[:2]
+    return translation, scale
+
+
 def posed_secc(identity: np.ndarray, expression: np.ndarray, camera: Camera, size: int,
                secc_span: float) -> Tensor:
     """The SECC code rendered by ``camera`` (B cameras) at size x size: identity (B, 63),

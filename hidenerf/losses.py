@@ -1,6 +1,9 @@
 """HiDe-NeRF's training objective: reconstruct the driving frame from the source frame.
 
     l1           mean |image - driving|                       (final, refined image)
+    mouth_l1     mean |image - driving| inside the driving frame's mouth box (the batch's
+                 ``mouth_box``, from the recorded landmarks): the whole-image L1 barely sees a
+                 mouth that opens, a few hundred pixels of 65,536
     low_res_l1   mean |low_res_image - driving at r x r|      (first 3 rendered feature channels)
     perceptual   VGG-19 relu{1..5}_1 L1 on the final image (:mod:`thbench.training.vgg`); where the
                  weights are absent, ``perceptual_backend = "auto"`` replaces it with an L1 on
@@ -9,7 +12,11 @@
                  its weight, so the canonical space stays the source's unless the expression
                  needs otherwise
     adversarial  LSGAN generator term of a multi-scale patch discriminator
-                 (:mod:`thbench.hidenerf.critics`; off by default: weight 0, on in the paper config)
+                 (:mod:`thbench.hidenerf.critics`; off by default: weight 0, on in the paper
+                 config), from training step ``adversarial_start`` on: started early it costs
+                 mouth control (Real3D-Portrait), so the paper config starts it once the mouth
+                 is learnt (the objective counts its training steps in a buffer, which the
+                 trainer's checkpoints keep)
     feature_matching
                  L1 between the discriminator's features of the output and of the driving
                  frame, every scale and layer (with the adversarial term)
@@ -50,6 +57,7 @@ from thbench.training.vgg import (
 @dataclass(frozen=True)
 class HiDeNeRFLossWeights:
     l1: float = 1.0
+    mouth_l1: float = 0.0
     low_res_l1: float = 0.0
     perceptual: float = 0.1
     deformation: float = 0.1
@@ -57,6 +65,7 @@ class HiDeNeRFLossWeights:
     feature_matching: float = 0.0
     identity: float = 0.0
     perceptual_backend: str = "auto"
+    adversarial_start: int = 0
 
     @classmethod
     def from_dict(cls, table: dict, origin: str) -> HiDeNeRFLossWeights:
@@ -74,6 +83,19 @@ def resolve_perceptual(weights: HiDeNeRFLossWeights, device: torch.device) -> VG
     if weights.perceptual == 0:
         return None
     return perceptual_network(weights.perceptual_backend, device)
+
+
+def box_l1(image: Tensor, target: Tensor, boxes: Tensor) -> Tensor:
+    """Mean over the batch of each item's mean |image - target| inside its box; boxes (B, 4)
+    as fractions (x0, y0, x1, y1) of the frame, at least one pixel wide."""
+    size = image.shape[-1]
+    centres = (torch.arange(size, device=image.device, dtype=image.dtype) + 0.5) / size
+    x0, y0, x1, y1 = (boxes.to(image.dtype)[:, i, None] for i in range(4))
+    inside_x = (centres >= x0) & (centres <= x1)  # (B, W)
+    inside_y = (centres >= y0) & (centres <= y1)  # (B, H)
+    mask = (inside_y[:, :, None] & inside_x[:, None, :]).to(image.dtype)[:, None]
+    error = ((image - target).abs() * mask).sum((1, 2, 3))
+    return (error / (3 * mask.sum((1, 2, 3)).clamp(min=1))).mean()
 
 
 def pyramid_l1(prediction: Tensor, target: Tensor, levels: int = 3) -> Tensor:
@@ -99,6 +121,7 @@ class HiDeNeRFObjective(Objective):
         self.arcface = [self.arcface]
         if weights.adversarial > 0:
             self.discriminator = MultiScaleDiscriminator()
+        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
 
     @property
     def perceptual_backend(self) -> str:
@@ -108,12 +131,17 @@ class HiDeNeRFObjective(Objective):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         w, model = self.weights, self.model
+        adversarial = w.adversarial and int(self.steps_seen) >= w.adversarial_start
+        if self.training:
+            self.steps_seen += 1
         out = animate_batch(model, batch)
         image = out["image"]
         target = resize(batch["driving"], model.config.image_size)
         losses = {"l1": w.l1 * (image - target).abs().mean(),
                   "low_res_l1": w.low_res_l1 * (out["low_res_image"] - resize(
                       target, model.config.render_size)).abs().mean()}
+        if w.mouth_l1:
+            losses["mouth_l1"] = w.mouth_l1 * box_l1(image, target, batch["mouth_box"])
         if w.perceptual:
             vgg = self.vgg[0]
             term = perceptual_l1(vgg, image, target) if vgg is not None else pyramid_l1(
@@ -122,7 +150,7 @@ class HiDeNeRFObjective(Objective):
         if w.deformation:
             spread = (out["weights"] * out["offsets"].pow(2).sum(-1)).sum(-1)
             losses["deformation"] = w.deformation * spread.mean()
-        if w.adversarial:
+        if adversarial:
             fake = self.discriminator(image)
             losses["adversarial"] = w.adversarial * generator_gan_loss(fake)
             if w.feature_matching:

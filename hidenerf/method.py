@@ -4,8 +4,11 @@ Per pair (``setup``): analyse the source frame with ``facegeom``; its fit gives 
 camera (rotation, translation, scale), the source SECC posed as the source (the encoder's
 input) and the frontal source SECC (LED's); encode the tri-planes and the SECC features once.
 Per driving frame: analyse it, render the driving SECC (source identity, *driving* expression),
-and render from the driving fit's camera; any of the three angles can be overridden (free view,
-the head kept where the fit put it). The output is resized to the driving frame size.
+and render with the driving fit's rotation, the head placed by relative motion: where the source
+has it, moved and scaled as the driver moved since its first frame (``geometry.relative_placement``:
+an absolute placement rendered the head at the driver's face size and position, and the source's
+hair, left in the background, showed twice). Any of the three angles can be overridden (free
+view, the head kept where it was placed). The output is resized to the driving frame size.
 A driving frame without a face keeps the last driving pose and expression (the source's before
 the first face), so a clip never loses frames.
 """
@@ -24,7 +27,7 @@ from thbench.core.method import FramewiseMethod, PairUnsupported
 from thbench.core.resampling import resize
 from thbench.hidenerf.cameras import Camera, rotation_from_ypr
 from thbench.hidenerf.config import get_config
-from thbench.hidenerf.geometry import fit_camera, posed_secc
+from thbench.hidenerf.geometry import fit_camera, posed_secc, relative_placement
 from thbench.hidenerf.model import HiDeNeRF
 
 ANALYSES_KEPT = 4096
@@ -104,16 +107,17 @@ class HiDeNeRFMethod(FramewiseMethod):
         return _secc_tensor(render_secc(identity, expression, size)).to(self.device)
 
     def _camera(self, analysis, width: int, height: int) -> Camera:
-        """The frame's head camera from its fit (rotation, translation, scale); overridden angles
-        render another view of the head, kept where the fit put it."""
+        """The frame's head camera from its fit's rotation, placed by relative motion (see the
+        module doc); overridden angles render another view of the head, kept where it is."""
         c = self.model.config
         view = None
         if any(value is not None for value in self.overrides.values()):
             angles = [float(getattr(analysis, key)) if value is None else float(value)
                       for key, value in self.overrides.items()]
             view = rotation_from_ypr(*(torch.tensor([a]) for a in angles))[0].numpy()
-        return fit_camera(analysis.rotation, analysis.translation, analysis.scale, width,
-                          height, c.secc_span, c.focal, c.cam_distance, view).to(self.device)
+        translation, scale = relative_placement(self._source, self._first, analysis, c.secc_span)
+        return fit_camera(analysis.rotation, translation, scale, width, height, c.secc_span,
+                          c.focal, c.cam_distance, view).to(self.device)
 
     # -- FramewiseMethod -------------------------------------------------------------------------
     def setup(self, source: Tensor, driving_first: Tensor) -> None:
@@ -124,6 +128,8 @@ class HiDeNeRFMethod(FramewiseMethod):
         c = self.model.config
         self._source = analysis
         self._last = analysis
+        first = self._analyze(driving_first)
+        self._first = first if first.has_face else analysis
         height, width = source.shape[-2:]
         self._source_camera = fit_camera(analysis.rotation, analysis.translation, analysis.scale,
                                          width, height, c.secc_span, c.focal,

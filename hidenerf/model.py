@@ -8,8 +8,14 @@
         density, feat  = Decoder(concat_s triplane_s(g)),  density = 0 outside [-1, 1]^3
         density       += prior_density * head_occupancy(x)       the fitted face (prior.py)
     feature image, opacity, flow = volume rendering; empty rays show the source (background)
+    expression = rendered e_d - e_s: the driving SECC's change, posed by the driving camera
     warped   = source image sampled at the upsampled flow (the rendered correspondence)
-    image    = Refine(feature image, opacity, warped)        e.g. 32 -> 256, 64 -> 256
+    image    = Refine(feature image, opacity, warped, expression)     e.g. 32 -> 256, 64 -> 256
+
+The expression image is the refine network's appearance residual (an open mouth's teeth and
+dark interior, which no warp of a closed-mouth source holds); it is exactly zero where source
+and driving SECC agree, and the refine network's path from it is bias-free, so the same SECC
+leaves the output as it would be without the path.
 
 The source pose is taken out by the cameras: the planes are built in the source camera's frame
 and every driving point reaches them through canonical space (driving camera -> canonical ->
@@ -58,7 +64,7 @@ class HiDeNeRF(nn.Module):
                                 c.led_max_offset, c.led_out_std, c.secc_span)
             self.decoder = Decoder(len(c.plane_sizes) * c.plane_channels, c.decoder_hidden,
                                    c.feature_channels)
-            self.refine = RefineNet(c.feature_channels, c.refine_channels)
+            self.refine = RefineNet(c.feature_channels, c.refine_channels, c.led_secc_channels)
         self.secc_z_range = secc_z_range(c.secc_span)
 
     # -- pieces -----------------------------------------------------------------------------
@@ -97,29 +103,33 @@ class HiDeNeRF(nn.Module):
               source_camera: Camera, head_surface: Tensor):
         """The radiance field for one (source, driving) pair as a :data:`FieldFn`; its feature
         carries, after the decoder's channels, the (u, v) where the deformed point projects in
-        the source image. secc_src, secc_drv: LED features; head_surface: the driving SECC's
-        :meth:`head_surface` (the 3DMM density prior, :mod:`thbench.hidenerf.prior`)."""
+        the source image, then the expression change e_d - e_s of LED's SECC features at the
+        point (exactly zero where the SECCs agree). secc_src, secc_drv: LED features;
+        head_surface: the driving SECC's :meth:`head_surface` (the 3DMM density prior,
+        :mod:`thbench.hidenerf.prior`)."""
         c = self.config
         secc_pair = torch.cat([secc_src, secc_drv], 1)  # LED reads both in one lookup
 
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
             flat = points.reshape(shape[0], -1, 3)
-            offsets = self.led(flat, secc_pair)
+            e_s, e_d = self.led.sample_features(flat, secc_pair)
+            offsets = self.led.offsets(flat, e_s, e_d)
             canonical = flat + offsets
             grid = source_camera.source_grid(canonical)
             density, feature = self.decoder(sample_multiscale(planes, grid))
             prior = head_occupancy(flat, head_surface, c.secc_span, c.prior_softness)
             density = (density + c.prior_density * prior) * (canonical.abs() <= 1).all(-1)
-            feature = torch.cat([feature, grid[..., :2]], -1)
+            feature = torch.cat([feature, grid[..., :2], (e_d - e_s).to(feature.dtype)], -1)
             return (density.reshape(shape), feature.reshape(*shape, -1),
                     offsets.reshape(*shape, 3))
 
         return fn
 
     def _background(self, source_image: Tensor) -> Tensor:
-        """Per ray (B, r*r, F + 2): the source image's colour at the ray's pixel, zero
-        features, and the pixel's own grid coordinates (so an empty ray warps nothing)."""
+        """Per ray (B, r*r, F + 2 + C_e): the source image's colour at the ray's pixel, zero
+        features, the pixel's own grid coordinates (so an empty ray warps nothing) and no
+        expression change."""
         r = self.config.render_size
         b = source_image.shape[0]
         colour = resize(source_image, r).flatten(2).transpose(1, 2)
@@ -127,7 +137,8 @@ class HiDeNeRF(nn.Module):
         v, u = torch.meshgrid(centres * 2 - 1, centres * 2 - 1, indexing="ij")
         grid = torch.stack([u, v], -1).reshape(1, -1, 2).expand(b, -1, -1)
         zeros = colour.new_zeros(b, r * r, self.config.feature_channels - 3)
-        return torch.cat([colour, zeros, grid], -1)
+        change = colour.new_zeros(b, r * r, self.config.led_secc_channels)
+        return torch.cat([colour, zeros, grid, change], -1)
 
     def render(self, planes: list[Tensor], secc_src: Tensor, driving_secc: Tensor,
                source_image: Tensor, source_camera: Camera, camera: Camera) -> dict[str, Tensor]:
@@ -155,16 +166,18 @@ class HiDeNeRF(nn.Module):
         out = {k: torch.cat([p[k] for p in parts], 1) for k in keys}
         b = origins.shape[0]
         rendered = out["feature"].transpose(1, 2).reshape(b, -1, h, w)
-        feature_image, flow = rendered[:, :-2], rendered[:, -2:]
+        feature_image, flow, expression = rendered.split(
+            [c.feature_channels, 2, c.led_secc_channels], 1)
         opacity = out["opacity"].reshape(b, 1, h, w)
         warped = warp(resize(source_image, c.image_size), flow)
-        image = self.refine(feature_image, opacity, warped)
+        image = self.refine(feature_image, opacity, warped, expression)
         return {
             "image": image,
             "warped": warped,
             "flow": flow,
             "low_res_image": feature_image[:, :3],
             "feature_image": feature_image,
+            "expression": expression,
             "opacity": opacity,
             "depth": out["depth"].reshape(b, 1, h, w),
             "weights": out["weights"],
@@ -182,7 +195,9 @@ class HiDeNeRF(nn.Module):
         render from (driving pose, source pose or any free view).
         Returns image (B, 3, image_size, image_size) in [0, 1]; warped: the source image warped
         by the rendered correspondence ``flow`` (B, 2, r, r), source grid coordinates;
-        low_res_image (B, 3, r, r), feature_image (B, F, r, r), opacity and depth (B, 1, r, r)
+        low_res_image (B, 3, r, r), feature_image (B, F, r, r), expression (B, C_e, r, r) the
+        rendered change of LED's SECC features (the refine network's expression residual, zero
+        where the SECCs agree), opacity and depth (B, 1, r, r)
         with r = render_size (depth: distance along the ray); weights and t (B, r*r, S_total),
         offsets (B, r*r, S_total, 3).
         """

@@ -5,8 +5,12 @@ inputs: feature (B, C_f, h, w) and opacity (B, 1, h, w) from the volume, and ``w
 each output pixel comes from (its rendered correspondence; the source itself where the volume is
 empty, i.e. the source background composited by 1 - opacity).
 
-Stem on [feature, opacity]; each stage: bilinear x2 upsampling, concatenation of the warped
-source at that size, two 3x3 convs (LeakyReLU 0.2) with a 1x1 skip (residual). The output is
+Stem on [feature, opacity], plus the expression residual: a bias-free branch (3x3 conv,
+LeakyReLU, 3x3 conv initialised small, std 1e-2) on the rendered expression change (e_d - e_s of
+LED's SECC features, :mod:`thbench.hidenerf.model`). Zero input gives exactly zero, so a driving
+SECC equal to the source's adds nothing; a changed mouth tells the network where to paint what
+the source does not show. Each stage: bilinear x2 upsampling, concatenation of the warped source
+at that size, two 3x3 convs (LeakyReLU 0.2) with a 1x1 skip (residual). The output is
 ``sigmoid(logit(warped) + conv(x))``: the network starts as the warped source (so an untrained
 model with an empty volume returns the source image) and learns corrections as a residual in
 logit space, with the volume's features telling it where the warp is wrong (occlusions, mouth
@@ -38,12 +42,19 @@ class _UpBlock(nn.Module):
 
 
 class RefineNet(nn.Module):
-    """(feature (B, C_f, h, w), opacity (B, 1, h, w), warped (B, 3, H, W)) -> RGB (B, 3, H, W)
-    in [0, 1]."""
+    """(feature (B, C_f, h, w), opacity (B, 1, h, w), warped (B, 3, H, W), expression
+    (B, C_e, h, w)) -> RGB (B, 3, H, W) in [0, 1]."""
 
-    def __init__(self, feature_channels: int, channels: tuple[int, ...]) -> None:
+    def __init__(self, feature_channels: int, channels: tuple[int, ...],
+                 expression_channels: int) -> None:
         super().__init__()
         self.stem = nn.Conv2d(feature_channels + 1, channels[0], 3, 1, 1)
+        self.expression = nn.Sequential(
+            nn.Conv2d(expression_channels, channels[0], 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(channels[0], channels[0], 3, 1, 1, bias=False),
+        )
+        nn.init.normal_(self.expression[-1].weight, std=1e-2)
         widths = (channels[0], *channels)
         self.blocks = nn.ModuleList(_UpBlock(a, b) for a, b in zip(widths[:-1], widths[1:],
                                                                     strict=True))
@@ -51,8 +62,10 @@ class RefineNet(nn.Module):
         nn.init.normal_(self.to_rgb.weight, std=1e-2)
         nn.init.zeros_(self.to_rgb.bias)
 
-    def forward(self, feature: Tensor, opacity: Tensor, warped: Tensor) -> Tensor:
+    def forward(self, feature: Tensor, opacity: Tensor, warped: Tensor,
+                expression: Tensor) -> Tensor:
         x = F.leaky_relu(self.stem(torch.cat([feature, opacity], 1)), 0.2)
+        x = x + self.expression(expression)
         for block in self.blocks:
             x = block(x, warped)
         base = torch.logit(warped.clamp(1e-4, 1 - 1e-4))

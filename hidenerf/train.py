@@ -1,6 +1,7 @@
 """Train HiDe-NeRF from a training config (``python -m thbench train --config FILE``).
 
-Pairs are a source and a driving frame of the same clip (:mod:`thbench.datasets.frame_pairs`). Every
+Pairs are a source and a driving frame of the same clip, a share ``[data] expression_pairs`` of
+them drawn among changes of mouth opening (:mod:`thbench.hidenerf.pairs`). Every
 clip is fitted once with the 3DMM (:mod:`thbench.datasets.fits`, kept in the clip folder): frames
 without a face are never drawn; the source SECC has the clip's identity and the source's
 expression, the driving SECC the same identity and the driving expression; the source fit's
@@ -28,13 +29,14 @@ from thbench.core import atomic
 from thbench.core.resampling import resize
 from thbench.datasets.clip import Clip
 from thbench.datasets.fits import fit_clip, read_fits
-from thbench.datasets.frame_pairs import FramePairs, load_frame, split_frames
+from thbench.datasets.frame_pairs import load_frame, split_frames
 from thbench.hidenerf.checkpoint import save_checkpoint
 from thbench.hidenerf.config import HiDeNeRFConfig, get_config
 from thbench.hidenerf.critics import load_identity_network
 from thbench.hidenerf.geometry import fit_camera, posed_secc
 from thbench.hidenerf.losses import HiDeNeRFLossWeights, HiDeNeRFObjective, resolve_perceptual
 from thbench.hidenerf.model import HiDeNeRF, animate_batch
+from thbench.hidenerf.pairs import ExpressionPairs
 from thbench.training.config import (
     TrainConfig,
     open_training_data,
@@ -71,7 +73,7 @@ class HiDeNeRFPairs(Dataset):
     """Frame pairs plus their SECC maps and the source and driving head cameras (see the module
     doc)."""
 
-    def __init__(self, pairs: FramePairs, fits: FaceFits, config: HiDeNeRFConfig) -> None:
+    def __init__(self, pairs: ExpressionPairs, fits: FaceFits, config: HiDeNeRFConfig) -> None:
         self.pairs, self.fits, self.config = pairs, fits, config
 
     def __len__(self) -> int:
@@ -97,7 +99,8 @@ class HiDeNeRFPairs(Dataset):
                 "driving": load_frame(clip, driving, size),
                 "posed_secc": posed[0], "source_secc": secc[0], "driving_secc": secc[1],
                 "source_camera": cameras[0].vector()[0],
-                "driving_camera": cameras[1].vector()[0]}
+                "driving_camera": cameras[1].vector()[0],
+                "mouth_box": torch.from_numpy(self.pairs.mouth_box(clip, driving))}
 
 
 @torch.no_grad()
@@ -143,8 +146,9 @@ def build_training(config: TrainConfig, clips: list, fits: FaceFits, device: tor
         frames[clip.clip_id], heldout[clip.clip_id] = split_frames(
             clip, config.data.holdout, lambda i, c=clip: fits.has_face(c, i))
     model_config = get_config(config.model, seed=config.seed)
-    pairs = FramePairs(clips, frames, config.data.pairs_per_clip, config.seed,
-                       model_config.image_size)
+    pairs = ExpressionPairs(clips, frames, config.data.pairs_per_clip, config.seed,
+                            model_config.image_size, fresh=config.data.fresh_pairs,
+                            expression_share=config.data.expression_pairs)
     data = HiDeNeRFPairs(pairs, fits, model_config)
     weights = HiDeNeRFLossWeights.from_dict(config.loss, f"{config.name} [loss]")
     model = HiDeNeRF(model_config)

@@ -288,7 +288,15 @@ def test_full_model_zero_offsets_for_equal_secc(tiny_model):
     secc = smooth_secc(64)[None]
     with torch.no_grad():
         out = animate(tiny_model, src, secc, secc.clone(), tiny_model.camera(10.0, -5.0, 3.0))
+        # the expression residual: nothing rendered, and its refine branch adds exactly nothing
+        assert torch.equal(out["expression"], torch.zeros_like(out["expression"]))
+        changed = animate(tiny_model, src, secc, smooth_secc(64, 0.5)[None],
+                          tiny_model.camera(10.0, -5.0, 3.0))
     assert torch.equal(out["offsets"], torch.zeros_like(out["offsets"]))
+    assert changed["expression"].abs().max() > 0 and changed["offsets"].abs().max() > 0
+    refine = tiny_model.refine
+    branch = refine.expression(out["expression"])
+    assert torch.equal(branch, torch.zeros_like(branch))
 
 
 def test_gradients_reach_every_parameter_at_step_zero():
@@ -393,10 +401,12 @@ def test_paper_config_shapes_on_a_ray_batch():
                             model.head_surface(secc_map))
         out = render_rays(field, origins[:, :64], dirs[:, :64], near, far, c.n_coarse,
                           c.n_fine, train=False)
-        assert out["feature"].shape == (1, 64, 32 + 2)  # features + source grid (u, v)
+        # features + source grid (u, v) + expression change
+        assert out["feature"].shape == (1, 64, 32 + 2 + 32)
         assert out["aux"].shape == (1, 64, 96, 3)
         image = model.refine(torch.rand(1, c.feature_channels, 64, 64),
-                             torch.rand(1, 1, 64, 64), torch.rand(1, 3, 256, 256))
+                             torch.rand(1, 1, 64, 64), torch.rand(1, 3, 256, 256),
+                             torch.rand(1, c.led_secc_channels, 64, 64))
     assert image.shape == (1, 3, 256, 256)
 
 
@@ -578,7 +588,7 @@ def test_bench_analytic_flops_match_counted_layers():
                      model.camera(0.0, 0.0, 0.0))
     per_point = point_macs(c)
     points = c.render_size**2 * c.samples_per_ray
-    linear = per_point["led_mlp"] - c.led_width + per_point["decoder_mlp"]  # minus the gate
+    linear = per_point["led_mlp"] - 3 * c.led_width + per_point["decoder_mlp"]  # minus the adds
     assert counted["linear"] == points * linear
     convs = frame_conv_macs(c)
     assert counted["conv"] == 2 * convs["secc_encoder"] + convs["refine"]
@@ -647,12 +657,14 @@ def test_secc_span_matches_benchmark_crops(sfm_assets, woman_frames):
 
 def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets, woman_frames):
     """The Method with the real facegeom: the driving SECC has the source identity and the
-    driving expression, the cameras are the source's and the driving frame's fits (rotation,
-    translation, scale), the encoder sees the source SECC posed as the source."""
+    driving expression, the cameras are the source's fit and the driving frame's rotation with
+    the head placed by relative motion (the driving clip's first frame is the driving frame
+    itself here, so the head keeps the source's place and size), the encoder sees the source
+    SECC posed as the source."""
     from thbench.core.media import to_tensor
     from thbench.facegeom.analysis import FaceAnalyzer
     from thbench.facegeom.secc import render_secc
-    from thbench.hidenerf.geometry import fit_camera, posed_secc
+    from thbench.hidenerf.geometry import fit_camera, posed_secc, relative_placement
     from thbench.hidenerf.method import HiDeNeRFMethod
 
     source, driving = (to_tensor(woman_frames[i][None]) for i in REAL_FRAMES)
@@ -666,8 +678,11 @@ def test_method_on_real_frames_renders_the_fitted_pose_and_expression(sfm_assets
     secc_s = render_secc(src.identity, src.expression, c.secc_size)[None]
     secc_d = render_secc(src.identity, drv.expression, c.secc_size)[None]
     assert (secc_s - secc_d).abs().max() > 0.05  # the expressions differ
-    cameras = [fit_camera(a.rotation, a.translation, a.scale, 360, 360, c.secc_span, c.focal,
-                          c.cam_distance) for a in (src, drv)]
+    placed = relative_placement(src, drv, drv, c.secc_span)
+    cameras = [fit_camera(src.rotation, src.translation, src.scale, 360, 360, c.secc_span,
+                          c.focal, c.cam_distance),
+               fit_camera(drv.rotation, *placed, 360, 360, c.secc_span, c.focal,
+                          c.cam_distance)]
     posed = posed_secc(src.identity[None], src.expression[None], cameras[0], c.encoder_size,
                        c.secc_span)
     with torch.no_grad():

@@ -67,6 +67,8 @@ class TrainData(DatasetConfig):
     faces_only: bool = False
     """Draw only frames in which the preparation found a face (their per-frame records): the
     steps of a short run go to the frames the benchmark's face metrics score."""
+    expression_pairs: float = 0.0
+    """HiDe-NeRF: share of pairs drawn among changes of mouth opening (hidenerf.pairs)."""
     horizontal_flip: bool = False
     time_flip: bool = False
     jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)

@@ -26,7 +26,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,9 @@ class TrainSettings:
     grad_clip_modules: tuple[str, ...] = ()
     """Parameter-name prefixes (e.g. ``nets.kp_detector``) clipped each on its own, and
     nothing else; empty: one clip over all trained parameters."""
+    lr_scales: dict[str, float] = field(default_factory=dict)
+    """Parameter-name prefix (e.g. ``model.led``) -> LR multiplier: those parameters form
+    their own Adam group at ``lr * scale`` (same schedule); the rest keep ``lr``."""
     discriminator_schedule: bool = False
     """The discriminator's LR follows the same schedule (as the official baselines step a
     ``MultiStepLR`` on every optimiser); off: the discriminator keeps ``lr``."""
@@ -160,7 +163,7 @@ class EpochBatches(Sampler[list[int]]):
 
 RESUME_MUST_MATCH = ("batch_size", "lr", "betas", "schedule", "warmup_steps", "grad_clip", "amp",
                      "milestones", "gamma", "weight_decay", "grad_clip_norm",
-                     "grad_clip_modules", "sync_batchnorm", "discriminator_schedule")
+                     "grad_clip_modules", "sync_batchnorm", "discriminator_schedule", "lr_scales")
 """Settings a resumed run must share with its checkpoint: they change the optimisation.
 (A checkpoint from before a setting existed counts as having its default.)"""
 
@@ -236,9 +239,10 @@ class Trainer:
         self.objective = objective.to(self.process.device)
         self.dataset = dataset
         self.discriminator: nn.Module | None = getattr(objective, "discriminator", None)
-        generator_params = [p for n, p in objective.named_parameters()
+        generator_params = [(n, p) for n, p in objective.named_parameters()
                             if not n.startswith("discriminator.") and p.requires_grad]
-        self.optimizer = torch.optim.Adam(generator_params, lr=settings.lr, betas=settings.betas,
+        self.optimizer = torch.optim.Adam(self._lr_groups(generator_params), lr=settings.lr,
+                                          betas=settings.betas,
                                           weight_decay=settings.weight_decay)
         self.clip_groups = self._clip_groups(
             [(n, p) for n, p in objective.named_parameters() if p.requires_grad
@@ -272,6 +276,18 @@ class Trainer:
             return s.gamma ** sum(epoch >= m for m in s.milestones)
         progress = (step - s.warmup_steps) / max(1, self.total_steps - s.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def _lr_groups(self, named: list[tuple[str, nn.Parameter]]) -> list[dict[str, Any]]:
+        """Adam's parameter groups: one per ``lr_scales`` prefix, then the rest at ``lr``."""
+        groups, taken = [], set()
+        for prefix, scale in self.settings.lr_scales.items():
+            params = [p for n, p in named if n == prefix or n.startswith(prefix + ".")]
+            if not params:
+                raise ValueError(f"lr_scales: no trained parameter under {prefix!r}")
+            groups.append({"params": params, "lr": self.settings.lr * float(scale)})
+            taken.update(map(id, params))
+        groups.append({"params": [p for _, p in named if id(p) not in taken]})
+        return groups
 
     def _clip_groups(self, named: list[tuple[str, nn.Parameter]]) -> list[list[nn.Parameter]]:
         """The parameter groups clipped each on its own (see ``grad_clip_modules``)."""

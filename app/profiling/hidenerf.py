@@ -44,12 +44,13 @@ def point_macs(c: HiDeNeRFConfig) -> dict[str, int]:
     """Multiply-adds per ray sample, by component (bilinear taps count 4 per channel)."""
     pe = 3 * (1 + 2 * c.led_pe_freqs)
     w, e = c.led_width, c.led_secc_channels
-    led = (pe + e) * w + 2 * w * w + e * w + w + w * w + 3 * w  # context, delta, gate, hidden, out
+    # context (2 layers), expression (x2), body (x2), out; the adds c + A e (x2) and f_d - f_s
+    led = (pe + e) * w + w * w + 2 * e * w + 2 * w * w + 3 * w + 3 * w
     secc_taps = 2 * 4 * e  # source and driving feature samples
     triplane_taps = len(c.plane_sizes) * 3 * 4 * c.plane_channels
     d_in = len(c.plane_sizes) * c.plane_channels
     decoder = d_in * c.decoder_hidden + c.decoder_hidden * (1 + c.feature_channels)
-    composite = 2 * c.feature_channels
+    composite = 2 * (c.feature_channels + e)  # features and the expression change
     return {"led_mlp": led, "decoder_mlp": decoder, "secc_sampling": secc_taps,
             "triplane_sampling": triplane_taps, "compositing": composite}
 
@@ -68,6 +69,8 @@ def frame_conv_macs(c: HiDeNeRFConfig) -> dict[str, int]:
     secc += conv_macs(e, e, 3, s)
     r = c.render_size
     refine = conv_macs(c.feature_channels + 1, c.refine_channels[0], 3, r)  # + opacity
+    refine += conv_macs(e, c.refine_channels[0], 3, r) + conv_macs(  # expression residual
+        c.refine_channels[0], c.refine_channels[0], 3, r)
     cin = c.refine_channels[0]
     for cout in c.refine_channels:
         r *= 2  # each stage also sees the warped source (3 channels)
