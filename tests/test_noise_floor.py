@@ -39,6 +39,13 @@ def test_floor_on_real_clips(floor: dict, mini_dataset) -> None:
     assert avd["halves"] < avd["cross_person"] and avd["mirror_clip"] < avd["cross_person"]
     assert avd["floor_ratio"] == pytest.approx(avd["halves"] / avd["cross_person"])
     assert 0 < floor["apd"]["mirror_frame"] < 10  # degrees
+    # avd_s's own comparison: a frame against the rest of its clip (floor), a clip against a
+    # frame of the other person (signal)
+    avd_s = floor["avd_s"]
+    print("avd_s floor / signal (mm):", {k: round(v, 3) for k, v in avd_s.items()})
+    assert 0 < avd_s["floor"] < avd_s["signal"]
+    assert avd_s["ratio"] == pytest.approx(avd_s["signal"] / avd_s["floor"])
+    assert avd_s["floor_frames"] >= 3 * 4 and avd_s["signal_frames"] > 0
     assert "lambda_id=30" in floor["backend"]
 
 
