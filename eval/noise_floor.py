@@ -100,12 +100,12 @@ def clip_vs_frame(per_clip: dict[str, tuple[str, list, list]], model: Any) -> di
     identities = {clip: (person, [np.asarray(r.identity, np.float64) for r in frames])
                   for clip, (person, frames, _) in per_clip.items()}
     floor, signal = [], []
-    for clip, (person, frames) in identities.items():
+    for person, frames in identities.values():
         for index, frame in enumerate(frames):
             rest = frames[:index] + frames[index + 1:]
             floor.append(identity_mesh_distance(shared_identity(rest), frame, model))
         shared = shared_identity(frames)
-        for other, (someone, others) in identities.items():
+        for someone, others in identities.values():
             if someone != person:
                 signal += [identity_mesh_distance(shared, frame, model) for frame in others]
     result = {"floor": _mean(floor), "signal": _mean(signal), "floor_frames": len(floor),
