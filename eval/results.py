@@ -43,8 +43,8 @@ class ResultRow:
     real_frames: int = 0
     """Set-level rows (FID, KID): the real frames compared with (``frames``: the generated ones);
     below :data:`thbench.eval.metrics.fid.MIN_REAL_FRAMES` the value is flagged."""
-    std: float = math.nan
-    """KID rows: the standard deviation over subsets; NaN elsewhere."""
+    std: float | None = None
+    """KID rows: the standard deviation over subsets; None (an empty cell) elsewhere."""
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -81,7 +81,7 @@ class ResultStore:
         for row in rows:
             record = asdict(row)
             record["value"] = _format(row.value)
-            record["std"] = _format(row.std)
+            record["std"] = "" if row.std is None else _format(row.std)
             writer.writerow([record[c] for c in COLUMNS])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as handle:
@@ -135,5 +135,6 @@ def _parse(record: list[str]) -> ResultRow:
     numbers = {name: int(values[name]) for name in
                ("frames", "frames_total", "pairs", "pairs_skipped", "pairs_failed",
                 "real_frames") if name in values}
-    floats = {name: float(values[name]) for name in ("value", "std") if name in values}
-    return ResultRow(**{**values, **numbers, **floats})
+    std = values.get("std", "")
+    return ResultRow(**{**values, **numbers, "value": float(values["value"]),
+                        "std": float(std) if std else None})

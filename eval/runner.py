@@ -458,7 +458,7 @@ class Runner:
             pairs_skipped=pairs_skipped,
             pairs_failed=pairs_failed,
             real_frames=value.real_frames,
-            std=value.std,
+            std=None if math.isnan(value.std) else value.std,
         )
 
     def _rows(self, method, protocol, pair, metrics, values) -> list[ResultRow]:
