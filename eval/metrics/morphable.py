@@ -1,8 +1,10 @@
-"""3DMM metrics from the shared per-frame fits (both protocols): AED-3dmm, APD, AVD-s, AVD-d.
+"""3DMM metrics from the shared per-frame fits: AED-3dmm, APD, AVD-s, AVD-d, AVD-share.
 
 Fits come from ``facegeom`` (eos-py, Surrey Face Model 3448 + 6 expression blendshapes, fitted
-from the 68 landmarks; the lambdas are part of the backend string). A frame where either side has
-no face is excluded and counted (``MetricValue.excluded``).
+from the 68 landmarks; the lambdas are part of the backend string). A frame whose driving frame
+has no face is excluded and counted (``MetricValue.excluded``); a generated frame without a
+detected face is scored from its fit inside the driving frame's face box, AED-3dmm and APD never
+better than chance (:mod:`thbench.eval.metrics.face`).
 
 - ``aed_3dmm``: per frame, the mean absolute difference of the expression coefficients of the
   generated and the driving frame (``l1_loss``, i.e. mean over coefficients, as PIRenderer /
@@ -18,10 +20,12 @@ no face is excluded and counted (``MetricValue.excluded``).
   coefficients); a source image is a clip of one frame. ``avd_s``: generated clip vs source
   image, lower better (the output keeps the source's face shape). ``avd_d``: generated clip vs
   driving clip, *higher* better (``higher_is_better=True``: the output took less of the
-  driver's face shape). One value per pair, from the generated frames with a face (``frames``)
-  and the reference frames with a face; generated frames without a face are counted as
-  excluded. Their noise floor (two halves of one real clip, a clip vs its mirror image) is
-  measured by :mod:`thbench.eval.noise_floor` and given in docs/metrics.md.
+  driver's face shape). One value per pair, from the generated frames whose driving frame has a
+  face (``frames``, the same for every method) and the reference frames with a face. Their noise
+  floor (two halves of one real clip, a clip vs its mirror image, and ``avd_s``'s own: a clip vs
+  one of its frames) is measured by :mod:`thbench.eval.noise_floor` and given in docs/metrics.md.
+- ``avd_share``: per pair ``avd_s / (avd_s + avd_d)`` in [0, 1], lower better: 0 keeps the
+  source's shape (``source-copy``), 1 takes the driver's (``driving-copy``).
 """
 
 from __future__ import annotations
