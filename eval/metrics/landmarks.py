@@ -18,8 +18,9 @@
   truth has no face are excluded.
 - ``no_face``: the output's no-face rate, in both protocols: the share of frames, among those
   whose driving frame has a face, in which no face is found in the generated frame (in
-  same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). It is the
-  coverage of every face metric seen from the method's side: those frames are left out of them.
+  same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). Those frames
+  are still scored by the ranking face metrics (in the reference box, at worst chance); this
+  column says how many there were.
 
 Landmarks come from the shared frame analyses, from the backend named by ``landmarks``:
 ``"dlib"`` (default, offline: dlib HOG detector + 68-point shape predictor) or ``"fan"``
