@@ -57,13 +57,14 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 class _EmbeddingMetric(FaceFrameMetric):
     fields = FIELDS
     """Embedding backend -> the ``FrameAnalysis`` field holding its vector."""
+    analysis_parts = {"dlib": "dlib", "arcface": "arcface"}
+    """Embedding backend -> the ``FaceAnalyzer`` part that fills that field."""
 
     def __init__(self, backend: str = "dlib", model_path: str | None = None) -> None:
         if backend not in FIELDS:
             raise ValueError(f"identity backend must be one of {sorted(FIELDS)}, got {backend!r}")
         self.embedding, self.model_path = backend, model_path
-        part = self.fields[backend]
-        self.parts = (backend if part == FIELDS[backend] else part,)
+        self.parts = (self.analysis_parts[backend],)
         self.backend_keys = self.parts
         super().__init__()
 
@@ -127,6 +128,7 @@ class AEDIdentity(_EmbeddingMetric):
 
 
 WHOLE_FRAME_FIELDS = {"dlib": "dlib_frame", "arcface": "arcface_frame"}
+"""Embedding backend -> the whole-frame embedding's field (and ``FaceAnalyzer`` part)."""
 
 
 class AEDFomm(FommFormula, AEDIdentity):
@@ -136,7 +138,7 @@ class AEDFomm(FommFormula, AEDIdentity):
 
     name = "aed_fomm"
     fomm_script = FOMM_CMP
-    fields = WHOLE_FRAME_FIELDS
+    fields = analysis_parts = WHOLE_FRAME_FIELDS
 
     def value(self, generated: Any, reference: Any) -> float:
         return squared_distance(self._embedding(generated), self._embedding(reference))
