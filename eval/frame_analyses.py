@@ -35,13 +35,17 @@ def needed_parts(metrics: Iterable[Metric]) -> tuple[str, ...] | None:
 
 
 def build_analyzer(metrics: Iterable[Metric], cache_root: Path):
-    """A cached FaceAnalyzer for ``metrics``, or None when none of them is a face metric."""
+    """A cached FaceAnalyzer for ``metrics``, or None when none of them is a face metric. Its 3DMM
+    identity is fitted from the speech-robust landmarks
+    (:data:`thbench.facegeom.fitting.STABLE_IDENTITY_LANDMARKS`); pose and expression from all."""
     parts = needed_parts(metrics)
     if parts is None:
         return None
     from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.facegeom.fitting import STABLE_IDENTITY_LANDMARKS, Fitter
 
-    return FaceAnalyzer(parts=parts, cache=cache_root, strict=True)
+    fitter = Fitter(identity_landmarks=STABLE_IDENTITY_LANDMARKS) if "fit" in parts else None
+    return FaceAnalyzer(parts=parts, cache=cache_root, strict=True, fitter=fitter)
 
 
 def analyses_provider(

@@ -73,9 +73,10 @@ class FitMetric(FaceFrameMetric):
     def default_backend(self) -> str:
         """``fit=`` + the default fitter's backend until analyses (which carry theirs) are seen."""
         if self._default is None:
-            from thbench.facegeom.fitting import Fitter
+            from thbench.facegeom.fitting import STABLE_IDENTITY_LANDMARKS, Fitter
 
-            self._default = f"fit={Fitter().backend}"
+            fitter = Fitter(identity_landmarks=STABLE_IDENTITY_LANDMARKS)
+            self._default = f"fit={fitter.backend}"
         return self._default
 
     def update(self, batch: FrameBatch) -> None:
