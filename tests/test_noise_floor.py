@@ -15,13 +15,14 @@ from thbench.reports.tables import floor_markdown
 @pytest.fixture(scope="module")
 def floor(mini_dataset, shared_dir: Path, tmp_path_factory) -> dict:
     pytest.importorskip("eos")
-    from thbench.facegeom.analysis import FaceAnalyzer
+    from thbench.eval.frame_analyses import build_analyzer
+    from thbench.eval.metrics import build_metrics
     from thbench.facegeom.morphable import load_sfm
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("THB_ASSETS_DIR", str(shared_dir / "models" / "sfm"))
-        analyzer = FaceAnalyzer(parts=("fit",), cache=tmp_path_factory.mktemp("analyses"),
-                                strict=True)
+        # the metrics' own analyser (identity from the speech-robust points)
+        analyzer = build_analyzer(build_metrics(["avd_s"]), tmp_path_factory.mktemp("analyses"))
         return measure_floor(mini_dataset, [SAME_IDENTITY, CROSS_IDENTITY], analyzer,
                              load_sfm())
 
@@ -46,7 +47,7 @@ def test_floor_on_real_clips(floor: dict, mini_dataset) -> None:
     assert 0 < avd_s["floor"] < avd_s["signal"]
     assert avd_s["ratio"] == pytest.approx(avd_s["signal"] / avd_s["floor"])
     assert avd_s["floor_frames"] >= 3 * 4 and avd_s["signal_frames"] > 0
-    assert "lambda_id=30" in floor["backend"]
+    assert "lambda_id=30" in floor["backend"] and "identity_from=17-59" in floor["backend"]
 
 
 def test_floor_section_of_the_tables(floor: dict) -> None:
