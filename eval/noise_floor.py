@@ -13,6 +13,11 @@ every real video clip of the pair lists (its frames with a face):
   - ``mirror_frame``: one frame and its mirror image;
   - ``cross_person``: two clips of different identities (the signal the floor is compared with);
   and ``floor_ratio`` = ``halves / cross_person`` (the goal is 1/4 or less).
+- ``avd_s``: the floor and signal of exactly the comparison ``avd_s`` makes, a clip's shared
+  identity against one frame's identity: ``floor`` = every face frame of a clip against the
+  shared identity of the clip's other frames (same person: what a perfect method would read),
+  ``signal`` = a clip's shared identity against each face frame of every clip of a different
+  person, ``ratio`` = ``signal / floor`` (the goal is 4 or more).
 - ``apd``: a frame vs its mirror image with yaw and roll negated (degrees).
 - ``aed_3dmm``: a frame's expression coefficients vs its mirror image's.
 
@@ -85,4 +90,26 @@ def measure_floor(dataset: PreparedDataset, protocols: list[str], analyzer: Any,
     avd["floor_ratio"] = avd["halves"] / avd["cross_person"] if cross else math.nan
     return {"clips": len(per_clip), "cross_pairs": len(cross), "units": model.units,
             "backend": analyzer.backend, "avd": avd,
+            "avd_s": clip_vs_frame(per_clip, model),
             "apd": {"mirror_frame": _mean(apd)}, "aed_3dmm": {"mirror_frame": _mean(aed)}}
+
+
+def clip_vs_frame(per_clip: dict[str, tuple[str, list, list]], model: Any) -> dict[str, Any]:
+    """``avd_s``'s own floor (a frame against the rest of its clip) and signal (a clip against
+    a frame of another person), in model units, with their ratio and counts."""
+    identities = {clip: (person, [np.asarray(r.identity, np.float64) for r in frames])
+                  for clip, (person, frames, _) in per_clip.items()}
+    floor, signal = [], []
+    for person, frames in identities.values():
+        for index, frame in enumerate(frames):
+            rest = frames[:index] + frames[index + 1:]
+            floor.append(identity_mesh_distance(shared_identity(rest), frame, model))
+        shared = shared_identity(frames)
+        for someone, others in identities.values():
+            if someone != person:
+                signal += [identity_mesh_distance(shared, frame, model) for frame in others]
+    result = {"floor": _mean(floor), "signal": _mean(signal), "floor_frames": len(floor),
+              "signal_frames": len(signal)}
+    result["ratio"] = (result["signal"] / result["floor"]
+                       if floor and signal and result["floor"] > 0 else math.nan)
+    return result

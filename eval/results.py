@@ -40,6 +40,11 @@ class ResultRow:
     """Set-level rows: the protocol's pairs left out because the pair list skips them."""
     pairs_failed: int = 0
     """Set-level rows: the protocol's pairs left out because generating or reading them failed."""
+    real_frames: int = 0
+    """Set-level rows (FID, KID): the real frames compared with (``frames``: the generated ones);
+    below :data:`thbench.eval.metrics.fid.MIN_REAL_FRAMES` the value is flagged."""
+    std: float | None = None
+    """KID rows: the standard deviation over subsets; None (an empty cell) elsewhere."""
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -49,6 +54,8 @@ class ResultRow:
 COLUMNS = [f.name for f in fields(ResultRow)]
 LEGACY_COLUMNS = COLUMNS[:10]
 """The layout before coverage was recorded; such rows read with ``frames_total = frames``."""
+COVERAGE_COLUMNS = COLUMNS[:14]
+"""The layout before set rows recorded ``real_frames`` and ``std`` (read as 0 and NaN)."""
 
 
 def _format(value: float) -> str:
@@ -74,6 +81,7 @@ class ResultStore:
         for row in rows:
             record = asdict(row)
             record["value"] = _format(row.value)
+            record["std"] = "" if row.std is None else _format(row.std)
             writer.writerow([record[c] for c in COLUMNS])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as handle:
@@ -99,7 +107,7 @@ class ResultStore:
         with self.path.open(newline="") as handle:
             reader = csv.reader(handle)
             for record in reader:
-                if record in (COLUMNS, LEGACY_COLUMNS):
+                if record in (COLUMNS, COVERAGE_COLUMNS, LEGACY_COLUMNS):
                     continue
                 try:
                     row = _parse(record)
@@ -116,8 +124,8 @@ class ResultStore:
 
 def _parse(record: list[str]) -> ResultRow:
     """A row of the current layout, or of the legacy one (coverage then taken as complete)."""
-    if len(record) == len(COLUMNS):
-        values = dict(zip(COLUMNS, record, strict=True))
+    if len(record) in (len(COLUMNS), len(COVERAGE_COLUMNS)):
+        values = dict(zip(COLUMNS, record, strict=False))
     elif len(record) == len(LEGACY_COLUMNS):
         values = dict(zip(LEGACY_COLUMNS, record, strict=True))
         values["frames_total"] = values["frames"]
@@ -125,6 +133,8 @@ def _parse(record: list[str]) -> ResultRow:
     else:
         raise ValueError(f"{len(record)} fields")
     numbers = {name: int(values[name]) for name in
-               ("frames", "frames_total", "pairs", "pairs_skipped", "pairs_failed")
-               if name in values}
-    return ResultRow(**{**values, **numbers, "value": float(values["value"])})
+               ("frames", "frames_total", "pairs", "pairs_skipped", "pairs_failed",
+                "real_frames") if name in values}
+    std = values.get("std", "")
+    return ResultRow(**{**values, **numbers, "value": float(values["value"]),
+                        "std": float(std) if std else None})

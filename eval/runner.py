@@ -44,7 +44,7 @@ from thbench.eval.distributed import Shard, all_sum, any_rank
 from thbench.eval.frame_analyses import analyses_provider, build_analyzer
 from thbench.eval.metrics import FrameBatch, Metric, MetricValue
 from thbench.eval.metrics.face import AnalysisMetric
-from thbench.eval.metrics.fid import FID, FeatureStats
+from thbench.eval.metrics.fid import FID, KID, FeatureStats
 from thbench.eval.metrics.morphable import FitMetric
 from thbench.eval.noise_floor import measure_floor
 from thbench.eval.results import ResultRow, ResultStore
@@ -244,6 +244,7 @@ class Runner:
         self._unavailable = {m.name: reason for m in metrics if (reason := m.available())}
         self._analyzer = None
         fid = [m for m in metrics if isinstance(m, FID) and m.name not in self._unavailable]
+        fid.sort(key=lambda m: isinstance(m, KID))  # the features' owner: FID itself first
         self.fid = FIDFeatures(fid[0], output_root.parent / "fid", dataset) if fid else None
 
     def applicable(self, protocol: str, scope: str = "pair") -> list[Metric]:
@@ -427,6 +428,9 @@ class Runner:
             if failed_anywhere:
                 value = MetricValue(math.nan, 0, status="error",
                                     reason=error or "failed on another rank (see its log)")
+            elif isinstance(metric, KID):
+                value = metric.distance(*self.fid.feature_arrays(
+                    method_name, protocol, scored, real))
             else:
                 self.fid.save_stats(method_name, protocol, generated, reference)
                 value = self._distance(generated, reference)
@@ -473,6 +477,8 @@ class Runner:
             pairs=pairs,
             pairs_skipped=pairs_skipped,
             pairs_failed=pairs_failed,
+            real_frames=value.real_frames,
+            std=None if math.isnan(value.std) else value.std,
         )
 
     def _rows(self, method, protocol, pair, metrics, values) -> list[ResultRow]:

@@ -1,4 +1,4 @@
-"""Set-level metrics (FID): one value per method x dataset x protocol, resumable.
+"""Set-level metrics (FID, KID): one value per method x dataset x protocol, resumable.
 
 While a pair is scored, the pool3 features of its generated frames are computed from the frames
 already decoded for the pair metrics and saved as ``<root>/<method>/<dataset>/<protocol>/
@@ -25,7 +25,7 @@ from thbench.core.media import MediaError, stack_batches, to_tensor
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.protocols import CROSS_IDENTITY, Pair
 from thbench.eval.metrics import MetricValue
-from thbench.eval.metrics.fid import FID, FeatureStats
+from thbench.eval.metrics.fid import DIMS, FID, FeatureStats
 
 SET_PAIR_ID = "(all pairs)"
 """``pair_id`` of a set-level metric's result row."""
@@ -110,6 +110,18 @@ class FIDFeatures:
         with atomic.replacing(self.stats_path(method, protocol)) as out:
             np.savez(out, **self.fid.state())
         self.fid.reset()
+
+    def feature_arrays(self, method: str, protocol: str, pairs: list[Pair],
+                       real_frames: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Every saved feature of ``pairs``' generated frames (pairs without a feature file, the
+        failed ones, left out) and of ``real_frames`` (clip id -> frame indices), for KID, which
+        needs the features themselves, not their sums."""
+        paths = [self.pair_path(method, protocol, p.pair_id) for p in pairs]
+        generated = [np.load(path) for path in paths if path.is_file()]
+        real = [self.clip_features(clip)[frames] for clip, frames in real_frames.items()]
+        empty = np.zeros((0, DIMS))
+        return (np.concatenate(generated) if generated else empty,
+                np.concatenate(real) if real else empty)
 
     def distance(self, generated: FeatureStats, real: FeatureStats) -> MetricValue:
         self.fid.generated, self.fid.real = generated, real

@@ -3,8 +3,12 @@
 ``FaceAnalyzer(parts=...).analyze(rgb)`` returns a :class:`FrameAnalysis` for the largest face.
 Parts: ``"fit"`` (eos SFM pose/identity/expression), ``"dlib"`` (128-d descriptor),
 ``"arcface"`` (512-d), ``"fan"`` (face-alignment's S3FD + FAN 68 landmarks, found independently
-of the dlib detection: ``fan_landmarks`` is None where S3FD finds no face). Detection and
-landmarks always run. A requested part whose asset is
+of the dlib detection, as FOMM's pose-evaluation finds them: ``fan_landmarks`` is None where
+S3FD finds no face), ``"dlib_frame"`` / ``"arcface_frame"`` (the embedding of the *whole frame*,
+no detection, as pose-evaluation's ``extract_face_id`` embeds frames: never missing). Detection
+and landmarks always run. :meth:`FaceAnalyzer.analyze_in_box` analyses a frame inside a given
+face box (a reference frame's) instead of detecting: the record has ``has_face`` False and
+``in_reference_box`` True. A requested part whose asset is
 missing is left out (its fields stay None/NaN) and named with its reason and fix in
 ``analyzer.skipped``; it never switches to another backend.
 
@@ -30,14 +34,14 @@ import numpy as np
 from thbench.core import atomic
 from thbench.facegeom.detect import Face, FaceDetector
 
-PARTS = ("fit", "dlib", "arcface", "fan")
+PARTS = ("fit", "dlib", "arcface", "fan", "dlib_frame", "arcface_frame")
 NUM_IDENTITY, NUM_EXPRESSION = 63, 6
 
 _ARRAYS = {
     "bbox": (4,), "landmarks": (68, 2), "rotation": (3, 3), "translation": (3,),
     "identity": (NUM_IDENTITY,), "expression": (NUM_EXPRESSION,),
 }
-_OPTIONAL = ("dlib_descriptor", "arcface", "fan_landmarks")
+_OPTIONAL = ("dlib_descriptor", "arcface", "fan_landmarks", "dlib_frame", "arcface_frame")
 _OPTIONAL_SHAPES = {"fan_landmarks": (68, 2)}
 _FLOATS = ("yaw", "pitch", "roll", "scale", "reprojection_error")
 
@@ -75,6 +79,13 @@ class FrameAnalysis:
     fan_landmarks: np.ndarray | None = None
     """(68, 2) float32 FAN landmarks (x, y) pixels; None where S3FD found no face or the part
     did not run."""
+    dlib_frame: np.ndarray | None = None
+    """(128,) float32 dlib descriptor of the whole frame resized to dlib's 150x150 chip."""
+    arcface_frame: np.ndarray | None = None
+    """(512,) float32 ArcFace embedding of the whole frame resized to 112x112."""
+    in_reference_box: bool = False
+    """True when no face was detected and the fields come from :meth:`FaceAnalyzer.analyze_in_box`
+    (landmarks predicted inside another frame's face box)."""
     num_faces: int = 0
     backend: str = ""
 
@@ -110,12 +121,14 @@ class FrameAnalysis:
             value = data.get(name)
             kwargs[name] = math.nan if value is None else float(value)
         kwargs["num_faces"] = int(data.get("num_faces", 0))
+        kwargs["in_reference_box"] = bool(data.get("in_reference_box", False))
         kwargs["backend"] = str(data.get("backend", ""))
         return cls(**kwargs)
 
     def to_npz_bytes(self) -> bytes:
         arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps({
             "has_face": self.has_face, "num_faces": self.num_faces, "backend": self.backend,
+            "in_reference_box": self.in_reference_box,
             **{name: getattr(self, name) for name in _FLOATS},
         }))}
         for name in (*_ARRAYS, *_OPTIONAL):
@@ -133,7 +146,9 @@ class FrameAnalysis:
             kwargs = {name: npz[name] for name in (*_ARRAYS, *_OPTIONAL) if name in npz.files}
         floats = {name: math.nan if meta[name] is None else float(meta[name]) for name in _FLOATS}
         return cls(has_face=bool(meta["has_face"]), num_faces=int(meta["num_faces"]),
-                   backend=meta["backend"], **floats, **kwargs)
+                   backend=meta["backend"],
+                   in_reference_box=bool(meta.get("in_reference_box", False)),
+                   **floats, **kwargs)
 
 
 def _array(value, shape: tuple[int, ...]) -> np.ndarray:
@@ -190,9 +205,9 @@ class AnalysisCache:
 class FaceAnalyzer:
     """Detect the largest face, its 68 landmarks, and run the requested parts.
 
-    ``parts``: any of ``"fit"``, ``"dlib"``, ``"arcface"``, ``"fan"``. ``cache``: an
-    :class:`AnalysisCache` or a folder for one (None: no cache). ``strict``: raise when a
-    requested part is unavailable instead of recording it in ``skipped``.
+    ``parts``: any of :data:`PARTS`. ``cache``: an :class:`AnalysisCache` or a folder for one
+    (None: no cache). ``strict``: raise when a requested part is unavailable instead of recording
+    it in ``skipped``.
     """
 
     def __init__(self, parts: Sequence[str] = ("fit", "dlib"),
@@ -207,8 +222,14 @@ class FaceAnalyzer:
 
         self.detector = detector or FaceDetector()
         self.fitter = (fitter or Fitter()) if "fit" in parts else None
-        self.dlib = (dlib or DlibDescriptor()) if "dlib" in parts else None
-        self.arcface = (arcface or ArcFace()) if "arcface" in parts else None
+        wants_dlib = {"dlib", "dlib_frame"} & set(parts)
+        wants_arcface = {"arcface", "arcface_frame"} & set(parts)
+        dlib = (dlib or DlibDescriptor()) if wants_dlib else None
+        arcface = (arcface or ArcFace()) if wants_arcface else None
+        self.dlib = dlib if "dlib" in parts else None
+        self.dlib_frame = dlib if "dlib_frame" in parts else None
+        self.arcface = arcface if "arcface" in parts else None
+        self.arcface_frame = arcface if "arcface_frame" in parts else None
         if "fan" in parts:
             from thbench.facegeom.fan import FANLandmarks
 
@@ -217,7 +238,7 @@ class FaceAnalyzer:
             self.fan = None
         self.skipped: dict[str, str] = {}
         for name in PARTS:
-            component = getattr(self, {"fit": "fitter"}.get(name, name))
+            component = getattr(self, _ATTRIBUTE.get(name, name))
             if component is None:
                 continue
             reason = component.available()
@@ -226,7 +247,7 @@ class FaceAnalyzer:
                     raise RuntimeError(f"part {name!r} unavailable: {reason}")
                 warnings.warn(f"face analysis part {name!r} skipped: {reason}", stacklevel=2)
                 self.skipped[name] = reason
-                setattr(self, {"fit": "fitter"}.get(name, name), None)
+                setattr(self, _ATTRIBUTE.get(name, name), None)
         self.parts = tuple(p for p in PARTS if p in parts and p not in self.skipped)
         self.cache = AnalysisCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
 
@@ -237,29 +258,52 @@ class FaceAnalyzer:
                   "lmk=dlib-shape_predictor_68_face_landmarks"]
         if self.fitter is not None:
             pieces.append(f"fit={self.fitter.backend}")
-        if self.dlib is not None:
-            pieces.append(f"dlib={self.dlib.backend}")
-        if self.arcface is not None:
-            pieces.append(f"arcface={self.arcface.backend}")
-        if self.fan is not None:
-            pieces.append(f"fan={self.fan.backend}")
+        for name in ("dlib", "arcface", "fan", "dlib_frame", "arcface_frame"):
+            component = getattr(self, name)
+            if component is not None:
+                pieces.append(f"{name}={component.backend}")
         return "|".join(pieces)
 
     def analyze(self, rgb: np.ndarray) -> FrameAnalysis:
         """RGB uint8 (H, W, 3) -> :class:`FrameAnalysis` (through the cache when one is set)."""
         rgb = _check_frame(rgb)
-        if self.cache is None:
-            return self._analyze(rgb)
-        key = self.cache.key(rgb, self.backend)
-        record = self.cache.get(key)
-        if record is None:
-            record = self._analyze(rgb)
-            self.cache.put(key, record)
-        return record
+        return self._cached(rgb, self.backend, lambda: self._analyze(rgb))
 
     def analyze_batch(self, frames: np.ndarray | Iterable[np.ndarray]) -> list[FrameAnalysis]:
         """uint8 (B, H, W, 3) (or an iterable of frames) -> one record per frame, cached."""
         return [self.analyze(frame) for frame in frames]
+
+    def analyze_in_box(self, rgb: np.ndarray, bbox: Sequence[float]) -> FrameAnalysis:
+        """The parts run on the face dlib's shape predictor finds inside ``bbox`` (x0, y0, x1,
+        y1: another frame's face box), without detecting: ``has_face`` False,
+        ``in_reference_box`` True, every requested field filled (cached, keyed by the box too).
+
+        This is how a generated frame in which no face is detected is still analysed where its
+        reference frame has its face (the metrics then decide what such a frame scores)."""
+        rgb = _check_frame(rgb)
+        box = tuple(float(v) for v in bbox)
+        if not all(math.isfinite(v) for v in box):
+            raise ValueError(f"analyze_in_box needs a finite face box, got {box}")
+        key = f"{self.backend}|in_box={','.join(f'{v:g}' for v in box)}"
+
+        def analyse() -> FrameAnalysis:
+            face = self.detector.landmarks_in_box(rgb, box)
+            record = self.analyze_face(rgb, face, num_faces=0)
+            record.has_face, record.in_reference_box = False, True
+            self._whole_frame(rgb, record)
+            return record
+
+        return self._cached(rgb, key, analyse)
+
+    def _cached(self, rgb: np.ndarray, backend: str, analyse) -> FrameAnalysis:
+        if self.cache is None:
+            return analyse()
+        key = self.cache.key(rgb, backend)
+        record = self.cache.get(key)
+        if record is None:
+            record = analyse()
+            self.cache.put(key, record)
+        return record
 
     def _analyze(self, rgb: np.ndarray) -> FrameAnalysis:
         faces = self.detector.detect(rgb)
@@ -269,7 +313,14 @@ class FaceAnalyzer:
             record = FrameAnalysis(has_face=False, backend=self.backend)
         if self.fan is not None:
             record.fan_landmarks = self.fan.landmarks(rgb)
+        self._whole_frame(rgb, record)
         return record
+
+    def _whole_frame(self, rgb: np.ndarray, record: FrameAnalysis) -> None:
+        if self.dlib_frame is not None:
+            record.dlib_frame = self.dlib_frame.embed_frame(rgb)
+        if self.arcface_frame is not None:
+            record.arcface_frame = self.arcface_frame.embed_frame(rgb)
 
     def analyze_face(self, rgb: np.ndarray, face: Face, num_faces: int = 1) -> FrameAnalysis:
         """Run the parts on a known face (e.g. from :meth:`FaceDetector.landmarks_in_box`)."""
@@ -291,6 +342,10 @@ class FaceAnalyzer:
         if self.arcface is not None:
             record.arcface = self.arcface.embed(rgb, face)
         return record
+
+
+_ATTRIBUTE = {"fit": "fitter"}
+"""Part name -> FaceAnalyzer attribute holding its component, where they differ."""
 
 
 def _check_frame(rgb: np.ndarray) -> np.ndarray:

@@ -3,11 +3,12 @@
 The ``face-alignment`` package (PyPI) provides the networks and the geometry; its own loader
 downloads weights from a URL, so here the networks are built from its classes and their state
 dicts are read from the asset manager's files (``fan_s3fd``: the S3FD face detector,
-``fan_2dfan4``: 2D-FAN-4), loaded strictly. The pipeline is face-alignment's default one (what
-``FaceAlignment(LandmarksType.TWO_D)`` runs): S3FD boxes with score above 0.5, the largest face,
-a 256x256 crop around the box (centre moved up by 0.12 box heights, scale = (w + h) / 195),
-FAN heatmaps averaged with those of the mirrored crop, the heatmap maxima (quarter-pixel
-refined) mapped back to image pixels.
+``fan_2dfan4``: 2D-FAN-4), loaded strictly. The pipeline is the one FOMM's pose-evaluation runs
+(``extract.py``'s ``extract_face_pose``: ``FaceAlignment(LandmarksType._2D, flip_input=False)``,
+``get_landmarks(frame)``, then ``kp[0]``): S3FD boxes with score above 0.5 in the detector's
+order, the *first* one (not the largest), a 256x256 crop around the box (centre moved up by 0.12
+box heights, scale = (w + h) / 195), FAN heatmaps of that crop alone (no mirrored crop), the
+heatmap maxima (quarter-pixel refined) mapped back to image pixels.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def load_detector(weights: str | Path, device: str = "cpu"):
 
 
 class FANLandmarks:
-    """S3FD + 2D-FAN-4: ``landmarks(rgb)`` -> (68, 2) float32 pixels of the largest face or None."""
+    """S3FD + 2D-FAN-4: ``landmarks(rgb)`` -> (68, 2) float32 pixels of the first face or None."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -65,7 +66,8 @@ class FANLandmarks:
     @property
     def backend(self) -> str:
         names = "+".join(assets.get(n).filename for n in (DETECTOR_ASSET, LANDMARK_ASSET))
-        return f"face-alignment-{version('face-alignment')}:s3fd+2DFAN-4({names})"
+        return (f"face-alignment-{version('face-alignment')}:s3fd+2DFAN-4({names}),first face,"
+                "no flip")
 
     def available(self) -> str:
         return missing()
@@ -82,8 +84,7 @@ class FANLandmarks:
         boxes = self.detector.detect_from_image(np.ascontiguousarray(rgb))
         if len(boxes) == 0:
             return None
-        box = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        return self.landmarks_in_box(rgb, box)
+        return self.landmarks_in_box(rgb, boxes[0])
 
     @torch.no_grad()
     def landmarks_in_box(self, rgb: np.ndarray, box) -> np.ndarray:
@@ -92,7 +93,6 @@ class FANLandmarks:
             CENTER_Y_OFFSET,
             REFERENCE_SCALE,
             crop,
-            flip,
             get_preds_fromhm,
         )
 
@@ -103,6 +103,5 @@ class FANLandmarks:
         patch = crop(np.asarray(rgb), center, scale).transpose((2, 0, 1)).astype(np.float32)
         batch = torch.from_numpy(patch / 255.0)[None].to(self.device)
         heatmaps = self.network(batch)[-1]
-        heatmaps = heatmaps + flip(self.network(flip(batch))[-1], is_label=True)
         _, points, _ = get_preds_fromhm(heatmaps.cpu().numpy(), center, scale)
         return np.asarray(points, np.float32).reshape(68, 2)

@@ -1,6 +1,8 @@
 """Identity embeddings of a detected face: dlib's 128-d descriptor and ArcFace (insightface).
 
-Both take the RGB uint8 frame and a :class:`thbench.facegeom.detect.Face` (its 68 landmarks). Each
+Both take the RGB uint8 frame and a :class:`thbench.facegeom.detect.Face` (its 68 landmarks), or,
+with ``embed_frame``, the whole frame resized to the network's input without any detection or
+alignment (how FOMM's pose-evaluation embeds frames for its AED: the whole face crop). Each
 has
 ``backend`` (network + weights, with the weights' sha256 prefix) and ``available()``: "" when it
 can run, else one line with the reason and the fix. Nothing falls back to another backend.
@@ -18,6 +20,16 @@ from thbench.core import assets
 from thbench.facegeom.detect import Face
 
 ARCFACE_SIZE = 112
+DLIB_CHIP_SIZE = 150
+"""Side of the aligned face chip dlib's ResNet descriptor reads."""
+
+
+def resized(image: np.ndarray, size: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> (size, size, 3) uint8, bilinear (the whole frame, no crop)."""
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    return np.asarray(picture.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def five_points(landmarks: np.ndarray) -> np.ndarray:
@@ -71,6 +83,12 @@ class DlibDescriptor:
         vector = self._model.compute_face_descriptor(np.ascontiguousarray(image), shape,
                                                      self.num_jitters)
         return np.asarray(vector, np.float32)
+
+    def embed_frame(self, image: np.ndarray) -> np.ndarray:
+        """(128,) float32 descriptor of the whole RGB frame taken as the 150x150 face chip."""
+        chip = np.ascontiguousarray(resized(image, DLIB_CHIP_SIZE))
+        return np.asarray(self._model.compute_face_descriptor(chip, self.num_jitters),
+                          np.float32)
 
 
 class ArcFace:
@@ -139,3 +157,8 @@ class ArcFace:
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
         """(512,) float32 raw embedding (not normalised; CSIM normalises)."""
         return np.asarray(self._model.get_feat(self.aligned(image, face)), np.float32).reshape(-1)
+
+    def embed_frame(self, image: np.ndarray) -> np.ndarray:
+        """(512,) float32 raw embedding of the whole RGB frame resized to 112x112 (BGR)."""
+        bgr = np.ascontiguousarray(resized(image, ARCFACE_SIZE)[:, :, ::-1])
+        return np.asarray(self._model.get_feat(bgr), np.float32).reshape(-1)

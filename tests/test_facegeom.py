@@ -245,3 +245,25 @@ def test_cuda_rasterizer_equals_cpu() -> None:
     assert torch.equal(cpu.face_index, gpu.face_index.cpu())
     assert torch.allclose(cpu.depth, gpu.depth.cpu(), atol=1e-4)
     assert torch.allclose(cpu.bary, gpu.bary.cpu(), atol=1e-5)
+
+
+def test_identity_from_stable_landmarks_ignores_the_jaw_and_inner_mouth(pyfeat_data) -> None:
+    """The speech-robust identity is fitted to points 17-59 only: moving the jaw line and the
+    inner mouth (as speech does) leaves it unchanged, while pose and expression still come
+    from all 68 points."""
+    pytest.importorskip("eos")
+    from thbench.facegeom.fitting import STABLE_IDENTITY_LANDMARKS
+
+    frame = next(iter_video(pyfeat_data / "single_face.mp4"))
+    points = FaceDetector().largest(frame).landmarks.astype(np.float64)
+    fitter = Fitter(identity_landmarks=STABLE_IDENTITY_LANDMARKS)
+    assert "identity_from=17-59" in fitter.backend and "identity_from" not in Fitter().backend
+    opened = points.copy()
+    opened[list(range(3, 14)) + list(range(60, 68)), 1] += 12.0  # jaw and inner mouth drop
+    base, moved = fitter.fit(points, frame.shape[1], frame.shape[0]), fitter.fit(
+        opened, frame.shape[1], frame.shape[0])
+    assert np.allclose(base.identity, moved.identity, atol=1e-5)
+    plain = Fitter()
+    assert not np.allclose(plain.fit(points, frame.shape[1], frame.shape[0]).identity,
+                           plain.fit(opened, frame.shape[1], frame.shape[0]).identity, atol=1e-3)
+    assert not np.allclose(base.expression, moved.expression, atol=1e-4)

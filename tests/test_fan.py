@@ -137,3 +137,40 @@ def test_analyzer_fan_part_and_cache_roundtrip(fan_offline: Path, pyfeat_data: P
     result = akd.compute()
     assert result.value == 0.0 and result.frames == 1
     assert akd.backend.startswith("fan=face-alignment-")
+
+
+@pytest.mark.slow
+def test_fan_path_is_pose_evaluations(fan_offline: Path, pyfeat_data: Path, tmp_path: Path,
+                                      monkeypatch) -> None:
+    """pose-evaluation's ``extract_face_pose``: ``FaceAlignment(LandmarksType._2D,
+    flip_input=False)``, ``get_landmarks(frame)``, ``kp[0]`` (the first face, no mirrored crop).
+    face-alignment's own object, given the same (made) weights, gives our landmarks exactly,
+    and the flip-averaged pipeline does not."""
+    from face_alignment import FaceAlignment, LandmarksType
+
+    from thbench.core.media import iter_video
+
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / assets.get(LANDMARK_ASSET).filename).symlink_to(
+        fan_offline / assets.get(LANDMARK_ASSET).filename)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    detector = str(fan_offline / assets.get(DETECTOR_ASSET).filename)
+    frame = np.ascontiguousarray(next(iter_video(pyfeat_data / "single_face.mp4"))[:128, :128])
+
+    fan = FANLandmarks()
+    # seeded random S3FD weights "find" many boxes; both sides see only the first two (in the
+    # detector's order), so face-alignment runs FAN twice, not hundreds
+    boxes = fan.detector.detect_from_image(frame.copy())[:2]
+    assert len(boxes) == 2
+    monkeypatch.setattr(type(fan.detector), "detect_from_image", lambda self, image: boxes)
+
+    def theirs(flip: bool):
+        aligner = FaceAlignment(LandmarksType.TWO_D, device="cpu", flip_input=flip,
+                                compile=False, face_detector_kwargs={"path_to_detector": detector})
+        return aligner.get_landmarks(frame)
+
+    expected = theirs(False)
+    ours = fan.landmarks(frame)
+    assert ours is not None and np.allclose(ours, expected[0], atol=1e-4)
+    assert not np.allclose(ours, theirs(True)[0], atol=1e-4)

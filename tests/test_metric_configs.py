@@ -17,11 +17,12 @@ def _metrics(name: str) -> dict:
 
 def test_voxceleb_config_names_arcface_and_fan() -> None:
     metrics = _metrics("vox1-test.toml")
-    for name in ("csim", "aed_identity", "aed_fomm"):
+    for name in ("csim", "aed_identity"):
         assert metrics[name].parts == ("arcface",), name
+    assert metrics["aed_fomm"].parts == ("arcface_frame",)  # whole frames, as cmp.py
     for name in ("akd", "akd_fomm", "mkr"):
         assert metrics[name].landmarks == "fan" and metrics[name].parts == ("fan",), name
-    assert {"no_face", "avd_s", "avd_d"} <= set(metrics)
+    assert {"no_face", "avd_s", "avd_d", "avd_share", "kid"} <= set(metrics)
 
 
 def test_offline_default_keeps_dlib() -> None:

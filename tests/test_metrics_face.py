@@ -13,7 +13,7 @@ from thbench.datasets.protocols import ALL_PROTOCOLS, CROSS_IDENTITY, RECONSTRUC
 from thbench.eval.metrics import build_metrics
 from thbench.eval.metrics.base import FrameBatch
 from thbench.eval.metrics.identity import CSIM, AEDFomm, AEDIdentity
-from thbench.eval.metrics.landmarks import AKD, MKR, AKDFomm
+from thbench.eval.metrics.landmarks import AKD, MKR, AKDFomm, chance_distance
 from thbench.eval.metrics.morphable import (
     AED3DMM,
     APD,
@@ -37,9 +37,17 @@ class Analysis:
     expression: np.ndarray = field(default_factory=lambda: np.zeros(6))
     dlib_descriptor: np.ndarray | None = None
     arcface: np.ndarray | None = None
+    dlib_frame: np.ndarray | None = None
+    arcface_frame: np.ndarray | None = None
+    in_reference_box: bool = False
 
 
 NO_FACE = Analysis(has_face=False, landmarks=None, identity=None, expression=None)
+
+
+def in_box(**fields) -> Analysis:
+    """A generated frame without a detected face, analysed inside its reference's face box."""
+    return Analysis(has_face=False, in_reference_box=True, **fields)
 
 
 def _batch(generated: list, **others: list) -> FrameBatch:
@@ -60,16 +68,20 @@ def _run(metric, batch: FrameBatch):
     return metric.compute()
 
 
-def test_csim_cosine_and_exclusions() -> None:
+def test_csim_cosine_and_no_face_frames_scored() -> None:
     src = Analysis(dlib_descriptor=np.array([1.0, 0.0, 0.0]))
     gen = [
         Analysis(dlib_descriptor=np.array([1.0, 0.0, 0.0])),
         Analysis(dlib_descriptor=np.array([1.0, 1.0, 0.0])),
-        NO_FACE,
+        NO_FACE,  # no face and no in-box analysis: chance, cosine 0
+        in_box(dlib_descriptor=np.array([0.0, 1.0, 1.0])),  # its in-box embedding is read
     ]
     result = _run(CSIM(), _batch(gen, source=[src]))
-    assert result.value == pytest.approx((1.0 + 2**-0.5) / 2)
-    assert result.frames == 2 and result.excluded == 1
+    assert result.value == pytest.approx((1.0 + 2**-0.5 + 0.0 + 0.0) / 4)
+    assert result.frames == 4 and result.excluded == 0
+    # a source without a face leaves every frame out
+    none = _run(CSIM(), _batch(gen[:1], source=[NO_FACE]))
+    assert none.status == "skipped" and none.excluded == 1
     metric = CSIM()
     assert metric.reference == "source" and metric.higher_is_better
     assert metric.protocols == ALL_PROTOCOLS  # robustness too: no ground truth needed
@@ -125,14 +137,20 @@ def test_aed_fomm_is_cmp_py_sum_of_squared_differences() -> None:
             total += abs(t[k] - g[k]) ** 2
         per_frame.append(total)
     expected = sum(per_frame) / len(per_frame)
-    gen = [Analysis(dlib_descriptor=g) for g in generated] + [NO_FACE]
-    drv = [Analysis(dlib_descriptor=t) for t in truth] + [Analysis(dlib_descriptor=truth[0])]
+    # cmp.py embeds whole frames: a frame with no face (on either side) still counts
+    gen = [Analysis(dlib_frame=g) for g in generated[:2]]
+    gen.append(Analysis(has_face=False, dlib_frame=generated[2]))
+    drv = [Analysis(dlib_frame=t) for t in truth[:2]]
+    drv.append(Analysis(has_face=False, dlib_frame=truth[2]))
     result = _run(AEDFomm(), _batch(gen, driving=drv))
     assert result.value == pytest.approx(expected, rel=1e-12)
-    assert result.frames == 3 and result.excluded == 1
-    assert "cmp.py@5a5c45e" in AEDFomm().backend
-    # with the Euclidean aed_identity the same frames read the square root per frame
-    euclid = _run(AEDIdentity(), _batch(gen, driving=drv)).value
+    assert result.frames == 3 and result.excluded == 0
+    assert "cmp.py@5a5c45e" in AEDFomm().backend and AEDFomm().parts == ("dlib_frame",)
+    assert not AEDFomm.ranking and AEDIdentity.ranking
+    # with the Euclidean aed_identity the same (face-aligned) vectors read the root per frame
+    faces = [Analysis(dlib_descriptor=g) for g in generated]
+    truths = [Analysis(dlib_descriptor=t) for t in truth]
+    euclid = _run(AEDIdentity(), _batch(faces, driving=truths)).value
     assert euclid == pytest.approx(np.mean(np.sqrt(per_frame)), rel=1e-12)
 
 
@@ -142,7 +160,9 @@ def test_arcface_embeddings_are_l2_normalised_before_distances() -> None:
     # unit vectors (0.6, 0.8, 0) and (0, 0, 1): Euclidean sqrt(2), squared 2
     assert _run(AEDIdentity(backend="arcface"), _batch(gen, driving=drv)).value == pytest.approx(
         2 ** 0.5)
-    assert _run(AEDFomm(backend="arcface"), _batch(gen, driving=drv)).value == pytest.approx(2.0)
+    whole = [Analysis(arcface_frame=a)], [Analysis(arcface_frame=b)]
+    assert _run(AEDFomm(backend="arcface"), _batch(whole[0], driving=whole[1])).value == (
+        pytest.approx(2.0))
     # dlib descriptors are used as dlib returns them
     assert _run(AEDIdentity(), _batch([Analysis(dlib_descriptor=a)],
                                       driving=[Analysis(dlib_descriptor=b)])).value == (
@@ -168,7 +188,10 @@ def test_akd_fomm_is_cmp_kp_mean_abs_coordinate_difference() -> None:
     result = _run(AKDFomm(), _batch(gen, driving=drv))
     assert result.value == pytest.approx(expected, rel=1e-12)
     assert result.frames == 2 and result.excluded == 1
-    assert "cmp_kp.py@5a5c45e" in AKDFomm().backend
+    assert "cmp_kp.py@5a5c45e" in AKDFomm().backend and not AKDFomm.ranking
+    # cmp_kp.py's rule holds even where an in-box analysis exists: such a frame is left out
+    boxed = gen[:2] + [in_box(landmarks=truth[2])]
+    assert _run(AKDFomm(), _batch(boxed, driving=drv)).frames == 2
     # a (3, 4) pixel shift: Euclidean AKD 5, cmp_kp's mean |coordinate| 3.5
     shifted = [Analysis(landmarks=truth[0] + [3.0, 4.0])]
     assert _run(AKDFomm(), _batch(shifted, driving=drv[:1])).value == pytest.approx(3.5)
@@ -191,7 +214,17 @@ def test_akd_pixels_and_mkr_rate() -> None:
         Analysis(landmarks=truth_points),
     ]
     akd = _run(AKD(), _batch(generated, driving=truth))
-    assert akd.value == pytest.approx(2.5) and akd.frames == 2 and akd.excluded == 2
+    chance = chance_distance(truth_points)
+    # the no-face frame whose ground truth has a face is scored at chance, not dropped
+    assert akd.value == pytest.approx((5.0 + chance + 0.0) / 3)
+    assert akd.frames == 3 and akd.excluded == 1
+    # an in-box analysis is read, but never better than chance
+    near = _run(AKD(), _batch([in_box(landmarks=truth_points + [3.0, 4.0])],
+                              driving=truth[:1]))
+    assert near.value == pytest.approx(chance)
+    far = truth_points + [1000.0, 0.0]
+    assert _run(AKD(), _batch([in_box(landmarks=far)], driving=truth[:1])).value == (
+        pytest.approx(1000.0))
     mkr = _run(MKR(), _batch(generated, driving=truth))
     assert mkr.value == pytest.approx(1 / 3) and mkr.frames == 3 and mkr.excluded == 1
     empty = _run(MKR(), _batch([NO_FACE], driving=[NO_FACE]))
@@ -206,9 +239,14 @@ def test_aed_3dmm_and_apd_closed_forms() -> None:
         expression=np.array([0.4, 0.2, 0.0, 0.3, 0.5, 0.0]), yaw=-179.0, pitch=4.0, roll=-2.0
     )
     aed = _run(AED3DMM(backend="test"), _batch([gen, NO_FACE], driving=[drv, drv]))
-    assert aed.value == pytest.approx(0.1) and aed.frames == 1 and aed.excluded == 1
-    apd = _run(APD(backend="test"), _batch([gen], driving=[drv]))
-    assert apd.value == pytest.approx((2.0 + 6.0 + 3.0) / 3)  # yaw wraps around +-180
+    # E|e - U(0, 1)| = (e^2 + (1 - e)^2) / 2 per coefficient
+    chance = np.mean([(e**2 + (1 - e) ** 2) / 2 for e in drv.expression])
+    assert aed.value == pytest.approx((0.1 + chance) / 2) and aed.frames == 2
+    assert aed.excluded == 0
+    apd = _run(APD(backend="test"), _batch([gen, NO_FACE], driving=[drv, drv]))
+    assert apd.value == pytest.approx(((2.0 + 6.0 + 3.0) / 3 + 90.0) / 2)  # yaw wraps at 180
+    left_out = _run(APD(backend="test"), _batch([gen, gen], driving=[drv, NO_FACE]))
+    assert left_out.frames == 1 and left_out.excluded == 1
     for metric in (AED3DMM(backend="t"), APD(backend="t")):
         assert _run(metric, _batch([drv], driving=[drv])).value == 0.0
         assert metric.protocols == ALL_PROTOCOLS
@@ -233,25 +271,25 @@ def test_avd_mesh_distance_closed_form_and_directions() -> None:
     assert identity_mesh_distance(a, b, model) == pytest.approx(identity_mesh_distance(b, a, model))
     assert identity_mesh_distance(a, a, model) == 0.0
 
-    # one canonical mesh per clip: the mean of the frames' identity coefficients
-    c = rng.normal(size=4)
-    gen = [Analysis(identity=a), Analysis(identity=c), NO_FACE]
+    # one canonical mesh per clip: the mean of the frames' identity coefficients, over the
+    # frames whose driving frame has a face (an in-box analysis counts; no driving face: out)
+    c, d = rng.normal(size=4), rng.normal(size=4)
+    gen = [Analysis(identity=a), in_box(identity=c), Analysis(identity=d)]
+    driving = [Analysis(identity=b), Analysis(identity=c), NO_FACE]
     clip = (a + c) / 2
-    avd_s = _run(
-        AVDSource(backend="t", model=model), _batch(gen, source=[Analysis(identity=b)], driving=gen)
-    )
+    source = [Analysis(identity=b)]
+    avd_s = _run(AVDSource(backend="t", model=model), _batch(gen, source=source, driving=driving))
     assert avd_s.value == pytest.approx(identity_mesh_distance(clip, b, model), rel=1e-12)
     assert avd_s.frames == 2 and avd_s.excluded == 1
-    driving = [Analysis(identity=b), Analysis(identity=c), Analysis(identity=a)]
     avd_d = AVDDriving(backend="t", model=model)
-    avd_d.update(_batch(gen[:2], driving=driving[:2]))  # two batches of one pair
-    avd_d.update(_batch(gen[2:], driving=driving[2:]))
+    avd_d.update(_batch(gen[:2], driving=driving[:2], source=source))  # two batches of a pair
+    avd_d.update(_batch(gen[2:], driving=driving[2:], source=source))
     result = avd_d.compute()
     assert result.value == pytest.approx(
-        identity_mesh_distance(clip, (a + b + c) / 3, model), rel=1e-12)
+        identity_mesh_distance(clip, (b + c) / 2, model), rel=1e-12)
     assert result.frames == 2 and result.excluded == 1
     avd_d.reset()
-    assert _run(avd_d, _batch([NO_FACE], driving=[Analysis(identity=b)])).status == "skipped"
+    assert _run(avd_d, _batch([NO_FACE], driving=[NO_FACE], source=source)).status == "skipped"
     assert not AVDSource.higher_is_better and AVDDriving.higher_is_better
     assert AVDSource.reference == "source" and AVDDriving.reference == "driving"
     # same-identity pairs have one right shape: AVD is a cross-identity metric only
@@ -274,7 +312,8 @@ def test_missing_fit_raises_and_backend_comes_from_analyses() -> None:
     label = "det=dlib-hog(upsample=1)|lmk=dlib-x|fit=eos-1.5.0:lambda_id=3|dlib=dlib-resnet-v1"
     unfitted = Analysis(identity=np.full(63, np.nan))
     with pytest.raises(ValueError, match="parts including 'fit'"):
-        AVDSource(model=object()).update(_batch([unfitted], source=[unfitted]))
+        AVDSource(model=object()).update(_batch([unfitted], source=[unfitted],
+                                                driving=[unfitted]))
     fitted = Analysis()
     fitted.backend = label
     metric = APD()
@@ -311,6 +350,8 @@ def test_registry_builds_every_metric() -> None:
         "apd",
         "avd_s",
         "avd_d",
+        "avd_share",
+        "kid",
     ]
     metrics = build_metrics(names)
     assert [m.name for m in metrics] == names

@@ -34,6 +34,9 @@ def _value(name: str, generated: list, reference: list, role: str, options=None)
     roles = {"generated": generated, role: reference}
     if role == "driving":
         roles["ground_truth"] = reference
+    else:  # the frames counted are those whose driving frame has a face: the output's own
+        roles["driving"] = generated
+    roles.setdefault("source", reference[:1])
     frames = torch.zeros(len(generated), 3, 8, 8)
     metric.update(
         FrameBatch(
@@ -76,3 +79,26 @@ def test_pose_and_shape_metrics_zero_on_identical_and_symmetric(analysed, monkey
     print(f"\nAVD woman vs man: {avd:.3f} mm; APD {_value('apd', [b], [a], 'driving'):.2f} deg")
     assert avd > 0
     assert np.isfinite(a.yaw)
+
+
+def test_avd_share_puts_the_copy_baselines_at_its_ends(analysed) -> None:
+    """source-copy (the output is the source image) reads 0, driving-copy (the output is the
+    driving clip) reads 1, by construction; anything else lies between."""
+    r = analysed
+    source, driving = [r["woman0"]], [r["man"], r["man"]]
+
+    def share(generated: list) -> float:
+        (metric,) = build_metrics(["avd_share"])
+        frames = torch.zeros(len(generated), 3, 8, 8)
+        roles = {"generated": generated, "source": source, "driving": driving}
+        metric.update(FrameBatch(generated=frames, driving=frames, source=frames[0],
+                                 context={"analyses": roles.__getitem__}))
+        result = metric.compute()
+        assert result.status == "ok", result.reason
+        return result.value
+
+    assert share([r["woman0"], r["woman0"]]) == 0.0  # source-copy
+    assert share(driving) == 1.0  # driving-copy
+    between = share([r["woman30"], r["woman60"]])  # the source's person, other frames
+    print(f"\navd_share: source-copy 0, driving-copy 1, same person other frames {between:.3f}")
+    assert 0.0 < between < 0.5

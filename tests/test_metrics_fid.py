@@ -163,3 +163,57 @@ def test_scipy_is_pinned_below_the_release_that_drops_sqrtm_disp() -> None:
     pins = [r for r in requires("talkinghead-bench") if r.startswith("scipy")]
     assert pins == ["scipy<1.18,>=1.11"] or pins == ["scipy>=1.11,<1.18"], pins
     assert Version(version("scipy")) < Version("1.18")
+
+
+def _explicit_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased squared MMD through the kernel's explicit feature map: with z = [v / sqrt(d),
+    1], ``(x . y / d + 1) ** 3 = phi(x) . phi(y)`` for ``phi(v) = z (x) z (x) z``, so the
+    estimate is ``(|sum phi(x)|^2 - sum |phi(x)|^2) / (n (n - 1))`` + the same for y
+    ``- 2 mean phi(x) . mean phi(y)`` -- no kernel matrix involved."""
+    d = x.shape[1]
+
+    def phi(v: np.ndarray) -> np.ndarray:
+        z = np.append(v / np.sqrt(d), 1.0)
+        return np.kron(np.kron(z, z), z)
+
+    px, py = np.array([phi(v) for v in x]), np.array([phi(v) for v in y])
+
+    def within(p: np.ndarray) -> float:
+        total = p.sum(axis=0)
+        return (total @ total - (p * p).sum()) / (len(p) * (len(p) - 1))
+
+    return float(within(px) + within(py) - 2 * px.mean(axis=0) @ py.mean(axis=0))
+
+
+def test_kid_is_the_unbiased_polynomial_mmd_of_the_kid_paper() -> None:
+    from thbench.eval.metrics.fid import kernel_inception_distance, mmd2_unbiased
+
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1.0, size=(9, 5))
+    assert mmd2_unbiased(x, y) == pytest.approx(_explicit_mmd2(x, y), rel=1e-10)
+    # unbiased: two samples of one distribution average to about 0 (the biased V-statistic
+    # would sit clearly above 0)
+    same = [mmd2_unbiased(rng.normal(size=(20, 5)), rng.normal(size=(20, 5)))
+            for _ in range(200)]
+    assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))
+    # subsets of min(1000, n, m) rows: with m = 9 real rows every subset holds all of them
+    mean, std = kernel_inception_distance(x, y, seed=3, subsets=50)
+    generator = np.random.default_rng(3)
+    values = [_explicit_mmd2(x[generator.choice(12, 9, replace=False)],
+                             y[generator.choice(9, 9, replace=False)]) for _ in range(50)]
+    assert mean == pytest.approx(np.mean(values), rel=1e-10)
+    assert std == pytest.approx(np.std(values), rel=1e-10) and std > 0
+    assert mean > 0  # shifted by 0.5 in every dimension
+    with pytest.raises(ValueError, match="at least 2"):
+        kernel_inception_distance(x, y[:1])
+
+
+def test_kid_without_weights_is_skipped_with_the_fix(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("THB_ASSETS_DIR", str(tmp_path))
+    monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path))
+    (kid,) = build_metrics(["kid"])
+    reason = kid.available()
+    assert "fid_inception" in reason and "fix" in reason
+    assert kid.scope == "set" and not kid.higher_is_better
+    result = kid.distance(np.zeros((1, 4)), np.zeros((5, 4)))
+    assert result.status == "skipped" and "at least 2" in result.reason

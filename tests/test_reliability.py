@@ -70,6 +70,21 @@ def test_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
     assert store.rows() == [row, second]
 
 
+def test_set_rows_carry_their_sample_and_older_layouts_still_read(tmp_path: Path) -> None:
+    from thbench.eval.results import COVERAGE_COLUMNS, ResultRow
+
+    store = ResultStore(tmp_path / "results.csv")
+    kid = ResultRow("m", "d", "p", "(all pairs)", "kid", "x", 0.012, 40, real_frames=5,
+                    std=0.003)
+    store.append([kid])
+    assert store.rows() == [kid]
+    older = tmp_path / "older.csv"  # the layout before real_frames and std
+    row_text = "m,d,p,(all pairs),fid,x,12.5,40,ok,,40,3,0,0"
+    older.write_text(",".join(COVERAGE_COLUMNS) + f"\n{row_text}\n")
+    (row,) = ResultStore(older).rows()
+    assert (row.value, row.frames, row.real_frames, row.std) == (12.5, 40, 0, None)
+
+
 # -- bad inputs, made from the real sample media -------------------------------------------------
 
 def test_truncated_video_is_a_one_line_error_naming_the_file(pyfeat_data: Path,

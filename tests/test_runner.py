@@ -110,16 +110,22 @@ def test_fid_row_is_pytorch_fids_distance_of_streamed_statistics(
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     from thbench.core.media import read_image, to_tensor
-    from thbench.eval.metrics.fid import FID, FeatureStats
+    from thbench.eval.metrics.fid import FID, FeatureStats, kernel_inception_distance
 
-    options = {"fid": {"weights": str(random_fid_weights)}}
-    runner = _runner(mini_dataset, tmp_path, ["l1", "fid"], options)
+    options = {"fid": {"weights": str(random_fid_weights)},
+               "kid": {"weights": str(random_fid_weights)}}
+    runner = _runner(mini_dataset, tmp_path, ["l1", "fid", "kid"], options)
     for name in ("driving-copy", "source-copy"):
         runner.run(name, lambda n=name: build(n), [SAME_IDENTITY])
-    rows = {r.method: r for r in ResultStore(tmp_path / "results.csv").rows()
-            if r.pair_id == SET_PAIR_ID}
-    assert set(rows) == {"driving-copy", "source-copy"}
+    set_rows = [r for r in ResultStore(tmp_path / "results.csv").rows()
+                if r.pair_id == SET_PAIR_ID]
+    rows = {r.method: r for r in set_rows if r.metric == "fid"}
+    kid_rows = {r.method: r for r in set_rows if r.metric == "kid"}
+    assert set(rows) == set(kid_rows) == {"driving-copy", "source-copy"}
     assert rows["driving-copy"].frames == 5 * 3  # three pairs of 5 driving frames
+    # both show their sample: 15 generated frames against the 15 distinct real ones
+    for row in (*rows.values(), *kid_rows.values()):
+        assert (row.frames, row.real_frames) == (15, 15)
 
     fid = FID(weights=random_fid_weights)
     pairs = mini_dataset.pairs(SAME_IDENTITY)
@@ -144,7 +150,12 @@ def test_fid_row_is_pytorch_fids_distance_of_streamed_statistics(
         expected = calculate_frechet_distance(streamed.mean(), streamed.cov(),
                                               streamed_real.mean(), streamed_real.cov())
         assert row.value == pytest.approx(expected, rel=1e-9)
+        kid, spread = kernel_inception_distance(generated, real, seed=0)
+        assert kid_rows[method].value == pytest.approx(kid, rel=1e-9)
+        assert kid_rows[method].std == pytest.approx(spread, rel=1e-9, abs=1e-12)
+        assert row.std is None
     assert rows["source-copy"].value > rows["driving-copy"].value + 100
+    assert kid_rows["source-copy"].value > kid_rows["driving-copy"].value
 
     # a rerun reuses the FID row: no new line in the results file
     size = (tmp_path / "results.csv").stat().st_size

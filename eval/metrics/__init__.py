@@ -39,6 +39,8 @@ REGISTRY: dict[str, str] = {
     "apd": "thbench.eval.metrics.morphable:APD",
     "avd_s": "thbench.eval.metrics.morphable:AVDSource",
     "avd_d": "thbench.eval.metrics.morphable:AVDDriving",
+    "avd_share": "thbench.eval.metrics.morphable:AVDShare",
+    "kid": "thbench.eval.metrics.fid:KID",
 }
 """Metric name -> ``"module:Class"``; the class takes the name's options as keyword arguments."""
 
@@ -50,6 +52,12 @@ def metric_class(name: str) -> type[Metric]:
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(REGISTRY)}")
     module, _, attribute = REGISTRY[name].partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def ranking(name: str) -> bool:
+    """Whether metric ``name`` may rank and bold methods (False: a paper-compatible variant,
+    shown with its paper's own frame rules, never bold)."""
+    return metric_class(name).ranking
 
 
 def build_metrics(
@@ -91,4 +99,5 @@ __all__ = [
     "MetricValue",
     "build_metrics",
     "metric_class",
+    "ranking",
 ]

@@ -45,7 +45,11 @@ class MetricValue:
     excluded: int = 0
     """Frames left out of the mean (e.g. no face on either side); never averaged as 0 or NaN."""
     detail: str = ""
-    """Extra facts about the number (e.g. FID's real-set size), for reports; may be empty."""
+    """Extra facts about the number, for reports; may be empty."""
+    real_frames: int = 0
+    """Set metrics (FID, KID): the number of real frames the generated ones are compared with."""
+    std: float = math.nan
+    """KID: its standard deviation over subsets; NaN elsewhere."""
 
     @classmethod
     def skipped(cls, reason: str) -> MetricValue:
@@ -58,6 +62,9 @@ class Metric(ABC):
     protocols: tuple[str, ...] = ALL_PROTOCOLS
     scope: str = "pair"
     """``"pair"``: one value per pair; ``"set"``: one value per method x dataset x protocol."""
+    ranking: bool = True
+    """False for a paper-compatible variant kept under its own name with its paper's own frame
+    rules (``aed_fomm``, ``akd_fomm``): reports show it and never bold or rank by it."""
     frame_mean: bool = True
     """A pair's value is the mean of per-frame values over its ``frames`` frames, so the
     per-frame average over a protocol (the papers' one mean over all frames) is

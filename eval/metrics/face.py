@@ -6,8 +6,17 @@ gives a one-element list), memoised per batch, so each frame is analysed once an
 face metric. A metric only reads the fields it needs (``has_face``, ``landmarks``, ``yaw``,
 ``pitch``, ``roll``, ``identity``, ``expression``, ``dlib_descriptor``, ``arcface``).
 
-A frame where either side has no face is *excluded*: counted in ``MetricValue.excluded`` and left
-out of the mean, never averaged as 0 or NaN. ``MetricValue.frames`` is the number of frames used.
+Which frames count (docs/metrics.md, "Same frames for every method"): a ranking face metric
+averages over exactly the frames where the *reference* (ground truth or driver; the source for
+CSIM) has a face, whatever the method produced, so every method of a pair is averaged over the same
+frames. A frame whose reference has no face is *excluded*: counted in ``MetricValue.excluded`` and
+left out of the mean, never averaged as 0 or NaN. A generated frame in which no face is detected
+is *scored*, never dropped (:meth:`FaceFrameMetric.missing_value`): the runner analyses it inside
+the reference frame's face box (``FrameAnalysis.in_reference_box``), and a geometry metric never
+reads it better than its chance level. ``MetricValue.frames`` is the number of frames used.
+
+The paper-compatible variants (``aed_fomm``, ``akd_fomm``) keep their scripts' own rules and have
+``ranking = False``: reports show them and never bold or rank them.
 """
 
 from __future__ import annotations
@@ -121,9 +130,11 @@ class AnalysisMetric(Metric):
 class FommFormula:
     """Mixed into a metric computed with the formula of one of FOMM's ``pose-evaluation``
     scripts: the script (``fomm_script``) is appended to the backend, so that a row says which
-    formula made its number."""
+    formula made its number. Such a metric keeps the script's own frame rules and is shown,
+    never ranked (``ranking = False``)."""
 
     fomm_script: str = ""
+    ranking = False
 
     @property
     def backend(self) -> str:
@@ -131,31 +142,67 @@ class FommFormula:
 
 
 class FaceFrameMetric(AnalysisMetric):
-    """Mean over frames of ``value(generated, reference)`` where both sides have a face."""
+    """Mean of ``value(generated, reference)`` over the frames where the reference has a face.
+
+    A generated frame without a detected face counts with :meth:`missing_value`, so the frames
+    (and ``frames``) are the same for every method of a pair.
+    """
+
+    chance_floor: bool = False
+    """True for the geometry metrics (landmarks, pose, expression): a generated frame without a
+    detected face never reads better than :meth:`chance`. dlib's shape predictor, given a box
+    and no face in it, returns its mean face, which lies about 7 px from the truth on the
+    sample (better than a typical output): without the floor, blanking bad frames would pay."""
 
     def __init__(self) -> None:
         self.reset()
 
     def value(self, generated: Any, reference: Any) -> float:
-        """The per-frame value; both analyses have a face."""
+        """The per-frame value; ``reference`` has a face, ``generated`` has one or was analysed
+        inside the reference box."""
+        raise NotImplementedError
+
+    def chance(self, reference: Any) -> float:
+        """The value of a prediction that carries no information about the frame (what a
+        generated frame with no face and no usable in-box analysis scores)."""
         raise NotImplementedError
 
     def present(self, analysis: Any) -> bool:
-        """Whether the frame has what this metric reads (a face, by default)."""
+        """Whether the frame has what this metric reads (a detected face, by default)."""
         return analysis.has_face
+
+    def usable(self, generated: Any) -> bool:
+        """Whether :meth:`value` can read ``generated`` though no face was detected in it."""
+        return bool(getattr(generated, "in_reference_box", False))
+
+    def worse(self, a: float, b: float) -> float:
+        return min(a, b) if self.higher_is_better else max(a, b)
+
+    def missing_value(self, generated: Any, reference: Any) -> float:
+        """The value of a generated frame in which no face was detected: its in-box analysis'
+        value (no worse than chance for the geometry metrics), or chance without one."""
+        chance = float(self.chance(reference))
+        if not self.usable(generated):
+            return chance
+        value = float(self.value(generated, reference))
+        return self.worse(value, chance) if self.chance_floor else value
 
     def update(self, batch: FrameBatch) -> None:
         for generated, reference in self._pairs(batch):
-            if not (self.present(generated) and self.present(reference)):
+            if not self.present(reference):
                 self._excluded += 1
                 continue
-            self._sum += float(self.value(generated, reference))
+            if self.present(generated):
+                value = float(self.value(generated, reference))
+            else:
+                value = self.missing_value(generated, reference)
+                self._missing += 1
+            self._sum += value
             self._count += 1
 
     def compute(self) -> MetricValue:
         return frame_mean(self._sum, self._count, self._excluded,
-                          f"no frame with a face in both the generated and the {self.reference} "
-                          "frame")
+                          f"no {self.reference.replace('_', '-')} frame with a face")
 
     def reset(self) -> None:
-        self._sum, self._count, self._excluded = 0.0, 0, 0
+        self._sum, self._count, self._excluded, self._missing = 0.0, 0, 0, 0

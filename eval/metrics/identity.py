@@ -6,15 +6,22 @@ built with that part. A missing ArcFace model makes the metric skipped (``availa
 silent switch to dlib.
 
 - ``csim``: cosine similarity between the embeddings of each generated frame and of the source
-  image, averaged over frames; higher is better; both protocols.
+  image, averaged over every frame (the source has a face); higher is better; both protocols.
 - ``aed_identity``: FOMM / Monkey-Net "AED" as the papers name it: the Euclidean distance between
-  the embeddings of each generated frame and its ground-truth frame, averaged over frames; lower
-  is better; same-identity only.
+  the embeddings of each generated frame and its ground-truth frame, averaged over the frames
+  whose ground truth has a face; lower is better; same-identity only.
 - ``aed_fomm``: what FOMM's public evaluation code computes (AliaksandrSiarohin/pose-evaluation,
   ``cmp.py`` at commit 5a5c45e "Add all the metrics", unchanged at HEAD 1bc4cae): per frame the
-  *squared* Euclidean distance ``sum((e_gt - e_gen) ** 2)``, averaged over frames. FOMM used
-  OpenFace embeddings; ours come from the chosen backend, so the numbers are comparable with
-  FOMM's formula, not with its network.
+  *squared* Euclidean distance ``sum((e_gt - e_gen) ** 2)``, averaged over *every* frame. Its
+  ``extract.py`` embeds the whole frame (no detection), so no frame is ever dropped; ours does
+  the same (``dlib_frame`` / ``arcface_frame``: the whole frame resized to the network's input).
+  FOMM used OpenFace; ours come from the chosen backend: FOMM's formula and frames, not its
+  network. A paper-compatible variant: ``ranking = False``.
+
+A generated frame where dlib finds no face is embedded inside the reference frame's face box
+(``FrameAnalysis.in_reference_box``): the embedding networks give a garbage output a garbage
+embedding, far from every identity, so no chance floor is needed; ArcFace metrics thus never
+disappear with dlib's frontal detector.
 
 ArcFace embeddings are L2-normalised before any distance or cosine (as insightface's
 ``normed_embedding``); dlib descriptors are used as dlib returns them. Neither AED is the 3DMM
@@ -48,12 +55,17 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class _EmbeddingMetric(FaceFrameMetric):
+    fields = FIELDS
+    """Embedding backend -> the ``FrameAnalysis`` field holding its vector."""
+    analysis_parts = {"dlib": "dlib", "arcface": "arcface"}
+    """Embedding backend -> the ``FaceAnalyzer`` part that fills that field."""
+
     def __init__(self, backend: str = "dlib", model_path: str | None = None) -> None:
         if backend not in FIELDS:
             raise ValueError(f"identity backend must be one of {sorted(FIELDS)}, got {backend!r}")
         self.embedding, self.model_path = backend, model_path
-        self.parts = (backend,)
-        self.backend_keys = (backend,)
+        self.parts = (self.analysis_parts[backend],)
+        self.backend_keys = self.parts
         super().__init__()
 
     def _network(self) -> Any:
@@ -70,11 +82,11 @@ class _EmbeddingMetric(FaceFrameMetric):
         return self._network().available()
 
     def _embedding(self, analysis: Any) -> np.ndarray:
-        vector = getattr(analysis, FIELDS[self.embedding], None)
+        vector = getattr(analysis, self.fields[self.embedding], None)
         if vector is None:
             raise ValueError(
-                f"{self.name}: the frame analysis has no {FIELDS[self.embedding]!r}; build the "
-                f"FaceAnalyzer with parts including {self.embedding!r}"
+                f"{self.name}: the frame analysis has no {self.fields[self.embedding]!r}; build "
+                f"the FaceAnalyzer with parts including {self.parts[0]!r}"
             )
         vector = np.asarray(vector, np.float64)
         if self.embedding == "arcface":
@@ -93,6 +105,10 @@ class CSIM(_EmbeddingMetric):
     def value(self, generated: Any, reference: Any) -> float:
         return cosine(self._embedding(generated), self._embedding(reference))
 
+    def chance(self, reference: Any) -> float:
+        """An output with no face carries no identity: cosine 0 (an orthogonal embedding)."""
+        return 0.0
+
 
 class AEDIdentity(_EmbeddingMetric):
     """FOMM's AED as the papers define it: Euclidean distance of identity embeddings, generated
@@ -106,13 +122,26 @@ class AEDIdentity(_EmbeddingMetric):
     def value(self, generated: Any, reference: Any) -> float:
         return float(np.linalg.norm(self._embedding(generated) - self._embedding(reference)))
 
+    def chance(self, reference: Any) -> float:
+        """The distance to an orthogonal embedding of the same length (as CSIM's 0)."""
+        return float(np.sqrt(2.0) * np.linalg.norm(self._embedding(reference)))
+
+
+WHOLE_FRAME_FIELDS = {"dlib": "dlib_frame", "arcface": "arcface_frame"}
+"""Embedding backend -> the whole-frame embedding's field (and ``FaceAnalyzer`` part)."""
+
 
 class AEDFomm(FommFormula, AEDIdentity):
     """AED as FOMM's ``pose-evaluation/cmp.py`` (commit 5a5c45e) computes it: the squared
-    Euclidean distance of identity embeddings, generated vs ground truth (lower better)."""
+    Euclidean distance of whole-frame identity embeddings, generated vs ground truth, over every
+    frame (lower better)."""
 
     name = "aed_fomm"
     fomm_script = FOMM_CMP
+    fields = analysis_parts = WHOLE_FRAME_FIELDS
 
     def value(self, generated: Any, reference: Any) -> float:
         return squared_distance(self._embedding(generated), self._embedding(reference))
+
+    def present(self, analysis: Any) -> bool:
+        return True  # cmp.py never drops a frame: the whole frame is embedded, face or not

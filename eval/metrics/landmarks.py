@@ -2,20 +2,25 @@
 
 - ``akd``: average keypoint distance: per frame, the mean over the 68 iBUG landmarks of the
   Euclidean distance (pixels, at the evaluation frame size) between the generated frame's and
-  the ground-truth frame's landmarks; averaged over frames where both have a face. Lower better.
+  the ground-truth frame's landmarks; averaged over the frames where the ground truth has a
+  face. A generated frame without a detected face reads the landmarks dlib predicts inside the
+  ground truth's face box, never better than chance (:func:`chance_distance`: each ground-truth
+  landmark against a uniformly random point of the box its 68 landmarks span). Lower better.
 - ``akd_fomm``: AKD as FOMM's public evaluation code computes it (AliaksandrSiarohin/
   pose-evaluation, ``cmp_kp.py`` at commit 5a5c45e "Add all the metrics", unchanged at HEAD
   1bc4cae): per frame ``mean(|kp_gt - kp_gen|)`` over the 68x2 coordinates (a mean absolute
   *coordinate* difference, not a per-point Euclidean distance: for isotropic errors it reads
   about 1.4 to 2 times lower than ``akd``); frames whose generated landmarks are missing are
-  left out (and counted), as there.
+  left out (and counted), as there; frames whose ground truth has none are left out too (there
+  ``cmp_kp.py`` stops with a TypeError). A paper-compatible variant: ``ranking = False``.
 - ``mkr``: missing keypoint rate: the share of frames, among those where the ground truth has a
   face, in which no face is found in the generated frame. Lower better. Frames whose ground
   truth has no face are excluded.
 - ``no_face``: the output's no-face rate, in both protocols: the share of frames, among those
   whose driving frame has a face, in which no face is found in the generated frame (in
-  same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). It is the
-  coverage of every face metric seen from the method's side: those frames are left out of them.
+  same-identity pairs the driving frame is the ground truth, so it equals ``mkr``). Those frames
+  are still scored by the ranking face metrics (in the reference box, at worst chance); this
+  column says how many there were.
 
 Landmarks come from the shared frame analyses, from the backend named by ``landmarks``:
 ``"dlib"`` (default, offline: dlib HOG detector + 68-point shape predictor) or ``"fan"``
@@ -82,6 +87,10 @@ class _LandmarkSource:
             return getattr(analysis, "fan_landmarks", None) is not None
         return analysis.has_face
 
+    def usable(self, generated: Any) -> bool:
+        """In-box analyses hold dlib landmarks only: a FAN metric scores such a frame at chance."""
+        return self.landmarks == "dlib" and bool(getattr(generated, "in_reference_box", False))
+
     def points(self, analysis: Any) -> np.ndarray:
         return analysis.fan_landmarks if self.landmarks == "fan" else analysis.landmarks
 
@@ -94,6 +103,22 @@ def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b, axis=-1).mean())
 
 
+CHANCE_GRID = 32
+"""Cells per side of the midpoint grid that averages over the uniform points of a box."""
+
+
+def chance_distance(points: np.ndarray) -> float:
+    """Mean over ``points`` (N, 2) of the expected distance to a uniformly random point of the
+    box they span (midpoint rule on a 32 x 32 grid): the keypoint distance of a guess that knows
+    only where the face is."""
+    points = np.asarray(points, np.float64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    steps = (np.arange(CHANCE_GRID) + 0.5) / CHANCE_GRID
+    xs, ys = np.meshgrid(low[0] + steps * (high[0] - low[0]), low[1] + steps * (high[1] - low[1]))
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    return float(np.linalg.norm(points[:, None] - grid[None], axis=-1).mean())
+
+
 class AKD(_LandmarkSource, FaceFrameMetric):
     """Average keypoint distance (pixels) to the ground truth's 68 landmarks."""
 
@@ -101,9 +126,13 @@ class AKD(_LandmarkSource, FaceFrameMetric):
     higher_is_better = False
     protocols = RECONSTRUCTION
     reference = "ground_truth"
+    chance_floor = True
 
     def value(self, generated: Any, reference: Any) -> float:
         return keypoint_distance(self.points(generated), self.points(reference))
+
+    def chance(self, reference: Any) -> float:
+        return chance_distance(self.points(reference))
 
 
 def mean_abs_coordinate_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -122,6 +151,20 @@ class AKDFomm(FommFormula, AKD):
 
     def value(self, generated: Any, reference: Any) -> float:
         return mean_abs_coordinate_difference(self.points(generated), self.points(reference))
+
+    def update(self, batch: FrameBatch) -> None:
+        """``cmp_kp.py``'s rule: a frame whose generated landmarks are missing is left out."""
+        for generated, reference in self._pairs(batch):
+            if not (self.present(generated) and self.present(reference)):
+                self._excluded += 1
+                continue
+            self._sum += self.value(generated, reference)
+            self._count += 1
+
+    def compute(self) -> MetricValue:
+        return frame_mean(self._sum, self._count, self._excluded,
+                          "no frame with landmarks in both the generated and the ground-truth "
+                          "frame")
 
 
 class MKR(_LandmarkSource, AnalysisMetric):
