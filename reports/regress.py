@@ -36,6 +36,7 @@ TOLERANCES: dict[str, float] = {
     "psnr": 0.05, "ssim": 0.002, "l1": 0.001, "lpips": 0.002, "fid": 0.5, "csim": 0.005,
     "aed_identity": 0.005, "akd": 0.1, "mkr": 0.01, "aed_3dmm": 0.005, "apd": 0.1,
     "avd_s": 0.05, "avd_d": 0.05, "aed_fomm": 0.005, "akd_fomm": 0.1, "no_face": 0.01,
+    "kid": 1e-4, "avd_share": 0.01,
 }
 DEFAULT_TOLERANCE = 1e-6
 

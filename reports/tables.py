@@ -45,15 +45,13 @@ from thbench.eval.aggregate import (
     Summary,
     headline,
 )
+from thbench.eval.metrics.fid import MIN_REAL_FRAMES
 from thbench.reports.published import Placed, PublishedRow, place
 
 ARROWS = {True: "↑", False: "↓"}
 WARNING = "⚠"
 MAX_ROW = 250
 """Longest Markdown table row, in characters; wider tables are split into groups of columns."""
-MIN_REAL_FRAMES = 2048
-"""FID/KID with a smaller real set are marked: their small-sample bias exceeds the differences
-between methods (the metrics branch holds the same constant as eval.metrics.fid.MIN_REAL_FRAMES)."""
 STAND_INS = {
     "lpips": ("ssim", "l1", "psnr"),
     "fid": ("kid",),
