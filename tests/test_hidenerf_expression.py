@@ -72,10 +72,17 @@ def test_expression_pairs_oversample_mouth_changes(mini_dataset, sfm_assets):
         [uniform.pair(i) for i in range(len(uniform))]
     changing = [c for c in always.clips if len(always.changes[c.clip_id])]
     assert changing, "the sample clips must hold at least one change of mouth opening"
-    for index in range(len(always)):
-        clip, source, driving = always.pair(index)
-        change = abs(always.openings[clip.clip_id][source] - always.openings[clip.clip_id][driving])
-        assert change > 0.05 or clip not in changing
+    half = ExpressionPairs(clips, frames, 50, 0, 256, expression_share=0.5)
+
+    def change(pairs: ExpressionPairs, index: int) -> float:
+        clip, source, driving = pairs.pair(index)
+        return abs(pairs.openings[clip.clip_id][source] - pairs.openings[clip.clip_id][driving])
+
+    # Every item changes the mouth at a share of 1, clips without a change included (their
+    # items are drawn from the clips that have one); at 0.5, at least half of them do.
+    assert all(change(always, i) > 0.05 for i in range(len(always)))
+    changed = np.mean([change(half, i) > 0.05 for i in range(len(half))])
+    assert 0.5 <= changed <= 0.5 + half.expression_pair_share() + 0.1
     assert 0 < always.expression_pair_share() < 1
     with pytest.raises(ValueError, match="expression_pairs"):
         ExpressionPairs(clips, frames, 5, 0, 256, expression_share=1.5)
