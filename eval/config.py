@@ -12,7 +12,7 @@ from typing import Any
 
 from thbench.core.toml_table import Key, Source, did_you_mean, from_table, read_table
 from thbench.datasets.config import DatasetConfig
-from thbench.datasets.protocols import PROTOCOLS
+from thbench.datasets.protocols import ALL_PROTOCOLS, PROTOCOLS
 from thbench.eval.aggregate import AVERAGES
 from thbench.eval.metrics import REGISTRY
 
@@ -25,7 +25,7 @@ class MethodConfig:
     options: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the method's constructor (checkpoint, config, ...)."""
     protocol_options: dict[str, dict[str, Any]] = field(default_factory=dict,
-                                                        metadata={"choices": PROTOCOLS})
+                                                        metadata={"choices": ALL_PROTOCOLS})
     """Options per protocol (``{"same-identity": {"mode": "absolute"}}``), over ``options`` and
     over the method's own paper defaults (``Method.protocol_options``)."""
     train: str = field(default="", metadata={"path": True})
@@ -47,7 +47,7 @@ class RunConfig:
     batch_size: int = 8
     output_dir: str = field(default="runs", metadata={"path": True})
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS),
-                                 metadata={"choices": PROTOCOLS})
+                                 metadata={"choices": ALL_PROTOCOLS})
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1"],
                                metadata={"choices": tuple(REGISTRY)})
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict,

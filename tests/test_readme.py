@@ -97,4 +97,4 @@ def test_add_your_method_runs_as_written(tmp_path: Path, mini_dataset) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     tables = (tmp_path / "runs" / "my-first-try" / "tables.md").read_text()
     assert "| blend |" in tables and "| source-copy |" in tables
-    assert "2 scored pairs" in tables
+    assert "Counts: 2 pairs" in tables
