@@ -171,7 +171,7 @@ def keyword_options(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
             continue
-        for parameter in inspect.signature(klass.__init__).parameters.values():
+        for parameter in inspect.signature(vars(klass)["__init__"]).parameters.values():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 open_ended = True
             elif parameter.name != "self" and parameter.kind is not parameter.VAR_POSITIONAL:

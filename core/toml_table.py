@@ -157,7 +157,8 @@ def from_table(cls: type[T], table: Any, source: Source | None = None, key: Key 
     if not isinstance(table, dict):
         raise source.error(key, f"{_name(key)} must be a table, not {table!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls) if f.init and not f.name.startswith("_")}
+    known = {f.name: f for f in fields(typing.cast(Any, cls))
+             if f.init and not f.name.startswith("_")}
     values = {}
     for name, value in table.items():
         if name not in known:
@@ -224,7 +225,7 @@ def check_value(value: Any, hint: Any, source: Source, key: Key,
         else:
             raise wrong()
     elif dataclasses.is_dataclass(hint):
-        return from_table(hint, value, source, key)
+        return from_table(typing.cast(type, hint), value, source, key)
     elif hint is bool:
         if not isinstance(value, bool):
             raise wrong()
@@ -268,10 +269,11 @@ def check_value(value: Any, hint: Any, source: Source, key: Key,
         checked = value
     choices = metadata.get("choices")
     if choices is not None:
-        items = (enumerate(checked) if isinstance(checked, list | tuple)
-                 else ((k, k) for k in checked) if isinstance(checked, dict)
-                 else [((), checked)])
-        for place, item in items:
+        placed: Iterable[tuple[Any, Any]] = (
+            enumerate(checked) if isinstance(checked, list | tuple)
+            else ((k, k) for k in checked) if isinstance(checked, dict)
+            else [((), checked)])
+        for place, item in placed:
             if item not in choices:
                 where = (*key, place) if place != () else key
                 raise source.error(where, f"{_name(key)}: unknown {item!r}"

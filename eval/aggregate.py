@@ -190,7 +190,7 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0,
         ok = [r for r in group if r.status == "ok"]
         problems = [r for r in group if r.status != "ok"]
         values = np.array([r.value for r in ok], dtype=np.float64)
-        frames = np.array([r.frames for r in ok], dtype=np.float64)
+        weights = np.array([r.frames for r in ok], dtype=np.float64)
         set_level = any(r.pair_id == SET_PAIR_ID for r in group)
         averages = [SET] if set_level else [PER_PAIR] + [PER_FRAME] * has_per_frame(metric)
         unscored = [r for r in problems if _unscored(r)]
@@ -210,7 +210,7 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0,
             n_errors = sum(r.status == "error" for r in group)
             n_frames_total, n_unscored = sum(scored.values()), len(unscored)
         for average in averages:
-            value, low, high = _average(values, frames, average, seed)
+            value, low, high = _average(values, weights, average, seed)
             out.append(Summary(
                 method=method, dataset=dataset, protocol=protocol, metric=metric,
                 higher_is_better=_direction(metric),
@@ -224,7 +224,7 @@ def summarize(rows: Iterable[ResultRow], seed: int = 0,
                 spread=_spread(ok) if set_level else math.nan,
             ))
             if not set_level:
-                pairs[out[-1].key] = PairValues([r.pair_id for r in ok], values, frames)
+                pairs[out[-1].key] = PairValues([r.pair_id for r in ok], values, weights)
     rank(out, pairs, seed)
     return out
 

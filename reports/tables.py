@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from thbench.eval.aggregate import (
@@ -147,7 +147,8 @@ class Table:
             cell_width(cells[i]) for _, cells in self.rows + self.bounds]
             + [len(r.values.get(m, "")) + 2 for r in self.published]) + 3
             for i, m in enumerate(self.metrics)}
-        groups, used = [[]], first + 2
+        groups: list[list[str]] = [[]]
+        used = first + 2
         for metric in self.metrics:
             if groups[-1] and used + columns[metric] > width:
                 groups.append([])
@@ -312,7 +313,7 @@ def avd_line(floor: dict | None) -> str:
 
 
 def build_tables(summaries: list[Summary], plus_minus: str = "±",
-                 average: str = PER_PAIR, published: list[PublishedRow] = (),
+                 average: str = PER_PAIR, published: Sequence[PublishedRow] = (),
                  size: int | None = None, floor: dict | None = None) -> list[Table]:
     """The tables of a run in its headline ``average``, each with its own notes; ``published``
     rows are placed in the tables of their dataset and protocol (``size``: the run's
@@ -428,7 +429,7 @@ def _markdown_cell(cell: Cell) -> str:
 
 
 def markdown_tables(summaries: list[Summary], average: str = PER_PAIR,
-                    published: list[PublishedRow] = (), size: int | None = None,
+                    published: Sequence[PublishedRow] = (), size: int | None = None,
                     floor: dict | None = None) -> str:
     """All tables of a run in its headline ``average``: per table, its rows in bands (methods,
     bounds, published), split into groups of columns that fit :data:`MAX_ROW` characters, then
@@ -474,7 +475,7 @@ def _latex_escape(text: str) -> str:
 
 
 def latex_tables(summaries: list[Summary], average: str = PER_PAIR,
-                 published: list[PublishedRow] = (), size: int | None = None,
+                 published: Sequence[PublishedRow] = (), size: int | None = None,
                  floor: dict | None = None) -> str:
     """One ``table`` environment per dataset x protocol (booktabs) in the headline
     ``average``: methods, then the bounds and the published rows each below a rule with their

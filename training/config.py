@@ -115,7 +115,8 @@ def load_train_config(path: str | os.PathLike, **overrides) -> TrainConfig:
     """Read a training config; ``overrides`` replace top-level keys (None: keep). Every key and
     value is checked; relative paths in the file resolve against its folder."""
     table = read_table(path, "training config", **overrides)
-    flags = {(k,): f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v is not None}
+    flags: dict[tuple[str | int, ...], str] = {
+        (k,): f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v is not None}
     return train_config_from_dict(table, Source(Path(path), flags))
 
 

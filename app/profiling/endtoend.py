@@ -132,9 +132,10 @@ class _PeakMemory:
     def mib(self) -> float:
         if self.device.type == "cuda":
             return (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
-        if not self.reset or self.base is None:
+        peak = status_kib("VmHWM")
+        if not self.reset or self.base is None or peak is None:
             return float("nan")
-        return (status_kib("VmHWM") - self.base) / 1024
+        return (peak - self.base) / 1024
 
 
 def _count_gflop(method, frame: torch.Tensor) -> float:
