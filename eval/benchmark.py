@@ -132,19 +132,32 @@ def record_built(run_dir: Path, label: str, protocol: str, method: Method) -> No
 
 def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
                  log: Callable[[str], None]) -> MethodConfig:
-    """For a method with a ``train`` config: train it into ``<output_dir>/train/<name>`` (rank
-    0, one process; a finished run is reused, an interrupted one resumed) and return the spec
-    with the exported checkpoint and model config as options. Other specs are returned as
-    they are. A failed training raises :class:`MethodFailed` on every rank."""
+    """For a method with a ``train`` config: its shipped checkpoint where it has one (checked,
+    :func:`thbench.training.shipped.verified_export`) and the run does not ``retrain``; else
+    train it into ``<output_dir>/train/<name>`` (rank 0, one process; a finished run is reused,
+    an interrupted one resumed). Returns the spec with the checkpoint and model config as
+    options. Other specs are returned as they are. A failed training, or a shipped checkpoint
+    that fails its check, raises :class:`MethodFailed` on every rank."""
     if not spec.train:
         return spec
     from thbench.training.config import load_train_config
+    from thbench.training.shipped import ShippedMismatch, verified_export
 
     train = family(spec.name).train_function()
     train_config = load_train_config(spec.train, output_dir=str(Path(config.output_dir) / "train"))
     if train_config.family != spec.name:
         raise ValueError(f"{spec.train}: trains {train_config.family!r}, but the method is "
                          f"{spec.name!r}")
+    if spec.shipped and not config.retrain:
+        try:
+            checkpoint = verified_export(Path(spec.shipped), train_config)
+        except ShippedMismatch as error:
+            raise MethodFailed(str(error)) from None
+        if shard.main:
+            log(f"{spec.display}: shipped checkpoint {checkpoint} (trained from {spec.train}; "
+                "--retrain trains it anew)")
+        return replace(spec, options=spec.options | {"checkpoint": str(checkpoint),
+                                                     "config": train_config.model}, train="")
     problem = ""
     if shard.main:
         log(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")

@@ -32,6 +32,10 @@ class MethodConfig:
     """A training config (``configs/train/*.toml``): the benchmark trains the method first into
     ``<output_dir>/train/<name>`` (or reuses the finished run) and evaluates the checkpoint that
     run exports."""
+    shipped: str = field(default="", metadata={"path": True})
+    """With ``train``: a folder of a checkpoint that config produced, shipped with the repository
+    (:mod:`thbench.training.shipped`). It is evaluated instead of training, unless the run
+    config says ``retrain``."""
 
     @property
     def display(self) -> str:
@@ -54,6 +58,9 @@ class RunConfig:
                                                       metadata={"choices": tuple(REGISTRY)})
     offline: bool = False
     """Forbid downloads (as ``THB_OFFLINE=1``): missing assets are reported, never fetched."""
+    retrain: bool = False
+    """Train every method that has a ``train`` config, even where a shipped checkpoint of that
+    config exists (``--retrain``): reproduces the shipped checkpoints from scratch."""
     average: str = field(default="per-pair", metadata={"choices": AVERAGES})
     """The headline average of the tables and the wide leaderboard: ``per-pair`` (the mean of
     pair means) or ``per-frame`` (one mean over all frames, as the papers). The long

@@ -84,15 +84,28 @@ def _check_metrics(metrics: list[Metric], findings: Findings) -> None:
             findings.add(f"metric {metric.name}", why, fix or "see why", f"metric {metric.name}")
 
 
-def _check_method(spec: MethodConfig, findings: Findings) -> None:
+def _check_method(spec: MethodConfig, findings: Findings, retrain: bool) -> None:
     checkpoint = spec.options.get("checkpoint")
     if checkpoint and not spec.train and not Path(checkpoint).is_file():
         findings.add(f"checkpoint {checkpoint}", "file not found",
                      f"--set methods.{spec.display}.checkpoint=/path/to/{Path(checkpoint).name} "
                      f"(a {spec.name} checkpoint), or put the file at {checkpoint}",
                      f"method {spec.display}")
-    if spec.train:
+    if spec.train and spec.shipped and not retrain:
+        _check_shipped(spec, findings)
+    elif spec.train:
         _check_training(spec, findings)
+
+
+def _check_shipped(spec: MethodConfig, findings: Findings) -> None:
+    from thbench.training.config import load_train_config
+    from thbench.training.shipped import ShippedMismatch, verified_export
+
+    try:
+        verified_export(Path(spec.shipped), load_train_config(spec.train))
+    except ShippedMismatch as error:
+        what, _, fix = str(error).partition("; fix: ")
+        findings.add(f"shipped checkpoint {spec.shipped}", what, fix, f"method {spec.display}")
 
 
 def _check_training(spec: MethodConfig, findings: Findings) -> None:
@@ -147,7 +160,7 @@ def preflight(config: RunConfig, metrics: list[Metric]) -> list[Gap]:
                          "fix or reinstall its package (`python -m thbench methods` lists "
                          "every method and why one does not load)", f"method {spec.display}")
             continue
-        _check_method(spec, findings)
+        _check_method(spec, findings, config.retrain)
     return list(findings.gaps.values())
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
 from pathlib import Path
 
 from thbench.baselines.reference import BOUNDS
 from thbench.core import atomic
+from thbench.core.provenance import git_commit
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.eval.aggregate import summarize
 from thbench.eval.config import config_from_dict
@@ -29,19 +29,6 @@ from thbench.reports.leaderboard import (
 )
 from thbench.reports.published import DEFAULT_FILE, read_published
 from thbench.reports.tables import floor_markdown, latex_tables, markdown_tables
-
-
-def git_commit() -> str:
-    """The checkout's commit (``+dirty`` when it has uncommitted changes), or ``unknown``."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
 
 
 def read_floor(run_dir: Path) -> dict | None:

@@ -98,3 +98,55 @@ def test_a_trained_method_keeps_its_protocol_options(tmp_path: Path, mini_datase
     options = record["protocol_options"]["same-identity"]
     assert options["mode"] == "relative"
     assert options["checkpoint"].endswith("checkpoint.pth.tar")
+
+
+def test_a_shipped_checkpoint_is_evaluated_instead_of_training_and_checked(tmp_path: Path,
+                                                                           mini_dataset):
+    """The default's route: a checkpoint shipped with its record stands in for the training
+    run it came from, gives that run's numbers, and is refused once altered or once its
+    training config says something else; ``retrain`` trains instead."""
+    from thbench.training.config import load_train_config
+    from thbench.training.shipped import RECORD, ship
+
+    run = write_configs(tmp_path, mini_dataset.root, steps=2)
+    trained = run_benchmark(load_config(run), log=lambda _: None)["fomm-mini"]
+    train_config = load_train_config(tmp_path / "fomm-train.toml",
+                                     output_dir=str(tmp_path / "runs" / "train"))
+    folder = tmp_path / "checkpoints" / "fomm-mini"
+    shipped = ship(train_config, folder, threads=1)
+    record = json.loads((folder / RECORD).read_text())
+    assert record["steps"] == 2 and record["recipe"]["optim"]["steps"] == 2
+    assert "output_dir" not in record["recipe"] and record["file"] == shipped.name
+
+    def results(output: str) -> dict[str, float]:
+        with (tmp_path / output / "trained" / "results.csv").open() as handle:
+            return {r["pair_id"]: float(r["value"]) for r in csv.DictReader(handle)
+                    if r["method"] == "fomm-mini" and r["metric"] == "l1"}
+
+    run.write_text(run.read_text() + f'shipped = "{folder}"\n')
+    lines: list[str] = []
+    summary = run_benchmark(load_config(run, output_dir=str(tmp_path / "out")),
+                            log=lines.append)["fomm-mini"]
+    assert summary.computed == trained.computed and not summary.failed
+    assert not any("training from" in line for line in lines)
+    assert any("shipped checkpoint" in line for line in lines)
+    assert not (tmp_path / "out" / "train").exists()
+    assert results("out") == results("runs")  # the same weights, the same numbers
+
+    def failure(output: str, **overrides) -> str:
+        config = load_config(run, output_dir=str(tmp_path / output), **overrides)
+        return run_benchmark(config, log=lambda _: None)["fomm-mini"].failed
+
+    # the recipe changed since the checkpoint was trained: refused, with the fix
+    train_file = tmp_path / "fomm-train.toml"
+    train_file.write_text(train_file.read_text().replace("steps = 2", "steps = 3"))
+    assert "optim.steps: 2 -> 3" in failure("changed") and "--retrain" in failure("changed2")
+    # retrain: trains the changed recipe into the run's own folder
+    assert not failure("retrained", retrain=True)
+    assert (tmp_path / "retrained" / "train" / "fomm-mini" / "checkpoint.pth.tar").is_file()
+
+    train_file.write_text(train_file.read_text().replace("steps = 3", "steps = 2"))
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shipped.write_bytes(bytes(data))
+    assert "sha256 differs" in failure("altered")

@@ -46,7 +46,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.offline:
         os.environ["THB_OFFLINE"] = "1"
-    config = load_config(args.config or default_config(), args.set, output_dir=args.output_dir)
+    config = load_config(args.config or default_config(), args.set, output_dir=args.output_dir,
+                         retrain=args.retrain or None)
+    if config.retrain:  # its own folder: retrained weights differ from the shipped ones off
+        config.name += "-retrained"  # the CPU that trained them, and outputs never mix
     shard = distributed.start(config.device)
     log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
     try:
@@ -105,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                           "methods.LABEL.checkpoint=/ckpt/vox-cpk.pth.tar (recorded in run.json)")
     run.add_argument("--offline", action="store_true",
                      help="never download (as THB_OFFLINE=1): missing assets are reported")
+    run.add_argument("--retrain", action="store_true",
+                     help="train the methods that have a training config instead of using "
+                          "their shipped checkpoints (the default's tiny models: about an hour)")
     run.set_defaults(func=_run)
 
     score = sub.add_parser("score", help="score outputs that already exist on disk")
