@@ -83,7 +83,7 @@ def test_add_your_method_runs_as_written(tmp_path: Path, mini_dataset) -> None:
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     config = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
     command = re.search(r"```bash\n(.*?)```", section, re.S).group(1).splitlines()[0]
-    assert command == ".nox/shared/bin/python -m thbench eval run --config my-run.toml"
+    assert command == "nox -s eval -- --config my-run.toml"  # the nox session's `eval run`
     class_lines = [line for line in code.splitlines()
                    if line.strip() and not line.strip().startswith(('"""', "#"))]
     assert len(class_lines) <= 10, class_lines
