@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
+from thbench.core.logs import configure
 from thbench.core.media import to_uint8, write_png
 from thbench.hidenerf.checkpoint import load_checkpoint
 from thbench.hidenerf.expression import box_mask, mouth_sensitivity, opening_transfer
@@ -88,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=10, help="steps between budget checks")
     parser.add_argument("--out", default="runs/sanity")
     args = parser.parse_args(argv)
+    configure()
     out = Path(args.out)
     config = load_train_config(args.config, output_dir=str(out), name="sanity")
     config.optim.workers = 0  # the CPU budget is this process's time
-    _, every_clip = open_training_data(config, distributed=False, log=print)
+    _, every_clip = open_training_data(config, distributed=False)
     clips = [clip for clip in every_clip
              if (clip.clip_id == args.clip if args.clip else clip.info.identity == args.identity)]
     if not clips:
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         model, _ = load_checkpoint(args.checkpoint)
     else:
         trainer = start_trainer(config, objective, data, _cpu(), resume=False,
-                                distributed=False, log=print)
+                                distributed=False)
         budget, started, wall = 60 * args.minutes, time.process_time(), time.perf_counter()
         while time.process_time() - started < budget and trainer.step < config.optim.steps:
             trainer.fit(trainer.step + args.chunk)

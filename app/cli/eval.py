@@ -48,9 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["THB_OFFLINE"] = "1"
     config = load_config(args.config or default_config(), args.set, output_dir=args.output_dir)
     shard = distributed.start(config.device)
-    log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
     try:
-        summaries = run_benchmark(config, log, shard)
+        summaries = run_benchmark(config, shard)
     except BaseException:
         leave(wait=False)
         raise

@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         config.dataset.clip_length = args.clip_length
     config.methods = [m for m in config.methods if m.name in args.methods]
     check_methods(config)
-    dataset = load_dataset(config.dataset, config.seed, log=lambda _: None)
+    dataset = load_dataset(config.dataset, config.seed)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     timer = ExclusiveTimer()
     frames = 0
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(dataset, ResultStore(Path(tmp) / "results.csv"), Path(tmp) / "outputs",
                         build_metrics(config.metrics, config.metric_options), config.batch_size,
-                        log=lambda _: None, analysis_cache=Path(tmp) / "analyses")
+                        analysis_cache=Path(tmp) / "analyses")
         instrument(runner, timer)
         start = time.perf_counter()
         for spec in config.methods:
