@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
+from thbench.core.cli import checkout_config
 from thbench.core.logs import configure
 from thbench.core.media import to_uint8, write_png
 from thbench.hidenerf.checkpoint import load_checkpoint
@@ -79,7 +80,8 @@ def evaluate(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thbench.hidenerf.sanity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/train/hidenerf-tiny-sample.toml")
+    parser.add_argument("--config", default=None, help="training config (default: the "
+                        "checkout's configs/train/hidenerf-tiny-sample.toml)")
     parser.add_argument("--identity", default="pexels-woman")
     parser.add_argument("--clip", default=None, help="train on this clip only (T3)")
     parser.add_argument("--checkpoint", default=None, help="evaluate this model, train nothing")
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure()
     out = Path(args.out)
-    config = load_train_config(args.config, output_dir=str(out), name="sanity")
+    config = load_train_config(args.config or checkout_config("train/hidenerf-tiny-sample.toml"),
+                               output_dir=str(out), name="sanity")
     config.optim.workers = 0  # the CPU budget is this process's time
     _, every_clip = open_training_data(config, distributed=False)
     clips = [clip for clip in every_clip

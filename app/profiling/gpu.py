@@ -38,7 +38,8 @@ from pathlib import Path
 
 import torch
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1].parent / "configs"
+from thbench.core.cli import checkout_config
+
 INFERENCE_TOLERANCE = 2e-3
 """Max |CUDA - CPU| of an output image in [0, 1] (fp32 without TF32 on both)."""
 RESUME_TOLERANCE_CUDA = 1e-2
@@ -92,7 +93,7 @@ def inference_checks(device: torch.device, mode: str, frames: torch.Tensor) -> l
 def training_config(family: str, mode: str, device: torch.device, steps: int,
                     folder: Path) -> Path:
     """The family's sample-set recipe with the profiled model, device, amp and steps."""
-    text = (REPO_CONFIGS / "train" / f"{family}-tiny-sample.toml").read_text()
+    text = checkout_config(f"train/{family}-tiny-sample.toml").read_text()
     model = HIDENERF[mode] if family == "hidenerf" else WARPING[mode]
     amp = "bf16" if family == "hidenerf" and device.type == "cuda" else "off"
     replacements = {"model": f'"{model}"', "device": f'"{device.type}"',
