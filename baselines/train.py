@@ -24,6 +24,7 @@ discriminator and the logged images), and by exposing ``nets`` (an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ from thbench.training.config import (
 )
 from thbench.training.loop import Objective
 from thbench.training.vgg import PERCEPTUAL_BACKENDS, VGG19Features, perceptual_network
+
+logger = logging.getLogger(__name__)
 
 
 class Discriminator(nn.Module):
@@ -252,14 +255,14 @@ def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
 
 
 def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
-          distributed: bool = True, log=print) -> Path:
+          distributed: bool = True) -> Path:
     """Train a baseline from a training config; returns the official-layout checkpoint the run
     exports (``<run>/checkpoint.pth.tar``, written by rank 0 at the end).
 
     A run whose folder already holds a finished checkpoint is not trained again."""
     from thbench.core.families import build
 
-    process, data = open_training_data(config, distributed, log)
+    process, data = open_training_data(config, distributed)
     exported = config.exported
     seed_all(config.seed)  # the initial weights
     method = build(config.family, config=config.model, device=process.device,
@@ -272,14 +275,14 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
                        by_identity=d.identity_sampling, fresh=d.fresh_pairs,
                        augmentation=d.augmentation())
     trainer = start_trainer(config, objective, pairs, process, resume=resume,
-                            distributed=distributed, log=log)
+                            distributed=distributed)
     if trainer.step >= trainer.total_steps and exported.is_file():
-        log(f"{config.name}: already trained ({exported})")
+        logger.info(f"{config.name}: already trained ({exported})")
         return exported
     write_resolved_config(config, {"perceptual_backend": kit.perceptual_backend,
                                    "pose_estimator": "hopenet" if kit.pose else "off"}, process)
     trainer.fit(stop_at)
     if process.main:
         method.save(exported)
-    log(f"{config.name}: step {trainer.step}, checkpoint {exported}")
+    logger.info(f"{config.name}: step {trainer.step}, checkpoint {exported}")
     return exported

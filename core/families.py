@@ -47,8 +47,9 @@ class Family:
     method: str
     """The :class:`Method` subclass."""
     trainer: str = ""
-    """``train(config, *, resume, stop_at, distributed, log) -> Path`` for training configs of
-    ``family = <name>``; empty: the family is not trainable here."""
+    """``train(config, *, resume, stop_at, distributed) -> Path`` for training configs of
+    ``family = <name>`` (it reports through :mod:`logging`); empty: the family is not trainable
+    here."""
     exported: str = ""
     """The checkpoint file a finished training run exports, in the run folder: what the
     benchmark passes as the method's ``checkpoint`` option."""

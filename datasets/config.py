@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -10,6 +10,8 @@ from thbench.core import assets
 from thbench.datasets.prepared_dataset import PreparedDataset
 from thbench.datasets.settings import PAIR_KEYS, PREPARE_KEYS, check_settings
 from thbench.datasets.source_clips import PrepareOptions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,18 +45,19 @@ class DatasetConfig:
                 if getattr(self, n) is not None}
 
 
-def load_dataset(spec: DatasetConfig, seed: int, log: Callable[[str], None]) -> PreparedDataset:
+def load_dataset(spec: DatasetConfig, seed: int) -> PreparedDataset:
     """The run's prepared dataset (cut to ``max_pairs`` pairs per protocol when set)."""
     if spec.max_pairs < 0:
         raise ValueError(f"dataset.max_pairs = {spec.max_pairs}: expected 0 (all) or more")
-    dataset = _prepared(spec, seed, log)
+    dataset = _prepared(spec, seed)
     dataset.max_pairs = spec.max_pairs
     if spec.max_pairs:
-        log(f"dataset: the first {spec.max_pairs} pairs of each protocol (dataset.max_pairs)")
+        logger.info(f"dataset: the first {spec.max_pairs} pairs of each protocol "
+                    "(dataset.max_pairs)")
     return dataset
 
 
-def _prepared(spec: DatasetConfig, seed: int, log: Callable[[str], None]) -> PreparedDataset:
+def _prepared(spec: DatasetConfig, seed: int) -> PreparedDataset:
     """The sample set is prepared (or reused) first. Settings the config states must agree with
     what the folder was prepared with (SettingsMismatch)."""
     stated = spec.stated()
@@ -71,8 +74,8 @@ def _prepared(spec: DatasetConfig, seed: int, log: Callable[[str], None]) -> Pre
         if (root / "dataset.json").is_file():  # prepared clips are reused, never redone
             check_settings(root, {k: getattr(options, k) for k in PREPARE_KEYS}
                            | {"cross_per_source": cross})
-        log(f"dataset: sample set in {root}")
-        return prepare_sample_set(root, options, cross, seed, log=log)
+        logger.info(f"dataset: sample set in {root}")
+        return prepare_sample_set(root, options, cross, seed)
     if not spec.root:
         raise ValueError(f"dataset {spec.name!r} needs `root` (a prepared dataset folder)")
     check_settings(spec.root, stated)

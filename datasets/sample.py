@@ -19,6 +19,7 @@ and three pair lists:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import zipfile
 from dataclasses import asdict
@@ -44,6 +45,8 @@ from thbench.datasets.source_clips import (
     prepared_clips,
 )
 from thbench.facegeom.detect import FaceDetector
+
+logger = logging.getLogger(__name__)
 
 DATA_PREFIX = "feat/tests/data/"
 
@@ -96,7 +99,6 @@ def prepare_sample_set(
     options: PrepareOptions,
     cross_per_source: int = 1,
     seed: int = 0,
-    log=print,
 ) -> PreparedDataset:
     """Prepare (or reuse) the sample set under ``root``; returns the dataset."""
     root = Path(root)
@@ -105,7 +107,7 @@ def prepare_sample_set(
     clips, photos, skipped = [], [], {}
     for filename, name, identity in VIDEOS:
         if prepared_clips(root, name) is None:  # said only when there is work to do
-            log(f"  preparing {filename}")
+            logger.info(f"  preparing {filename}")
         try:
             clips += prepare_video(media / filename, root, name, identity, options, detector)
         except MediaError as error:
@@ -124,7 +126,7 @@ def prepare_sample_set(
         except MediaError as error:
             skipped[path.name] = str(error)
     for source, reason in skipped.items():
-        log(f"  skipped {source}: {reason}")
+        logger.info(f"  skipped {source}: {reason}")
     atomic.write_text(root / "skipped.json", json.dumps(skipped, indent=1))
     write_pairs(root / "pairs" / f"{SAME_IDENTITY}.jsonl", same_identity_pairs(videos))
     write_pairs(root / "pairs" / f"{ROBUSTNESS}.jsonl",

@@ -20,9 +20,9 @@ against the official one (:func:`official_line`).
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -37,6 +37,8 @@ from thbench.datasets.layouts import Discovery, Source
 from thbench.datasets.source_clips import PrepareOptions, prepare_video
 from thbench.facegeom.detect import FaceDetector
 from thbench.facegeom.fitting import Fitter
+
+logger = logging.getLogger(__name__)
 
 SHOWN_SKIPPED = 20
 """Skipped videos named in the log; all of them are in ``skipped.json``."""
@@ -110,8 +112,7 @@ def finished(source: Source, out_root: Path, fit_backend: str | None,
 
 def prepare_split(found: Discovery, out_root: str | os.PathLike, options: PrepareOptions,
                   description: dict, *, workers: int = 1, fit: bool = True,
-                  retry_skipped: bool = False,
-                  log: Callable[[str], None] = print) -> list[Outcome]:
+                  retry_skipped: bool = False) -> list[Outcome]:
     """Prepare every source of ``found`` into ``out_root``; ``description`` (dataset, layout,
     split, raw root) goes into ``dataset.json``. Returns one outcome per source, by name."""
     out_root = Path(out_root)
@@ -132,8 +133,8 @@ def prepare_split(found: Discovery, out_root: str | os.PathLike, options: Prepar
             pending.append(source)
         else:
             outcomes[source.name] = earlier
-    log(f"{len(found.sources)} videos: {len(outcomes)} done earlier, {len(pending)} to prepare "
-        f"with {workers} process{'es' if workers > 1 else ''}")
+    logger.info(f"{len(found.sources)} videos: {len(outcomes)} done earlier, {len(pending)} to "
+                f"prepare with {workers} process{'es' if workers > 1 else ''}")
     bar = progress(total=len(pending), unit="video", desc="preparing", enabled=bool(pending))
     with bar:
         for outcome in _run(pending, out_root, options, fit, workers):
@@ -141,8 +142,8 @@ def prepare_split(found: Discovery, out_root: str | os.PathLike, options: Prepar
             bar.update()
     ordered = [outcomes[source.name] for source in found.sources]
     _write_records(out_root, found, ordered, options, description, fit_backend)
-    _log_summary(ordered, log)
-    log(official_line(found, ordered))
+    _log_summary(ordered)
+    logger.info(official_line(found, ordered))
     return ordered
 
 
@@ -209,13 +210,13 @@ def _write_json(path: Path, value) -> None:
     atomic.write_text(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
-def _log_summary(outcomes: list[Outcome], log: Callable[[str], None]) -> None:
+def _log_summary(outcomes: list[Outcome]) -> None:
     new = [o for o in outcomes if not o.reused]
     skipped = [o for o in outcomes if o.skipped]
-    log(f"prepared {sum(not o.skipped for o in new)} videos now, reused "
-        f"{len(outcomes) - len(new)}, {sum(len(o.clips) for o in outcomes)} clips in all; "
-        f"{len(skipped)} skipped (skipped.json)")
+    logger.info(f"prepared {sum(not o.skipped for o in new)} videos now, reused "
+                f"{len(outcomes) - len(new)}, {sum(len(o.clips) for o in outcomes)} clips in "
+                f"all; {len(skipped)} skipped (skipped.json)")
     for outcome in skipped[:SHOWN_SKIPPED]:
-        log(f"  skipped {outcome.name}: {outcome.skipped}")
+        logger.info(f"  skipped {outcome.name}: {outcome.skipped}")
     if len(skipped) > SHOWN_SKIPPED:
-        log(f"  ... and {len(skipped) - SHOWN_SKIPPED} more in skipped.json")
+        logger.info(f"  ... and {len(skipped) - SHOWN_SKIPPED} more in skipped.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ from thbench.eval.metrics import Metric, build_metrics, metric_class
 from thbench.eval.preflight import preflight, report
 from thbench.eval.results import METHOD_PAIR_ID, ResultRow, ResultStore
 from thbench.eval.runner import MethodFailed, Runner, RunSummary, one_line
+
+logger = logging.getLogger(__name__)
 
 
 def write_run_record(run_dir: Path, config: RunConfig, dataset: PreparedDataset) -> None:
@@ -130,8 +133,7 @@ def record_built(run_dir: Path, label: str, protocol: str, method: Method) -> No
     atomic.write_json(path, record)
 
 
-def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
-                 log: Callable[[str], None]) -> MethodConfig:
+def train_method(spec: MethodConfig, config: RunConfig, shard: Shard) -> MethodConfig:
     """For a method with a ``train`` config: its shipped checkpoint where it has one (checked,
     :func:`thbench.training.shipped.verified_export`) and the run does not ``retrain``; else
     train it into ``<output_dir>/train/<name>`` (rank 0, one process; a finished run is reused,
@@ -154,15 +156,15 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard,
         except ShippedMismatch as error:
             raise MethodFailed(str(error)) from None
         if shard.main:
-            log(f"{spec.display}: shipped checkpoint {checkpoint} (trained from {spec.train}; "
-                "--retrain trains it anew)")
+            logger.info(f"{spec.display}: shipped checkpoint {checkpoint} (trained from "
+                        f"{spec.train}; --retrain trains it anew)")
         return replace(spec, options=spec.options | {"checkpoint": str(checkpoint),
                                                      "config": train_config.model}, train="")
     problem = ""
     if shard.main:
-        log(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")
+        logger.info(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")
         try:
-            train(train_config, resume=True, distributed=False, log=log)
+            train(train_config, resume=True, distributed=False)
         except Exception as error:  # a failure stays with its method
             problem = f"{type(error).__name__}: {one_line(error)}"
     if any_rank(bool(problem), shard):  # also the barrier: the others wait for rank 0
@@ -220,8 +222,7 @@ def method_failure_rows(label: str, dataset: str, protocols: list[str], metrics:
             for protocol in protocols for metric in metrics if protocol in metric.protocols]
 
 
-def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
-                  shard: Shard | None = None) -> dict[str, RunSummary]:
+def run_benchmark(config: RunConfig, shard: Shard | None = None) -> dict[str, RunSummary]:
     """Run every method of ``config``; returns a summary per method label (this rank's pairs
     under torchrun, where rank 0 merges every rank's rows into ``results.csv`` at the end).
 
@@ -236,34 +237,34 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] = print,
     device = local_device(config.device)
     metrics = checked_metrics(config, device)
     with run_folder_lock(config.run_dir) if shard.main else nullcontext():
-        return _run_methods(config, broken, metrics, device, log, shard)
+        return _run_methods(config, broken, metrics, device, shard)
 
 
 def _run_methods(config: RunConfig, broken: dict[str, str], metrics: list[Metric], device: str,
-                 log: Callable[[str], None], shard: Shard) -> dict[str, RunSummary]:
+                 shard: Shard) -> dict[str, RunSummary]:
     start = time.perf_counter()
     if shard.main:
-        report(preflight(config, metrics), log)
+        report(preflight(config, metrics))
     else:
         preflight(config, metrics)  # the same checks, said once by rank 0
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     if not shard.main:
         barrier(shard)  # rank 0 prepares the dataset; the others then only read it
-    dataset = load_dataset(config.dataset, config.seed, log)
+    dataset = load_dataset(config.dataset, config.seed)
     if shard.main:
         write_run_record(run_dir, config, dataset)
         barrier(shard)
     store = (ResultStore(run_dir / "results.csv") if shard.world == 1
              else ShardedResults(run_dir / "results.csv", shard))
-    runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size, log,
+    runner = Runner(dataset, store, run_dir / "outputs", metrics, config.batch_size,
                     analysis_cache=assets.cache_dir() / "analyses", shard=shard)
     summaries = {}
     for spec in config.methods:
         try:
             if spec.display in broken:
                 raise MethodFailed(broken[spec.display])
-            spec = train_method(spec, config, shard, log)
+            spec = train_method(spec, config, shard)
             if shard.main:
                 check_fingerprint(spec, config.protocols, run_dir / "outputs" / spec.display)
             summary = RunSummary()
@@ -275,20 +276,20 @@ def _run_methods(config: RunConfig, broken: dict[str, str], metrics: list[Metric
                                        [protocol]))
         except MethodFailed as error:
             summary = RunSummary(failure=str(error))
-            log(f"{spec.display}: {error}")
+            logger.info(f"{spec.display}: {error}")
             if shard.main:
                 store.append(method_failure_rows(spec.display, dataset.name, config.protocols,
                                                  metrics, str(error)))
             summaries[spec.display] = summary
             continue
         summaries[spec.display] = summary
-        log(f"{spec.display}: {summary.computed} pairs computed, {summary.reused} reused, "
-            f"{summary.skipped} skipped, {len(summary.unsupported)} it cannot run, "
-            f"{len(summary.problems)} errors "
-            f"({summary.seconds:.1f} s)" + (f" on rank {shard.rank}" if shard.world > 1 else ""))
+        logger.info(f"{spec.display}: {summary.computed} pairs computed, {summary.reused} "
+                    f"reused, {summary.skipped} skipped, {len(summary.unsupported)} it cannot "
+                    f"run, {len(summary.problems)} errors ({summary.seconds:.1f} s)"
+                    + (f" on rank {shard.rank}" if shard.world > 1 else ""))
     if shard.world > 1:
         barrier(shard)
         if shard.main:
             store.merge()
-    log(f"total {time.perf_counter() - start:.1f} s")
+    logger.info(f"total {time.perf_counter() - start:.1f} s")
     return summaries

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from thbench.core.cli import checkout_config
 from thbench.core.toml_table import Key, Source, did_you_mean, from_table, read_table
 from thbench.datasets.config import DatasetConfig
 from thbench.datasets.protocols import ALL_PROTOCOLS, PROTOCOLS
@@ -81,14 +82,8 @@ class RunConfig:
 
 
 def default_config() -> Path:
-    """``configs/default.toml`` of the checkout this package runs from, found from the package's
-    own location so that the default works from any directory."""
-    for folder in Path(__file__).resolve().parents:
-        candidate = folder / "configs" / "default.toml"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("configs/default.toml: not found beside the installed package (a "
-                            "source checkout has it); give --config FILE")
+    """``configs/default.toml`` of the checkout, from any directory (:func:`checkout_config`)."""
+    return checkout_config("default.toml")
 
 
 def load_config(path: str | os.PathLike, settings: list[str] | tuple[str, ...] = (),

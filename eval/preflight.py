@@ -8,7 +8,7 @@ here with a one-line error; everything else only disables what needs it, and the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from thbench.core import assets
 from thbench.core.families import family
 from thbench.eval.config import MethodConfig, RunConfig
 from thbench.eval.metrics import Metric
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,13 +166,13 @@ def preflight(config: RunConfig, metrics: list[Metric]) -> list[Gap]:
     return list(findings.gaps.values())
 
 
-def report(gaps: list[Gap], log: Callable[[str], None]) -> None:
+def report(gaps: list[Gap]) -> None:
     """The pre-flight block: one entry per gap with what it disables, why, and the fix."""
     if not gaps:
-        log("pre-flight: every asset and file the run needs is here")
+        logger.info("pre-flight: every asset and file the run needs is here")
         return
     lines = [f"pre-flight: {len(gaps)} missing; the run goes on without what each disables"]
     for gap in gaps:
         lines += [f"  - {gap.what}: disables {', '.join(gap.disables)}",
                   f"      why: {gap.why}", f"      fix: {gap.fix}"]
-    log("\n".join(lines))
+    logger.info("\n".join(lines))

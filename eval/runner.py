@@ -14,6 +14,7 @@ rows, in pair order. Under torchrun each rank takes its share of the pairs (``ev
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -49,6 +50,8 @@ from thbench.eval.metrics.morphable import FitMetric
 from thbench.eval.noise_floor import measure_floor
 from thbench.eval.results import ResultRow, ResultStore
 from thbench.eval.set_metrics import SET_PAIR_ID, FIDFeatures, real_frames, stats_arrays, stats_from
+
+logger = logging.getLogger(__name__)
 
 COMPLETE = ".complete"
 FLOOR_FILE = "floor.json"
@@ -229,7 +232,6 @@ class Runner:
         output_root: Path,
         metrics: list[Metric],
         batch_size: int = 8,
-        log: Callable[[str], None] = print,
         analysis_cache: Path | None = None,
         shard: Shard | None = None,
     ) -> None:
@@ -238,7 +240,6 @@ class Runner:
         self.output_root = output_root
         self.metrics = metrics
         self.batch_size = batch_size
-        self.log = log
         self.analysis_cache = analysis_cache or output_root.parent / "analyses"
         self.shard = shard or Shard()
         self._unavailable = {m.name: reason for m in metrics if (reason := m.available())}
@@ -352,7 +353,7 @@ class Runner:
             return
         if unsupported:
             summary.unsupported.append(PairProblem(method_name, protocol, pair.pair_id, problem))
-            self.log(f"  not run: {method_name} {protocol} {pair.pair_id}: {problem}")
+            logger.info(f"  not run: {method_name} {protocol} {pair.pair_id}: {problem}")
             value = MetricValue.skipped(f"{method_name} cannot run this pair: {problem}")
             self.store.append([self._row(method_name, protocol, pair.pair_id, m, value,
                                          len(pair.driving_frames)) for m in metrics])
@@ -364,7 +365,7 @@ class Runner:
                 problem = one_line(error)
         if problem:
             summary.problems.append(PairProblem(method_name, protocol, pair.pair_id, problem))
-            self.log(f"  error: {method_name} {protocol} {pair.pair_id}: {problem}")
+            logger.info(f"  error: {method_name} {protocol} {pair.pair_id}: {problem}")
             self.store.append(self._error_rows(method_name, protocol, pair, metrics, problem))
             return
         self.store.append(self._rows(method_name, protocol, pair, metrics, values))

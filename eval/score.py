@@ -99,7 +99,7 @@ def score_outputs(
         raise FileExistsError(f"{run_dir}: run folder already holds results; pass --append to "
                               f"add {method}'s rows to it, or --output-dir NEW_FOLDER")
     with run_folder_lock(run_dir):
-        dataset = load_dataset(config.dataset, config.seed, print)
+        dataset = load_dataset(config.dataset, config.seed)
         if not (run_dir / "run.json").is_file():  # appending keeps the run's own record
             write_run_record(run_dir, config, dataset)
         metrics = build_metrics(config.metrics, config.metric_options,

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 IDENTITY_CROP = (0.2, 0.8)
 """The face box inside a benchmark crop (1.8x the face box), as fractions of the side."""
@@ -93,7 +93,7 @@ def load_identity_network(device: torch.device) -> tuple[nn.Module | None, str]:
         reason = str(error)
         if isinstance(error, ImportError):
             reason += "; fix: pip install onnx2torch"
-        log.warning("HiDe-NeRF identity loss skipped: %s", reason)
+        logger.warning("HiDe-NeRF identity loss skipped: %s", reason)
         return None, f"skipped: {reason}"
     network = convert(str(path)).eval().to(device)
     network.requires_grad_(False)

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 
 from thbench.core import atomic
+from thbench.core.cli import checkout_config
+from thbench.core.logs import configure
 from thbench.core.media import to_uint8, write_png
 from thbench.hidenerf.checkpoint import load_checkpoint
 from thbench.hidenerf.expression import box_mask, mouth_sensitivity, opening_transfer
@@ -78,7 +80,8 @@ def evaluate(model: HiDeNeRF, data: HiDeNeRFPairs, heldout: dict[str, list[int]]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thbench.hidenerf.sanity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/train/hidenerf-tiny-sample.toml")
+    parser.add_argument("--config", default=None, help="training config (default: the "
+                        "checkout's configs/train/hidenerf-tiny-sample.toml)")
     parser.add_argument("--identity", default="pexels-woman")
     parser.add_argument("--clip", default=None, help="train on this clip only (T3)")
     parser.add_argument("--checkpoint", default=None, help="evaluate this model, train nothing")
@@ -88,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=10, help="steps between budget checks")
     parser.add_argument("--out", default="runs/sanity")
     args = parser.parse_args(argv)
+    configure()
     out = Path(args.out)
-    config = load_train_config(args.config, output_dir=str(out), name="sanity")
+    config = load_train_config(args.config or checkout_config("train/hidenerf-tiny-sample.toml"),
+                               output_dir=str(out), name="sanity")
     config.optim.workers = 0  # the CPU budget is this process's time
-    _, every_clip = open_training_data(config, distributed=False, log=print)
+    _, every_clip = open_training_data(config, distributed=False)
     clips = [clip for clip in every_clip
              if (clip.clip_id == args.clip if args.clip else clip.info.identity == args.identity)]
     if not clips:
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         model, _ = load_checkpoint(args.checkpoint)
     else:
         trainer = start_trainer(config, objective, data, _cpu(), resume=False,
-                                distributed=False, log=print)
+                                distributed=False)
         budget, started, wall = 60 * args.minutes, time.process_time(), time.perf_counter()
         while time.process_time() - started < budget and trainer.step < config.optim.steps:
             trainer.fit(trainer.step + args.chunk)

@@ -17,6 +17,7 @@ checkpoint ``python -m thbench animate`` and the benchmark load.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ from thbench.training.config import (
     write_resolved_config,
 )
 from thbench.training.loop import Process
+
+logger = logging.getLogger(__name__)
 
 
 class FaceFits:
@@ -158,21 +161,21 @@ def build_training(config: TrainConfig, clips: list, fits: FaceFits, device: tor
 
 
 def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
-          distributed: bool = True, log=print) -> Path:
+          distributed: bool = True) -> Path:
     """Train (or continue, with ``resume``) and return ``<run>/model.pt``. A finished run is
-    not trained again. Prints the held-out L1 at step 0 and at the end."""
+    not trained again. Logs the held-out L1 at step 0 and at the end."""
     if config.family != "hidenerf":
         raise ValueError(f"{config.name}: family {config.family!r} is not hidenerf")
     if config.init_from:
         raise ValueError(f"{config.name}: init_from is for the warping baselines")
-    process, clips = open_training_data(config, distributed, log)
+    process, clips = open_training_data(config, distributed)
     exported = config.exported
     model, objective, data, heldout = build_training(config, clips, _fits(clips, process),
                                                      process.device)
     trainer = start_trainer(config, objective, data, process, resume=resume,
-                            distributed=distributed, log=log)
+                            distributed=distributed)
     if trainer.step >= config.optim.steps and exported.is_file():
-        log(f"{config.name}: already trained ({exported})")
+        logger.info(f"{config.name}: already trained ({exported})")
         return exported
     write_resolved_config(config, {"perceptual_backend": objective.perceptual_backend,
                                    "identity_backend": objective.identity_backend}, process)
@@ -186,8 +189,8 @@ def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = No
         record[f"step_{trainer.step}"] = heldout_l1(model, data, heldout, process.device)
         atomic.write_json(record_path, record)
         save_checkpoint(exported, model, step=trainer.step)
-        log(f"{config.name}: held-out L1 {record['step_0']:.4f} at step 0, "
-            f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step}, source-copy "
-            f"{record['source_copy']:.4f} "
-            f"({sum(map(len, heldout.values()))} frames); checkpoint {exported}")
+        logger.info(f"{config.name}: held-out L1 {record['step_0']:.4f} at step 0, "
+                    f"{record[f'step_{trainer.step}']:.4f} at step {trainer.step}, source-copy "
+                    f"{record['source_copy']:.4f} "
+                    f"({sum(map(len, heldout.values()))} frames); checkpoint {exported}")
     return exported

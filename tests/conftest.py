@@ -8,6 +8,7 @@ files from 127.0.0.1 with the switch turned off.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from unittest import mock
@@ -146,6 +147,47 @@ name = "driving-copy"{label}
 def run_config():
     """:func:`write_run_config`, for tests (conftest is not importable as a module)."""
     return write_run_config
+
+
+def install_plugin(folder: Path, name: str, version: str, modules: dict[str, str],
+                   methods: dict[str, str]) -> Path:
+    """Build the plug-in package ``name`` (its import package: ``name`` with underscores) from
+    ``modules`` (file stem -> source) with ``methods`` (method name -> ``module:Class``, relative
+    to the package) as ``thbench.methods`` entry points, and pip-install it into
+    ``folder/site``, the folder returned (put it on ``PYTHONPATH``)."""
+    package = name.replace("-", "_")
+    source = folder / name
+    (source / package).mkdir(parents=True)
+    (source / package / "__init__.py").write_text("")
+    for stem, text in modules.items():
+        (source / package / f"{stem}.py").write_text(text)
+    points = "\n".join(f'{method} = "{package}.{target}"' for method, target in methods.items())
+    (source / "pyproject.toml").write_text(f"""
+[build-system]
+requires = ["setuptools>=65"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+version = "{version}"
+
+[project.entry-points."thbench.methods"]
+{points}
+
+[tool.setuptools]
+packages = ["{package}"]
+""")
+    site = folder / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(site), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    return site
+
+
+@pytest.fixture(scope="session")
+def plugin_site():
+    """:func:`install_plugin`, for tests."""
+    return install_plugin
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ class Items(torch.utils.data.Dataset):
 def toy_trainer(tmp_path: Path, **settings) -> Trainer:
     options = {"steps": 10, "batch_size": 2, "lr": 1.0, "log_every": 100,
                "checkpoint_every": 100, "image_every": 100} | settings
-    return Trainer(Toy(), Items(), TrainSettings(**options), tmp_path, log=lambda _: None)
+    return Trainer(Toy(), Items(), TrainSettings(**options), tmp_path)
 
 
 def test_step_schedule_decays_at_epoch_milestones(tmp_path: Path):
@@ -144,7 +144,7 @@ def test_discriminator_follows_the_schedule_when_asked(tmp_path: Path, scheduled
     settings = TrainSettings(steps=6, batch_size=2, lr=1.0, schedule="step", milestones=[1],
                              epochs=2, discriminator_schedule=scheduled, grad_clip=0.0,
                              checkpoint_every=100, log_every=100, image_every=100)
-    trainer = Trainer(ToyGAN(), Items(), settings, tmp_path, log=lambda _: None)
+    trainer = Trainer(ToyGAN(), Items(), settings, tmp_path)
     batch = {"x": torch.ones(2, 2)}
     rates = []
     for _ in range(8):  # epochs of 6 steps: the milestone at step 6
@@ -313,11 +313,10 @@ def recipe_config(tmp_path: Path, root: Path, family: str, name: str, **optim):
 def test_tpsmm_recipe_resumes_bit_identically(tmp_path: Path, mini_dataset):
     from thbench.baselines.train import train
 
-    quiet = {"log": lambda _: None}
-    whole = train(recipe_config(tmp_path, mini_dataset.root, "tpsmm", "whole"), **quiet)
+    whole = train(recipe_config(tmp_path, mini_dataset.root, "tpsmm", "whole"))
     split = recipe_config(tmp_path, mini_dataset.root, "tpsmm", "split")
-    train(split, stop_at=3, **quiet)  # mid-epoch, after the bg predictor started
-    resumed = train(split, resume=True, **quiet)
+    train(split, stop_at=3)  # mid-epoch, after the bg predictor started
+    resumed = train(split, resume=True)
     a, b = (torch.load(p, weights_only=True) for p in (whole, resumed))
     for key in a:
         for name in a[key]:
@@ -350,7 +349,7 @@ def test_tpsmm_trained_with_the_background_predictor_exports_it_and_applies_it(
                        "checkpoint_every": 3},
              "loss": {"perceptual_backend": "l1", "bg_start_epoch": 0}}
     config = train_config_from_dict(table, "test")
-    exported = torch.load(train(config, log=lambda _: None), weights_only=True)
+    exported = torch.load(train(config), weights_only=True)
     run = torch.load(config.run_dir / "checkpoints" / "last.pt", weights_only=False)
     trained = {k.removeprefix("extra.bg_predictor."): v for k, v in run["objective"].items()
                if k.startswith("extra.bg_predictor.")}
@@ -431,7 +430,7 @@ def test_tpsmm_avd_stage_starts_from_a_checkpoint_and_trains_only_the_avd_networ
              "optim": {"steps": 2, "batch_size": 2, "lr": 1e-3, "grad_clip": 0.0,
                        "checkpoint_every": 2},
              "loss": {"perceptual_backend": "l1", "stage": "avd"}}
-    exported = train(train_config_from_dict(table, "test"), log=lambda _: None)
+    exported = train(train_config_from_dict(table, "test"))
     before, after = (torch.load(p, weights_only=True) for p in (start, exported))
     for key in ("kp_detector", "dense_motion_network", "inpainting_network"):
         trained = dict(TPSMM(config="tiny", allow_random_init=True).nets[key]

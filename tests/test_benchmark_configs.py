@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def checkpoints(official_checkpoints: dict[str, Path], tmp_path_factory) -> dict
 
 def test_vox1_config_runs_on_a_prepared_mini_vox1_with_published_rows(
         vox_png_root: Path, vox1_csv: Path, checkpoints: dict[str, Path], tmp_path: Path,
-        capsys) -> None:
+        capsys, caplog) -> None:
     """The README's three commands: prepare, run (with --set), open the report."""
     from thbench.cli.datasets import main as datasets_main
     from thbench.cli.eval import main as eval_main
@@ -139,12 +140,13 @@ def test_vox1_config_runs_on_a_prepared_mini_vox1_with_published_rows(
     for label, path in checkpoints.items():
         settings += [f"methods.{label}.checkpoint={path}", f"methods.{label}.config=tiny"]
     capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="thbench")
     code = eval_main(["run", "--config", str(REPO / "configs" / "vox1-test.toml"),
                       "--output-dir", str(tmp_path / "runs"),
                       *(f"--set={s}" for s in settings)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "pre-flight: every asset and file the run needs is here" in out
+    assert "pre-flight: every asset and file the run needs is here" in caplog.messages
     run = tmp_path / "runs" / "vox1-test"
     record = json.loads((run / "run.json").read_text())
     assert record["config"]["settings"] == settings and record["size"] == 256

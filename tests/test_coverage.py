@@ -36,7 +36,7 @@ def sfm_offline(shared_dir: Path):
 def _runner(dataset, folder: Path, metrics: list[str], weights: Path) -> Runner:
     return Runner(dataset, ResultStore(folder / "results.csv"), folder / "outputs",
                   build_metrics(metrics, {"fid": {"weights": str(weights)}}), batch_size=3,
-                  log=lambda _: None, analysis_cache=folder / "analyses")
+                  analysis_cache=folder / "analyses")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -80,7 +81,7 @@ def fomm_prepared(fomm_root: Path, vox1_csv: Path, tmp_path_factory) -> Path:
     """The FOMM test split prepared in-process with 3DMM fits (the reference for resuming)."""
     out = tmp_path_factory.mktemp("fomm_out")
     found = discover("voxceleb1", "fomm", fomm_root, "test", vox1_csv)
-    prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True, log=lambda _: None)
+    prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True)
     write_protocols(out, PairOptions(seed=0))
     return out
 
@@ -161,7 +162,7 @@ def complete_videos(out: Path) -> list[Path]:
 
 
 def test_killed_preparation_resumes_without_redoing_finished_videos(fomm_root, fomm_prepared,
-                                                                    vox1_csv, tmp_path):
+                                                                    vox1_csv, tmp_path, caplog):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "thbench", "datasets", "prepare", "--dataset", "voxceleb1",
                "--layout", "fomm", "--root", str(fomm_root), "--split", "test", "--out",
@@ -184,12 +185,11 @@ def test_killed_preparation_resumes_without_redoing_finished_videos(fomm_root, f
             for path in (out / "clips" / clip_id).rglob("*"):
                 stamps[path] = path.stat().st_mtime_ns
 
-    log: list[str] = []
+    caplog.set_level(logging.INFO, logger="thbench")
     found = discover("voxceleb1", "fomm", fomm_root, "test", vox1_csv)
-    outcomes = prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True,
-                             log=log.append)
+    outcomes = prepare_split(found, out, OPTIONS, {"dataset": "voxceleb1"}, fit=True)
     write_protocols(out, PairOptions(seed=0))
-    assert f"{len(finished)} done earlier, {6 - len(finished)} to prepare" in log[0]
+    assert f"{len(finished)} done earlier, {6 - len(finished)} to prepare" in caplog.messages[0]
     assert sum(o.reused for o in outcomes) == len(finished)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing finished was redone
     # the result equals the uninterrupted preparation, file for file
@@ -234,8 +234,7 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
     out = tmp_path / "out"
     options = PrepareOptions(size=64, frame_step=3, clip_length=2, crop="face",
                              skip_unusable=True)
-    outcomes = prepare_split(found, out, options, {"dataset": "voxceleb2"}, fit=False,
-                             log=lambda _: None)
+    outcomes = prepare_split(found, out, options, {"dataset": "voxceleb2"}, fit=False)
     assert [len(o.clips) for o in outcomes] == [2, 2, 2, 0]  # 4 kept frames, clips of 2
     # --crop face needs a face to crop around: a video without any is skipped, with the reason
     assert outcomes[3].skipped.endswith("no face in any of its 4 kept frames, so nothing to "
@@ -249,7 +248,7 @@ def test_voxceleb2_split_is_the_folder(tmp_path, crops):
     assert all(identity[p.source_clip] != identity[p.driving_clip] for p in cross)
     # one identity alone: no cross-identity driver, its sources counted with the reason
     alone = dataclasses.replace(found, sources=found.sources[1:3])
-    prepare_split(alone, tmp_path / "alone", options, {}, fit=False, log=lambda _: None)
+    prepare_split(alone, tmp_path / "alone", options, {}, fit=False)
     counts = write_protocols(tmp_path / "alone", PairOptions())
     assert counts == {"same-identity": 4, "cross-identity": 0, "cross-identity undriven": 2}
     record = json.loads((tmp_path / "alone" / "pairs" / "protocols.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -49,12 +50,13 @@ train = "{train}"
     return run
 
 
-def test_a_method_is_trained_then_evaluated_and_reruns_reuse_both(tmp_path: Path, mini_dataset):
+def test_a_method_is_trained_then_evaluated_and_reruns_reuse_both(tmp_path: Path, mini_dataset,
+                                                                   caplog):
     run = write_configs(tmp_path, mini_dataset.root, steps=3)
-    lines: list[str] = []
-    first = run_benchmark(load_config(run), log=lines.append)["fomm-mini"]
+    caplog.set_level(logging.INFO, logger="thbench")
+    first = run_benchmark(load_config(run))["fomm-mini"]
     assert first.computed == len(mini_dataset.pairs("same-identity")) and not first.problems
-    assert any("training from" in line for line in lines)
+    assert any("training from" in line for line in caplog.messages)
     exported = tmp_path / "runs" / "train" / "fomm-mini" / "checkpoint.pth.tar"  # run's folder
     assert exported.is_file()
     with (tmp_path / "runs" / "trained" / "results.csv").open() as handle:
@@ -62,28 +64,27 @@ def test_a_method_is_trained_then_evaluated_and_reruns_reuse_both(tmp_path: Path
     assert {r["metric"] for r in rows} == {"l1", "psnr"}
     assert all(r["status"] == "ok" for r in rows if r["metric"] == "l1")
 
-    lines.clear()
-    again = run_benchmark(load_config(run), log=lines.append)["fomm-mini"]
+    caplog.clear()
+    again = run_benchmark(load_config(run))["fomm-mini"]
     assert again.computed == 0 and again.reused == first.computed
-    assert any("already trained" in line for line in lines)
+    assert any("already trained" in line for line in caplog.messages)
 
     # a copied run folder holds the same checkpoint elsewhere: the same model, reused
     shutil.copytree(tmp_path / "runs", tmp_path / "copy")
-    moved = run_benchmark(load_config(run, output_dir=str(tmp_path / "copy")),
-                          log=lambda _: None)["fomm-mini"]
+    moved = run_benchmark(load_config(run, output_dir=str(tmp_path / "copy")))["fomm-mini"]
     assert moved.computed == 0 and moved.reused == first.computed
 
     # training further changes the checkpoint: its old outputs must not be reused under the label
     write_configs(tmp_path, mini_dataset.root, steps=4)
     with pytest.raises(ValueError, match="method.json: method 'fomm-mini' changed"):
-        run_benchmark(load_config(run), log=lambda _: None)
+        run_benchmark(load_config(run))
 
 
 def test_a_train_config_for_another_family_is_refused(tmp_path: Path, mini_dataset):
     run = write_configs(tmp_path, mini_dataset.root, steps=1)
     run.write_text(run.read_text().replace('name = "fomm"\nlabel', 'name = "tpsmm"\nlabel'))
     with pytest.raises(ValueError, match="trains 'fomm', but the method is 'tpsmm'"):
-        run_benchmark(load_config(run), log=lambda _: None)
+        run_benchmark(load_config(run))
 
 
 def test_a_trained_method_keeps_its_protocol_options(tmp_path: Path, mini_dataset):
@@ -92,7 +93,7 @@ def test_a_trained_method_keeps_its_protocol_options(tmp_path: Path, mini_datase
     run = write_configs(tmp_path, mini_dataset.root, steps=1)
     run.write_text(run.read_text()
                    + 'protocol_options = { same-identity = { mode = "relative" } }\n')
-    run_benchmark(load_config(run), log=lambda _: None)
+    run_benchmark(load_config(run))
     record = json.loads((tmp_path / "runs" / "trained" / "outputs" / "fomm-mini"
                          / "method.json").read_text())
     options = record["protocol_options"]["same-identity"]
@@ -101,7 +102,7 @@ def test_a_trained_method_keeps_its_protocol_options(tmp_path: Path, mini_datase
 
 
 def test_a_shipped_checkpoint_is_evaluated_instead_of_training_and_checked(tmp_path: Path,
-                                                                           mini_dataset):
+                                                                           mini_dataset, caplog):
     """The default's route: a checkpoint shipped with its record stands in for the training
     run it came from, gives that run's numbers, and is refused once altered or once its
     training config says something else; ``retrain`` trains instead."""
@@ -109,7 +110,7 @@ def test_a_shipped_checkpoint_is_evaluated_instead_of_training_and_checked(tmp_p
     from thbench.training.shipped import RECORD, ship
 
     run = write_configs(tmp_path, mini_dataset.root, steps=2)
-    trained = run_benchmark(load_config(run), log=lambda _: None)["fomm-mini"]
+    trained = run_benchmark(load_config(run))["fomm-mini"]
     train_config = load_train_config(tmp_path / "fomm-train.toml",
                                      output_dir=str(tmp_path / "runs" / "train"))
     folder = tmp_path / "checkpoints" / "fomm-mini"
@@ -124,18 +125,18 @@ def test_a_shipped_checkpoint_is_evaluated_instead_of_training_and_checked(tmp_p
                     if r["method"] == "fomm-mini" and r["metric"] == "l1"}
 
     run.write_text(run.read_text() + f'shipped = "{folder}"\n')
-    lines: list[str] = []
-    summary = run_benchmark(load_config(run, output_dir=str(tmp_path / "out")),
-                            log=lines.append)["fomm-mini"]
+    caplog.set_level(logging.INFO, logger="thbench")
+    caplog.clear()
+    summary = run_benchmark(load_config(run, output_dir=str(tmp_path / "out")))["fomm-mini"]
     assert summary.computed == trained.computed and not summary.failed
-    assert not any("training from" in line for line in lines)
-    assert any("shipped checkpoint" in line for line in lines)
+    assert not any("training from" in line for line in caplog.messages)
+    assert any("shipped checkpoint" in line for line in caplog.messages)
     assert not (tmp_path / "out" / "train").exists()
     assert results("out") == results("runs")  # the same weights, the same numbers
 
     def failure(output: str, **overrides) -> str:
         config = load_config(run, output_dir=str(tmp_path / output), **overrides)
-        return run_benchmark(config, log=lambda _: None)["fomm-mini"].failed
+        return run_benchmark(config)["fomm-mini"].failed
 
     # the recipe changed since the checkpoint was trained: refused, with the fix
     train_file = tmp_path / "fomm-train.toml"

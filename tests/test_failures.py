@@ -6,6 +6,7 @@ block names what is missing before any work."""
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 from thbench.cli.eval import main
@@ -32,7 +33,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_failed_methods_become_error_rows_and_the_run_goes_on(mini_dataset, run_config,
-                                                               tmp_path: Path, capsys) -> None:
+                                                               tmp_path: Path, capsys,
+                                                               caplog) -> None:
+    caplog.set_level(logging.INFO, logger="thbench")
     train = tmp_path / "broken-train.toml"
     train.write_text(BROKEN_TRAINING.format(out=tmp_path / "train"))
     checkpoint = tmp_path / "later.pth.tar"
@@ -51,7 +54,7 @@ train = "{train}"
 """)
     assert main(["run", "--config", str(config)]) == 1
     captured = capsys.readouterr()
-    out = captured.out
+    out = "\n".join(caplog.messages)
     # the pre-flight block comes first and names the missing checkpoint and what it disables
     assert out.index("pre-flight: ") < out.index("source-copy: ")
     assert f"checkpoint {checkpoint}: disables method fomm-missing" in out
@@ -84,11 +87,12 @@ train = "{train}"
 
 
 def test_preflight_lists_each_missing_asset_once_with_what_it_disables(
-        mini_dataset, run_config, tmp_path: Path, capsys) -> None:
+        mini_dataset, run_config, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="thbench")
     config = run_config(tmp_path, "preflight", mini_dataset.root, ["l1", "lpips", "fid"],
                         ("same-identity",))
     assert main(["run", "--offline", "--config", str(config)]) == 0
-    out = capsys.readouterr().out
+    out = "\n".join(caplog.messages)
     block = out[out.index("pre-flight: "):out.index("source-copy: ")]
     assert block.startswith("pre-flight: 2 missing")
     assert "asset lpips_alexnet (alexnet-owt-7be5be79.pth): disables metric lpips" in block

@@ -26,7 +26,9 @@ def test_a_mismatch_fails_the_check() -> None:
 
 
 @pytest.mark.parametrize("family", ["hidenerf", "fomm"])
-def test_training_configs_take_the_profiled_model_device_and_amp(tmp_path, family) -> None:
+def test_training_configs_take_the_profiled_model_device_and_amp(tmp_path, family,
+                                                                  monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the recipe is found from the package, not the directory
     path = gpu.training_config(family, "full", torch.device("cuda:0"), 100, tmp_path)
     config = tomllib.loads(path.read_text())
     assert config["model"] == ("paper" if family == "hidenerf" else "vox256")

@@ -112,7 +112,7 @@ def test_led_is_alive_from_step_zero_and_its_deformation_by_step_20(tmp_path, mi
     assert (grads.abs() > 1e-8).float().mean() > 0.5
     model.zero_grad()
     trainer = start_trainer(config, objective, data, Process(device=torch.device("cpu")),
-                            resume=False, distributed=False, log=lambda *_: None)
+                            resume=False, distributed=False)
     trainer.fit()
     rows = [json.loads(line) for line in (trainer.run_dir / "scalars.jsonl").read_text()
             .splitlines()]

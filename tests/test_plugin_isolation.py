@@ -44,36 +44,12 @@ class Flaky(FramewiseMethod):
 
 
 @pytest.fixture(scope="module")
-def trouble_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trouble_site(tmp_path_factory: pytest.TempPathFactory, plugin_site) -> Path:
     """A site folder with one package declaring two methods: ``broken`` (its module fails to
     import) and ``flaky`` (a KeyError on its second pair)."""
-    folder = tmp_path_factory.mktemp("trouble")
-    package = folder / "trouble-plugin"
-    (package / "trouble_plugin").mkdir(parents=True)
-    (package / "trouble_plugin" / "__init__.py").write_text("")
-    (package / "trouble_plugin" / "broken.py").write_text(BROKEN)
-    (package / "trouble_plugin" / "flaky.py").write_text(FLAKY)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=65"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "trouble-plugin"
-        version = "0.1"
-
-        [project.entry-points."thbench.methods"]
-        broken = "trouble_plugin.broken:Broken"
-        flaky = "trouble_plugin.flaky:Flaky"
-
-        [tool.setuptools]
-        packages = ["trouble_plugin"]
-        """))
-    site = folder / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(site), str(package)],
-                   check=True, capture_output=True, timeout=300)
-    return site
+    return plugin_site(tmp_path_factory.mktemp("trouble"), "trouble-plugin", "0.1",
+                       {"broken": BROKEN, "flaky": FLAKY},
+                       {"broken": "broken:Broken", "flaky": "flaky:Flaky"})
 
 
 def _thbench(site: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

@@ -35,35 +35,6 @@ class HalfBlend(FramewiseMethod):
 '''
 
 
-def _plugin_package(folder: Path) -> Path:
-    package = folder / "blend-plugin"
-    (package / "blend_plugin").mkdir(parents=True)
-    (package / "blend_plugin" / "__init__.py").write_text("")
-    (package / "blend_plugin" / "method.py").write_text(METHOD)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=65"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "blend-plugin"
-        version = "1.0"
-
-        [project.entry-points."thbench.methods"]
-        half-blend = "blend_plugin.method:HalfBlend"
-
-        [tool.setuptools]
-        packages = ["blend_plugin"]
-        """))
-    return package
-
-
-def _install(package: Path, target: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(package)],
-                   check=True, capture_output=True, timeout=300)
-
-
 def _run(config: Path, site: Path | None) -> subprocess.CompletedProcess:
     env = {**os.environ, "THB_PROGRESS": "0"}
     if site is not None:
@@ -79,7 +50,8 @@ def _l1(board: Path) -> dict[str, float]:
                 if r["metric"] == "l1" and r["average"] == "per-pair"}
 
 
-def test_an_installed_package_adds_a_method(mini_dataset, run_config, tmp_path: Path) -> None:
+def test_an_installed_package_adds_a_method(mini_dataset, run_config, plugin_site,
+                                            tmp_path: Path) -> None:
     config = run_config(tmp_path / "run", "plugin", mini_dataset.root, ["l1"],
                         ("same-identity",))
     config.write_text(config.read_text() + textwrap.dedent("""
@@ -93,8 +65,8 @@ def test_an_installed_package_adds_a_method(mini_dataset, run_config, tmp_path: 
     without = _run(config, None)
     assert without.returncode == 2 and "unknown method 'half-blend'" in without.stderr
 
-    site = tmp_path / "site"
-    _install(_plugin_package(tmp_path), site)
+    site = plugin_site(tmp_path, "blend-plugin", "1.0", {"method": METHOD},
+                       {"half-blend": "method:HalfBlend"})
     result = _run(config, site)
     assert result.returncode == 0, result.stderr[-2000:]
     l1 = _l1(tmp_path / "run" / "runs" / "plugin" / "leaderboard.csv")

@@ -13,6 +13,7 @@ needs a source face leaves a gap the tables footnote with its reason."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +95,13 @@ def test_preparation_counts_against_the_official_split(prepared: Path, capsys) -
 
 
 def test_preparation_log_names_the_official_count(vox_png_root, vox1_csv, tmp_path,
-                                                  capsys) -> None:
+                                                  caplog) -> None:
+    caplog.set_level(logging.INFO, logger="thbench")
     assert datasets_main(["prepare", "--dataset", "voxceleb1", "--layout", "fomm", "--root",
                           str(vox_png_root), "--split", "test", "--list", str(vox1_csv),
                           "--out", str(tmp_path / "p"), "--size", "128", "--frame-step", "2",
                           "--no-fit"]) == 0
-    out = capsys.readouterr().out
+    out = "\n".join(caplog.messages)
     assert ("split: 4 of the 522 official videos prepared (518 short: 518 missing on disk, "
             "0 skipped), from vox1_metadata; 1 of them without a face in any frame (scored on "
             "the pixel metrics, their frames counted as uncovered by the face metrics)") in out
@@ -206,7 +208,7 @@ def test_a_method_that_cannot_run_a_pair_leaves_a_counted_reasoned_gap(prepared,
             return driving
 
     runner = Runner(dataset, ResultStore(tmp_path / "results.csv"), tmp_path / "outputs",
-                    build_metrics(["l1"]), batch_size=4, log=lambda _: None,
+                    build_metrics(["l1"]), batch_size=4,
                     analysis_cache=tmp_path / "analyses")
     summary = runner.run("needs-face", NeedsFace, [SAME])
     assert summary.computed == 2 and summary.problems == []

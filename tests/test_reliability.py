@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -175,7 +176,7 @@ def test_method_with_wrong_shape_is_an_error_row(mini_dataset, tmp_path: Path) -
             return driving[..., ::2, ::2]
 
     runner = Runner(mini_dataset, ResultStore(tmp_path / "results.csv"), tmp_path / "outputs",
-                    build_metrics(["l1"]), log=lambda _: None)
+                    build_metrics(["l1"]))
     summary = runner.run("half-size", HalfSize, ["same-identity"])
     assert len(summary.problems) == 3 and summary.computed == 0
     assert "method returned shape (5, 3, 64, 64) for a driving batch of (5, 3, 128, 128)" in (
@@ -183,7 +184,7 @@ def test_method_with_wrong_shape_is_an_error_row(mini_dataset, tmp_path: Path) -
 
 
 def test_preparation_skips_a_corrupt_file_and_goes_on(pyfeat_data: Path, tmp_path: Path,
-                                                      monkeypatch) -> None:
+                                                      monkeypatch, caplog) -> None:
     import json
 
     from thbench.datasets import sample
@@ -200,10 +201,9 @@ def test_preparation_skips_a_corrupt_file_and_goes_on(pyfeat_data: Path, tmp_pat
                                            ("single_face.mp4", "man", "man")])
     monkeypatch.setattr(sample, "PHOTOS", [("single_face.jpg", "photo-man", "man")])
     monkeypatch.setattr(sample, "PACKAGE_PHOTOS", [])
-    lines: list[str] = []
-    dataset = sample.prepare_sample_set(tmp_path / "set",
-                                        PrepareOptions(64, 12, 5, crop="face"), log=lines.append)
+    caplog.set_level(logging.INFO, logger="thbench")
+    dataset = sample.prepare_sample_set(tmp_path / "set", PrepareOptions(64, 12, 5, crop="face"))
     skipped = json.loads((tmp_path / "set" / "skipped.json").read_text())
     assert list(skipped) == ["broken.mp4"] and str(media / "broken.mp4") in skipped["broken.mp4"]
-    assert any(line.startswith("  skipped broken.mp4: ") for line in lines)
+    assert any(line.startswith("  skipped broken.mp4: ") for line in caplog.messages)
     assert [p.pair_id for p in dataset.pairs("same-identity")] == ["man-000"]

@@ -37,7 +37,7 @@ def run_dir(mini_dataset, tmp_path_factory) -> Path:
         patch.setenv("THB_ASSETS_DIR", str(run_dir / "no-assets"))  # lpips: skipped
         patch.setenv("THB_CACHE_DIR", str(run_dir / "no-cache"))
         runner = Runner(mini_dataset, ResultStore(run_dir / "results.csv"), run_dir / "outputs",
-                        build_metrics(config.metrics), log=lambda _: None)
+                        build_metrics(config.metrics))
         for spec in config.methods:
             runner.run(spec.name, lambda n=spec.name: build(n), config.protocols)
     build_reports(run_dir)

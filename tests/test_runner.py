@@ -27,7 +27,7 @@ PROTOCOLS = [SAME_IDENTITY, CROSS_IDENTITY]
 
 def _runner(dataset, folder: Path, metrics: list[str], options=None) -> Runner:
     return Runner(dataset, ResultStore(folder / "results.csv"), folder / "outputs",
-                  build_metrics(metrics, options), batch_size=3, log=lambda _: None,
+                  build_metrics(metrics, options), batch_size=3,
                   analysis_cache=folder / "analyses")
 
 

@@ -33,7 +33,7 @@ def _faces(dataset, clip_id: str) -> list[bool]:
 
 @pytest.fixture(scope="module")
 def coarse_sample(pyfeat_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    return prepare_sample_set(tmp_path_factory.mktemp("coarse_sample"), COARSE, log=lambda _: None)
+    return prepare_sample_set(tmp_path_factory.mktemp("coarse_sample"), COARSE)
 
 
 def test_headline_pairs_have_a_face_in_every_frame(coarse_sample) -> None:
@@ -75,7 +75,7 @@ def test_robustness_clips_are_scored_as_rows_of_their_own(coarse_sample, tmp_pat
     and a face row that says what it left out; the headline face rows cover every frame."""
     store = ResultStore(tmp_path / "results.csv")
     runner = Runner(coarse_sample, store, tmp_path / "outputs", build_metrics(["l1", "no_face"]),
-                    batch_size=4, log=lambda _: None, analysis_cache=tmp_path / "analyses")
+                    batch_size=4, analysis_cache=tmp_path / "analyses")
     summary = runner.run("source-copy", lambda: build("source-copy"), [SAME_IDENTITY, ROBUSTNESS])
     assert summary.problems == []
     rows = {(r.protocol, r.pair_id, r.metric): r for r in store.rows()}
@@ -98,7 +98,7 @@ def test_the_default_sample_composition(pyfeat_data: Path, tmp_path: Path) -> No
     """The counts `nox -s eval` scores (frame step 4, clips of 16): 9 same-identity pairs (7 of
     the woman, 2 of the man), 5 cross-identity, 4 robustness; face_noface.mov's first clip keeps
     its face throughout and is a headline clip."""
-    dataset = prepare_sample_set(tmp_path, SAMPLE_OPTIONS, log=lambda _: None)
+    dataset = prepare_sample_set(tmp_path, SAMPLE_OPTIONS)
     same = {p.pair_id for p in dataset.pairs(SAME_IDENTITY)}
     assert same == {f"woman-{i:03d}" for i in range(7)} | {"man-000", "man-leaves-000"}
     assert len(dataset.pairs(CROSS_IDENTITY)) == 5

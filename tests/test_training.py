@@ -120,19 +120,18 @@ def test_frame_pairs_are_deterministic_and_never_draw_held_out_frames(mini_datas
 def test_fomm_resume_gives_the_uninterrupted_weights(tmp_path: Path, mini_dataset):
     from thbench.baselines.train import train
 
-    whole = train(config(tmp_path, mini_dataset.root, "fomm", "whole"), log=lambda _: None)
+    whole = train(config(tmp_path, mini_dataset.root, "fomm", "whole"))
     split = config(tmp_path, mini_dataset.root, "fomm", "split")
-    train(split, stop_at=3, log=lambda _: None)
+    train(split, stop_at=3)
     assert torch.load(split.run_dir / "checkpoints" / "last.pt", weights_only=False)["step"] == 3
     with pytest.raises(FileExistsError, match="pass --resume"):
-        train(split, log=lambda _: None)
+        train(split)
     changed = config(tmp_path, mini_dataset.root, "fomm", "split", lr=5e-4)
     with pytest.raises(ValueError, match="made with other lr than this config"):
-        train(changed, resume=True, log=lambda _: None)
-    resumed = train(split, resume=True, log=lambda _: None)
+        train(changed, resume=True)
+    resumed = train(split, resume=True)
     assert_same_weights(weights(whole, ""), weights(resumed, ""))
-    loaded = train(config(tmp_path, mini_dataset.root, "fomm", "workers", workers=2),
-                   log=lambda _: None)
+    loaded = train(config(tmp_path, mini_dataset.root, "fomm", "workers", workers=2))
     assert_same_weights(weights(whole, ""), weights(loaded, ""))  # DataLoader processes
     first = weights(whole, "")["kp_detector"]
     torch.manual_seed(0)
@@ -146,11 +145,10 @@ def test_hidenerf_resume_is_exact_and_logs_scalars_and_images(tmp_path: Path, mi
                                                               sfm_assets):
     from thbench.hidenerf.train import train
 
-    quiet = {"log": lambda _: None}
-    whole = train(config(tmp_path, mini_dataset.root, "hidenerf", "whole"), **quiet)
+    whole = train(config(tmp_path, mini_dataset.root, "hidenerf", "whole"))
     split = config(tmp_path, mini_dataset.root, "hidenerf", "split")
-    train(split, stop_at=4, **quiet)
-    resumed = train(split, resume=True, **quiet)
+    train(split, stop_at=4)
+    resumed = train(split, resume=True)
     assert_same_weights(weights(whole, "model"), weights(resumed, "model"))
 
     rows = [json.loads(line) for line in (split.run_dir / "scalars.jsonl").read_text().splitlines()]
@@ -172,7 +170,7 @@ def test_hidenerf_short_run_lowers_the_held_out_l1(tmp_path: Path, mini_dataset,
 
     run = config(tmp_path, mini_dataset.root, "hidenerf", steps=30, batch_size=4, lr=2e-3,
                  checkpoint_every=30, log_every=30, image_every=30)
-    train(run, log=lambda _: None)
+    train(run)
     record = json.loads((run.run_dir / "heldout.json").read_text())
     print(record)
     # the untrained model already beats source-copy (the 3DMM head prior carries the face

@@ -71,6 +71,7 @@ def test_config_mistakes_fail_before_any_work(tmp_path: Path, change: tuple, fla
 
 
 def test_the_default_config_works_from_any_directory(tmp_path: Path, monkeypatch) -> None:
+    from thbench.core.cli import checkout_config
     from thbench.eval.config import default_config, load_config
     from thbench.training.config import load_train_config
 
@@ -81,6 +82,11 @@ def test_the_default_config_works_from_any_directory(tmp_path: Path, monkeypatch
         if spec.train:  # relative to configs/, not to the current directory
             assert Path(spec.train).is_file(), spec.train
             assert load_train_config(spec.train).run_dir.parent == REPO / "runs" / "train"
+    # the profilers' and the sanity script's default configs are found the same way
+    assert checkout_config("train/hidenerf-tiny-sample.toml") == \
+        REPO / "configs" / "train" / "hidenerf-tiny-sample.toml"
+    with pytest.raises(FileNotFoundError, match="configs/nope.toml: not found"):
+        checkout_config("nope.toml")
     result = _thbench("eval", "run", "--set", "batch_size=eight", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --set batch_size=eight: batch_size must be an "

@@ -146,7 +146,7 @@ def read_loss_table(cls: type[T], table: dict, origin: str) -> T:
         raise ValueError(f"{origin}: {error}") from None
 
 
-def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Process, list]:
+def open_training_data(config: TrainConfig, distributed: bool) -> tuple[Process, list]:
     """Join the process group (when ``distributed`` and under torchrun), let rank 0 prepare
     the dataset while the others wait, and return this process and the dataset's video clips
     long enough to train on (``holdout`` + 2 frames or more)."""
@@ -158,7 +158,7 @@ def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Pro
     d = config.data
     if not process.main:
         dist.barrier()
-    dataset = load_dataset(d, config.seed, log if process.main else (lambda _: None))
+    dataset = load_dataset(d, config.seed)
     if process.main and process.world > 1:
         dist.barrier()
     clips = video_clips(dataset, d.holdout + 2)
@@ -169,10 +169,10 @@ def open_training_data(config: TrainConfig, distributed: bool, log) -> tuple[Pro
 
 
 def start_trainer(config: TrainConfig, objective, dataset, process: Process, *, resume: bool,
-                  distributed: bool, log) -> Trainer:
+                  distributed: bool) -> Trainer:
     """The config's :class:`Trainer`, continued from its checkpoint when ``resume``."""
     trainer = Trainer(objective, dataset, config.optim, config.run_dir, seed=config.seed,
-                      device=str(process.device), distributed=distributed, log=log)
+                      device=str(process.device), distributed=distributed)
     trainer.start(resume)
     return trainer
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -41,6 +42,8 @@ from thbench.core import accelerator, atomic
 from thbench.core.processes import Process, join
 from thbench.core.progress import progress
 from thbench.core.seeding import seed_all
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,8 +234,8 @@ class Trainer:
 
     def __init__(self, objective: Objective, dataset: Dataset, settings: TrainSettings,
                  run_dir: str | os.PathLike, *, seed: int = 0, device: str = "cpu",
-                 distributed: bool = True, log=print) -> None:
-        self.settings, self.seed, self.log = settings, seed, log
+                 distributed: bool = True) -> None:
+        self.settings, self.seed = settings, seed
         self.run_dir = Path(run_dir)
         self.process = join(device) if distributed else Process(device=torch.device(device))
         accelerator.configure(self.process.device, "train")
@@ -414,8 +417,8 @@ class Trainer:
         if self.process.world > 1:
             if s.sync_batchnorm and not convert_batchnorm(self.objective, self.process) \
                     and self.process.main:
-                self.log("sync_batchnorm: PyTorch's SyncBatchNorm runs only on GPUs; on CPUs "
-                         "every rank normalises with its own batch statistics")
+                logger.info("sync_batchnorm: PyTorch's SyncBatchNorm runs only on GPUs; on "
+                            "CPUs every rank normalises with its own batch statistics")
             ids = [self.process.device.index] if self.process.device.type == "cuda" else None
             model = DistributedDataParallel(
                 self.objective, device_ids=ids,
@@ -468,8 +471,8 @@ class Trainer:
             raise RuntimeError(f"ranks hold different weights after step {self.step}: "
                                f"{everyone}")
         if self.process.main:
-            self.log(f"weights identical on all {self.process.world} ranks "
-                     f"(sha256 {mine[:16]}) at step {self.step}")
+            logger.info(f"weights identical on all {self.process.world} ranks "
+                        f"(sha256 {mine[:16]}) at step {self.step}")
         return mine
 
     def _train_step(self, model: nn.Module, batch: dict) -> tuple[dict[str, float], dict]:

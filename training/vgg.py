@@ -16,7 +16,7 @@ from torch import nn
 
 from thbench.core.assets import AssetMissing
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PERCEPTUAL_BACKENDS = ("auto", "vgg19", "l1")
 """A ``[loss]`` table's ``perceptual_backend``: VGG-19 where its weights are here, else an L1
@@ -70,17 +70,17 @@ def perceptual_network(backend: str, device: str | torch.device) -> VGG19Feature
     perceptual terms become an L1 image pyramid; ``vgg19`` without its weights raises
     AssetMissing with the fix."""
     if backend == "l1":
-        log.info("perceptual loss: multi-scale L1 pyramid (requested)")
+        logger.info("perceptual loss: multi-scale L1 pyramid (requested)")
         return None
     try:
         vgg = load_vgg19(device)
     except AssetMissing as error:
         if backend == "vgg19":
             raise
-        log.warning("perceptual loss: VGG-19 weights unavailable (%s); training with a "
-                    "multi-scale L1 pyramid loss instead", error)
+        logger.warning("perceptual loss: VGG-19 weights unavailable (%s); training with a "
+                       "multi-scale L1 pyramid loss instead", error)
         return None
-    log.info("perceptual loss: VGG-19")
+    logger.info("perceptual loss: VGG-19")
     return vgg
 
 

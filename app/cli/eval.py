@@ -51,9 +51,8 @@ def _run(args: argparse.Namespace) -> int:
     if config.retrain:  # its own folder: retrained weights differ from the shipped ones off
         config.name += "-retrained"  # the CPU that trained them, and outputs never mix
     shard = distributed.start(config.device)
-    log = print if shard.main else (lambda message: print(f"[rank {shard.rank}] {message}"))
     try:
-        summaries = run_benchmark(config, log, shard)
+        summaries = run_benchmark(config, shard)
     except BaseException:
         leave(wait=False)
         raise

@@ -111,18 +111,17 @@ def header(device: torch.device) -> str:
 
 def benchmark(methods: Sequence[str] = METHODS, config: str = "vox256",
               device: str | torch.device | None = None, frames: int | None = None,
-              batch_size: int = 1, size: int = 256, warmup: int = 1,
-              log=print) -> list[Measurement]:
-    """Measure each method in turn, logging the header and one line per method.
+              batch_size: int = 1, size: int = 256, warmup: int = 1) -> list[Measurement]:
+    """Measure each method in turn, printing the header and one line per method.
 
     ``frames`` defaults to 4 on CPU (a vox256 frame takes seconds there) and 64 on GPU."""
     device = torch.device(device) if device is not None else default_device()
     frames = frames or (4 if device.type == "cpu" else 64)
-    log(header(device))
+    print(header(device))
     results = []
     for name in methods:
         result = measure(name, config, device, frames, batch_size, size, warmup)
-        log(result.line())
+        print(result.line())
         results.append(result)
     return results
 

@@ -209,16 +209,16 @@ def table(rows: Sequence[Row], peak_gflops: float) -> str:
 
 def compare(frames: int = 3, size: int = 256, config: str = "vox256",
             methods: Sequence[str] = METHODS, device: str | torch.device = "cpu",
-            warmup: int = 1, log=print) -> list[Row]:
+            warmup: int = 1) -> list[Row]:
     """The end-to-end table (see the module docstring); returns its rows."""
     device = torch.device(device)
-    log(header(device))
+    print(header(device))
     clip = face_frames(2 + warmup + frames, size)
     peak = matmul_peak_gflops(device)
     rows = [measure(name, clip, config, device, warmup) for name in methods]
-    log(f"{frames} timed frames per method at {size}x{size}, batch 1 (median), "
-        f"1-min load average {os.getloadavg()[0]:.1f}")
-    log(table(rows, peak))
+    print(f"{frames} timed frames per method at {size}x{size}, batch 1 (median), "
+          f"1-min load average {os.getloadavg()[0]:.1f}")
+    print(table(rows, peak))
     return rows
 
 

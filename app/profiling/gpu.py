@@ -38,7 +38,8 @@ from pathlib import Path
 
 import torch
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1].parent / "configs"
+from thbench.core.cli import checkout_config
+
 INFERENCE_TOLERANCE = 2e-3
 """Max |CUDA - CPU| of an output image in [0, 1] (fp32 without TF32 on both)."""
 RESUME_TOLERANCE_CUDA = 1e-2
@@ -92,7 +93,7 @@ def inference_checks(device: torch.device, mode: str, frames: torch.Tensor) -> l
 def training_config(family: str, mode: str, device: torch.device, steps: int,
                     folder: Path) -> Path:
     """The family's sample-set recipe with the profiled model, device, amp and steps."""
-    text = (REPO_CONFIGS / "train" / f"{family}-tiny-sample.toml").read_text()
+    text = checkout_config(f"train/{family}-tiny-sample.toml").read_text()
     model = HIDENERF[mode] if family == "hidenerf" else WARPING[mode]
     amp = "bf16" if family == "hidenerf" and device.type == "cuda" else "off"
     replacements = {"model": f'"{model}"', "device": f'"{device.type}"',
@@ -125,8 +126,8 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
                       weights_only=False)["objective"]
 
 
-def training_checks(family: str, mode: str, device: torch.device, steps: int, folder: Path,
-                    log=print) -> tuple[list[Check], Path]:
+def training_checks(family: str, mode: str, device: torch.device, steps: int,
+                    folder: Path) -> tuple[list[Check], Path]:
     """Straight run and stopped-and-resumed run; returns the checks and the straight run's
     exported checkpoint."""
     straight_dir, resumed_dir = folder / f"{family}-straight", folder / f"{family}-resumed"
@@ -150,9 +151,9 @@ def training_checks(family: str, mode: str, device: torch.device, steps: int, fo
               f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB max "
               "child RSS")
     rate = scalars[-1].get("steps_per_s", float("nan"))
-    log(f"{family}: {steps} steps in {seconds:.1f} s with start-up, "
-        f"{1e3 / rate:.0f} ms per step, {memory}; total loss {scalars[0]['total']:.4f} -> "
-        f"{scalars[-1]['total']:.4f}; resume {'exact' if difference == 0 else 'not bit-exact'}")
+    print(f"{family}: {steps} steps in {seconds:.1f} s with start-up, "
+          f"{1e3 / rate:.0f} ms per step, {memory}; total loss {scalars[0]['total']:.4f} -> "
+          f"{scalars[-1]['total']:.4f}; resume {'exact' if difference == 0 else 'not bit-exact'}")
     finite = all(math.isfinite(s["total"]) for s in scalars)
     tolerance = 0.0 if device.type == "cpu" else RESUME_TOLERANCE_CUDA
     checks = [Check("training", f"{family} finite losses (0 = yes)", 0.0 if finite else 1.0, 0),
@@ -217,52 +218,52 @@ def eval_checks(device: torch.device, mode: str, checkpoint: Path, folder: Path)
 
 
 # -- the script --------------------------------------------------------------------------------
-def run(mode: str, device: torch.device, steps: int, folder: Path, log=print) -> list[Check]:
+def run(mode: str, device: torch.device, steps: int, folder: Path) -> list[Check]:
     from thbench.profiling.baselines import header
     from thbench.profiling.endtoend import compare, face_frames
 
     folder.mkdir(parents=True, exist_ok=True)
-    log(f"GPU acceptance ({mode}): {header(device)}")
+    print(f"GPU acceptance ({mode}): {header(device)}")
     checks: list[Check] = []
 
     def stage(title: str, function, *args):
         start = time.perf_counter()
-        log(f"== {title}")
+        print(f"== {title}")
         try:
             result = function(*args)
         except Exception as error:  # a failed stage is a mismatch; the next stages still run
             checks.append(Check(title, f"failed: {str(error).strip().splitlines()[-1]}",
                                 math.inf, 0))
-            log(checks[-1].line())
-            log(str(error)[-2000:])
+            print(checks[-1].line())
+            print(str(error)[-2000:])
             return None
-        log(f"   ({time.perf_counter() - start:.1f} s)")
+        print(f"   ({time.perf_counter() - start:.1f} s)")
         return result
 
     frames = face_frames(3, 256 if mode == "full" else 128)
     for check in stage("1 inference", inference_checks, device, mode, frames) or []:
         checks.append(check)
-        log(check.line())
+        print(check.line())
     fomm_checkpoint = None
     for family in ("hidenerf", "fomm"):
         result = stage(f"{2 if family == 'hidenerf' else 3} training {family}", training_checks,
-                       family, mode, device, steps, folder, log)
+                       family, mode, device, steps, folder)
         if result:
             checks.extend(result[0])
             for check in result[0]:
-                log(check.line())
+                print(check.line())
             if family == "fomm":
                 fomm_checkpoint = result[1]
     if fomm_checkpoint is not None:
         for check in stage("4 evaluation", eval_checks, device, mode, fomm_checkpoint,
                            folder) or []:
             checks.append(check)
-            log(check.line())
+            print(check.line())
     stage("5 speed", compare, 2 if mode == "reduced" else 8, 256 if mode == "full" else 128,
-          WARPING[mode], ("fomm", "tpsmm", "fv2v", "hidenerf"), device, 1, log)
+          WARPING[mode], ("fomm", "tpsmm", "fv2v", "hidenerf"), device, 1)
     bad = [c for c in checks if not c.ok]
-    log(f"GPU acceptance ({mode}): {len(checks) - len(bad)}/{len(checks)} checks ok"
-        + (f"; mismatches: {', '.join(c.what for c in bad)}" if bad else ""))
+    print(f"GPU acceptance ({mode}): {len(checks) - len(bad)}/{len(checks)} checks ok"
+          + (f"; mismatches: {', '.join(c.what for c in bad)}" if bad else ""))
     return checks
 
 

@@ -164,12 +164,12 @@ def measure(name: str, frames: int) -> dict:
             **analytic(config)}
 
 
-def compare(frames: int, size: int = 256, config: str = "vox256", log=print) -> list:
+def compare(frames: int, size: int = 256, config: str = "vox256") -> list:
     """FOMM, TPSMM, face-vid2vid (``config``) and HiDe-NeRF ``paper`` end to end in one table,
     one process, the same threads: :func:`thbench.profiling.endtoend.compare`."""
     from thbench.profiling.endtoend import compare as end_to_end
 
-    return end_to_end(frames, size, config, log=log)
+    return end_to_end(frames, size, config)
 
 
 def report(r: dict) -> str:

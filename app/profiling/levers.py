@@ -42,7 +42,7 @@ def _set_variant(runner: FrameRunner, variant: str) -> None:
     model.secc_encoder.to(memory_format=layout)
 
 
-def render_levers(frames: int, log=print) -> dict[str, float]:
+def render_levers(frames: int) -> dict[str, float]:
     runner = FrameRunner("paper")
     runner.setup()
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -62,10 +62,10 @@ def render_levers(frames: int, log=print) -> dict[str, float]:
     cpu = {v: statistics.median(t) for v, t in cpu_times.items()}
     for variant in VARIANTS:
         difference = (images[variant] - images["baseline"]).abs().max().item()
-        log(f"  {variant:28s} {medians[variant]:8.1f} ms wall, {cpu[variant]:8.1f} ms CPU per "
-            f"frame (CPU x{cpu['baseline'] / cpu[variant]:.2f}; max |image - baseline| "
-            f"{difference:.1e})")
-    log(f"  samples skipped by skip-empty: {100 * skipped_share(runner):.1f}%")
+        print(f"  {variant:28s} {medians[variant]:8.1f} ms wall, {cpu[variant]:8.1f} ms CPU per "
+              f"frame (CPU x{cpu['baseline'] / cpu[variant]:.2f}; max |image - baseline| "
+              f"{difference:.1e})")
+    print(f"  samples skipped by skip-empty: {100 * skipped_share(runner):.1f}%")
     return medians
 
 
@@ -81,7 +81,7 @@ def skipped_share(runner: FrameRunner) -> float:
     return float((points.abs() > 1 + c.led_max_offset).any(-1).float().mean())
 
 
-def analysis_levers(count: int, log=print) -> dict[str, float]:
+def analysis_levers(count: int) -> dict[str, float]:
     from thbench.facegeom.analysis import FaceAnalyzer
     from thbench.facegeom.secc import render_secc
     from thbench.profiling.endtoend import face_frames
@@ -100,12 +100,12 @@ def analysis_levers(count: int, log=print) -> dict[str, float]:
         hashlib.sha1(frame.tobytes()).hexdigest()
         hashed.append(1e3 * (time.perf_counter() - start))
     result = {"analysis": statistics.median(spent), "cache_hit": statistics.median(hashed)}
-    log(f"  face analysis per driving frame {result['analysis']:8.1f} ms (dlib + landmarks + "
-        f"eos + SECC, median of {len(spent)}); a cache hit {result['cache_hit']:.2f} ms")
+    print(f"  face analysis per driving frame {result['analysis']:8.1f} ms (dlib + landmarks + "
+          f"eos + SECC, median of {len(spent)}); a cache hit {result['cache_hit']:.2f} ms")
     return result
 
 
-def lookup_levers(repeats: int = 3, log=print) -> dict[str, float]:
+def lookup_levers(repeats: int = 3) -> dict[str, float]:
     """Three scales' grid_sample calls (64, 128, 256 planes, 3 x 32 channels each) on one
     chunk's points against one call on the 256 plane with three times the points."""
     points = 512 * 96
@@ -129,8 +129,8 @@ def lookup_levers(repeats: int = 3, log=print) -> dict[str, float]:
             call()
             spent.append(1e3 * (time.perf_counter() - start))
         result[name] = statistics.median(spent)
-    log(f"  tri-plane lookups of one 512-ray chunk: three calls {result['three calls']:.1f} ms,"
-        f" one call over the same points {result['one call']:.1f} ms")
+    print(f"  tri-plane lookups of one 512-ray chunk: three calls {result['three calls']:.1f} ms,"
+          f" one call over the same points {result['one call']:.1f} ms")
     return result
 
 

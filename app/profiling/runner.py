@@ -25,7 +25,7 @@ from pathlib import Path
 from thbench.core.method import FramewiseMethod
 from thbench.datasets.config import load_dataset
 from thbench.eval.benchmark import check_methods, method_factory
-from thbench.eval.config import load_config
+from thbench.eval.config import default_config, load_config
 from thbench.eval.metrics import build_metrics
 from thbench.eval.results import ResultStore
 from thbench.eval.runner import Runner
@@ -76,26 +76,27 @@ def instrument(runner: Runner, timer: ExclusiveTimer) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.toml")
+    parser.add_argument("--config", default=None,
+                        help="run config (default: the checkout's configs/default.toml)")
     parser.add_argument("--methods", nargs="+", default=["source-copy", "driving-copy"])
     parser.add_argument("--frame-step", type=int, help="override the dataset's frame_step")
     parser.add_argument("--clip-length", type=int, help="override the dataset's clip_length")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    config = load_config(args.config or default_config())
     if args.frame_step:
         config.dataset.frame_step = args.frame_step
     if args.clip_length:
         config.dataset.clip_length = args.clip_length
     config.methods = [m for m in config.methods if m.name in args.methods]
     check_methods(config)
-    dataset = load_dataset(config.dataset, config.seed, log=lambda _: None)
+    dataset = load_dataset(config.dataset, config.seed)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     timer = ExclusiveTimer()
     frames = 0
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(dataset, ResultStore(Path(tmp) / "results.csv"), Path(tmp) / "outputs",
                         build_metrics(config.metrics, config.metric_options), config.batch_size,
-                        log=lambda _: None, analysis_cache=Path(tmp) / "analyses")
+                        analysis_cache=Path(tmp) / "analyses")
         instrument(runner, timer)
         start = time.perf_counter()
         for spec in config.methods:

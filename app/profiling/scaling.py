@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from thbench.core import assets
-from thbench.eval.config import load_config
+from thbench.eval.config import default_config, load_config
 from thbench.eval.results import ResultStore
 
 SHARED = ("datasets", "sample_media", "assets")
@@ -26,11 +26,13 @@ SHARED = ("datasets", "sample_media", "assets")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.toml")
+    parser.add_argument("--config", default=None,
+                        help="run config (default: the checkout's configs/default.toml)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args(argv)
-    config = load_config(args.config)
-    subprocess.run([sys.executable, "-m", "thbench", "eval", "run", "--config", args.config,
+    path = str(args.config or default_config())
+    config = load_config(path)
+    subprocess.run([sys.executable, "-m", "thbench", "eval", "run", "--config", path,
                     "--output-dir", tempfile.mkdtemp()], check=True, capture_output=True)
     cache = assets.cache_dir()  # the dataset is now prepared there
     for count in args.processes:
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"--nproc_per_node={count}"] if count > 1 else [sys.executable])
             env = {**os.environ, "THB_CACHE_DIR": str(fresh), "THB_PROGRESS": "0"}
             start = time.perf_counter()
-            subprocess.run([*launcher, "-m", "thbench", "eval", "run", "--config", args.config,
+            subprocess.run([*launcher, "-m", "thbench", "eval", "run", "--config", path,
                             "--output-dir", str(Path(tmp) / "runs")],
                            check=True, capture_output=True, env=env)
             seconds = time.perf_counter() - start
