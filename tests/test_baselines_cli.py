@@ -235,7 +235,7 @@ def test_animate_without_a_checkpoint_on_a_photo_and_a_480p_video(
     assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.startswith("error: tpsmm needs trained weights")
     assert "$THB_ASSETS_DIR as vox.pth.tar" in missing.stderr
-    assert "configs/train/tpsmm-tiny-sample.toml" in missing.stderr
+    assert "checkpoints/tpsmm-tiny-sample/checkpoint.pth.tar --config tiny" in missing.stderr
     assert not (tmp_path / "t.mp4").exists()
 
     (tmp_path / "assets").mkdir()  # the official layout and size: vox256, under its name

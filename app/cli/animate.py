@@ -44,6 +44,7 @@ import torch
 
 from thbench.baselines.checkpoint import CheckpointMismatch, UnreadableCheckpoint
 from thbench.core import assets
+from thbench.core.cli import checkout_config
 from thbench.core.families import Family, available, family
 from thbench.core.media import (
     IMAGE_SUFFIXES,
@@ -55,6 +56,7 @@ from thbench.core.media import (
     video_fps,
     write_png,
 )
+from thbench.training.config import load_train_config
 
 if TYPE_CHECKING:
     from thbench.facegeom.detect import FaceDetector
@@ -88,7 +90,7 @@ OFFICIAL_CHECKPOINTS = {
                                "zhanglonghao1992/One-Shot_Free-View_Neural_Talking_Head_Synthesis"),
 }
 TINY_CONFIGS = {"fomm", "tpsmm", "fv2v", "hidenerf"}
-"""Families with a ``configs/train/<name>-tiny-sample.toml`` (minutes of CPU training)."""
+"""Families with a ``configs/train/<name>-tiny-sample.toml`` and its shipped checkpoint."""
 
 
 class CliError(Exception):
@@ -222,10 +224,10 @@ def default_checkpoint(chosen: Family) -> Path:
     else:
         ways.append("pass --checkpoint FILE")
     if chosen.name in TINY_CONFIGS:
-        run = f"runs/train/{chosen.name}-tiny-sample"
-        ways.append(f"train one in minutes: python -m thbench train --config "
-                    f"configs/train/{chosen.name}-tiny-sample.toml, then --checkpoint "
-                    f"{run}/{chosen.exported} --config tiny")
+        recipe = checkout_config(f"train/{chosen.name}-tiny-sample.toml")
+        shipped = recipe.parents[2] / "checkpoints" / recipe.stem / chosen.exported
+        ways.append(f"use the 64 px sample-set model that ships: --checkpoint {shipped} "
+                    f"--config {load_train_config(recipe).model} (trained from {recipe})")
     ways.append("--checkpoint random checks the wiring with random weights")
     raise CliError(f"{chosen.name} needs trained weights and none is given or installed: "
                    + "; or ".join(ways))
