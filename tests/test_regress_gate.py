@@ -108,3 +108,20 @@ def test_gate_passes_a_wobble_and_fails_real_regressions(tmp_path: Path, capsys)
     assert "(3 trained rows with tolerances from" in capsys.readouterr().out
     assert main(["regress", "--reference", str(reference), "--current", str(worse),
                  "--tolerances", str(tolerances)]) == 1
+
+
+def test_only_methods_the_run_trains_get_derived_tolerances(tmp_path: Path) -> None:
+    """A method evaluated from its shipped checkpoint is inference on fixed weights: its rows
+    keep the fixed-input tolerances. With ``retrain`` the run trains it, and it gets its own."""
+    import json
+
+    reference, other, _ = _runs(tmp_path)
+    spec = {"name": "fomm", "label": "fomm-tiny", "train": "t.toml", "shipped": "ckpt"}
+    out = tmp_path / "derived.toml"
+    for retrain, expected in ((False, 0), (True, 3)):  # fomm-tiny: l1, psnr, mkr
+        (tmp_path / "run.json").write_text(json.dumps(
+            {"config": {"retrain": retrain, "methods": [spec, {"name": "source-copy",
+                                                                "label": ""}]}}))
+        assert main(["derive-tolerances", "--reference", str(reference), "--runs", str(other),
+                     "--out", str(out)]) == 0
+        assert len(TrainedTolerances.read(out).tolerances) == expected

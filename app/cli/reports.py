@@ -54,14 +54,17 @@ def _regress(args: argparse.Namespace) -> int:
 
 
 def _trained_methods(leaderboard: Path) -> list[str]:
-    """Labels of the methods the run trains, from the ``run.json`` beside its leaderboard."""
+    """Labels of the methods the run trains, from the ``run.json`` beside its leaderboard. A
+    method evaluated from its shipped checkpoint is not trained by the run: its rows are
+    inference on fixed weights, checked like any fixed-input row."""
     import json
 
     record = leaderboard.parent / "run.json"
     if not record.is_file():
         raise FileNotFoundError(f"{record}: run record not found (give --methods)")
-    methods = json.loads(record.read_text())["config"]["methods"]
-    return [m["label"] or m["name"] for m in methods if m.get("train")]
+    config = json.loads(record.read_text())["config"]
+    return [m["label"] or m["name"] for m in config["methods"]
+            if m.get("train") and (config.get("retrain") or not m.get("shipped"))]
 
 
 def _derive_tolerances(args: argparse.Namespace) -> int:
@@ -72,7 +75,8 @@ def _derive_tolerances(args: argparse.Namespace) -> int:
     rows = derive_tolerances(reference, [Path(p) for p in args.runs], methods)
     write_tolerances(Path(args.out), rows, [args.reference, *args.runs])
     unstable = sum(r["status_may_change"] for r in rows)
-    print(f"{args.out}: {len(rows)} rows of {', '.join(methods)} from {1 + len(args.runs)} runs "
+    print(f"{args.out}: {len(rows)} rows of {', '.join(methods) or 'no method trained by the run'}"
+          f" from {1 + len(args.runs)} runs "
           f"({unstable} whose status differs between runs)")
     return 0
 
