@@ -180,3 +180,30 @@ def test_relative_placement_keeps_the_source_head_where_the_source_has_it(sfm_as
     translation, scale = relative_placement(first, first, current, 0.8)
     assert scale == pytest.approx(current.scale)
     assert translation == pytest.approx(current.translation)
+
+
+def test_t1_the_shipped_tiny_checkpoint_opens_the_mouth_with_the_driver(tmp_path, mini_dataset,
+                                                                          sfm_assets):
+    """T1 on the checkpoint `nox -s eval` evaluates (checkpoints/hidenerf-tiny-sample): one
+    camera, the driving SECC swapped from the man's closed-mouth frame to his open one (real
+    frames, real fits). The output's mouth box changes by at least 0.5 of the drivers' own
+    mouth change, more than the rest of the face does; the untrained model of the same recipe
+    barely moves it. (The issue's second target, the rest under 0.1, is not met: 0.20 on the
+    sample's man-000, docs/hidenerf-design.md.)"""
+    from thbench.datasets.frame_pairs import video_clips
+    from thbench.hidenerf.checkpoint import load_checkpoint
+    from thbench.hidenerf.expression import mouth_sensitivity
+    from thbench.hidenerf.train import FaceFits, build_training
+
+    config = _tiny_recipe(tmp_path, mini_dataset.root)
+    clips = video_clips(mini_dataset, 2)
+    untrained, _, data, _ = build_training(config, clips, FaceFits(clips), torch.device("cpu"))
+    (clip,) = [c for c in data.pairs.clips if c.clip_id == "man-000"]
+    openings = [mouth_opening(face.landmarks) for face in clip.faces()]
+    closed, opened = int(np.argmin(openings)), int(np.argmax(openings))
+    assert openings[closed] < 0.05 < 0.1 < openings[opened]  # the drivers differ in the mouth
+    shipped, _ = load_checkpoint(REPO / "checkpoints/hidenerf-tiny-sample/model.pt")
+    trained = mouth_sensitivity(shipped, data, clip, 0, closed, opened)
+    before = mouth_sensitivity(untrained, data, clip, 0, closed, opened)
+    assert trained["mouth"] >= 0.5 and trained["mouth"] > trained["rest"], trained
+    assert before["mouth"] < 0.2, before
