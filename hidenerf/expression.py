@@ -12,11 +12,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from thbench.core.media import to_uint8
+from thbench.datasets.clip import Clip
 from thbench.hidenerf.model import HiDeNeRF, animate_batch
 from thbench.hidenerf.pairs import mouth_box, mouth_opening
 
@@ -92,6 +95,33 @@ def opening_transfer(model: HiDeNeRF, data, clip, source: int,
         box = tuple(float(v) * scale for v in records[driving].bbox)
         driver_open.append(_opening(detector, target, box))
         output_open.append(_opening(detector, output, box))
+    return _fit(driver_open, output_open)
+
+
+def run_opening_transfer(outputs: Path, clip: Clip) -> dict[str, float | list[float]]:
+    """:func:`opening_transfer` on a benchmark run's frames instead of a model: the output
+    frames ``outputs/000000.png, ...`` of a same-identity pair (e.g.
+    ``runs/default/outputs/hidenerf-tiny/sample/same-identity/man-000``) against the frames of
+    ``clip`` that drove them, dlib on both."""
+    from thbench.core.media import read_image
+    from thbench.facegeom.detect import FaceDetector
+
+    detector = FaceDetector()
+    files = sorted(outputs.glob("*.png"))
+    if len(files) != len(clip):
+        raise ValueError(f"{outputs}: {len(files)} output frames for the {len(clip)} frames of "
+                         f"{clip.clip_id}")
+    driver_open, output_open = [], []
+    for index, (file, record) in enumerate(zip(files, clip.faces(), strict=True)):
+        box = tuple(float(v) for v in record.bbox)
+        for frame, series in ((clip.frame(index), driver_open), (read_image(file), output_open)):
+            image = torch.from_numpy(np.array(frame)).permute(2, 0, 1).float() / 255
+            series.append(_opening(detector, image, box))
+    return _fit(driver_open, output_open)
+
+
+def _fit(driver_open: list[float], output_open: list[float]) -> dict[str, float | list[float]]:
+    """Least-squares slope (output on driver) and Pearson correlation of two opening series."""
     x, y = np.array(driver_open), np.array(output_open)
     slope = float(np.polyfit(x, y, 1)[0]) if x.std() > 0 else float("nan")
     correlation = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0

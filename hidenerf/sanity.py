@@ -3,6 +3,7 @@
     python -m thbench.hidenerf.sanity [--config configs/train/hidenerf-tiny-sample.toml]
                               [--identity woman | --clip man-000] [--minutes 5] [--out runs/sanity]
                               [--checkpoint model.pt] [--transfer man-000,man-leaves-000]
+    python -m thbench.hidenerf.sanity --run runs/default [--method hidenerf-tiny]
 
 Trains the config's model on the sample set's clips of one identity (or one clip: T3, the
 overfit) for a fixed budget of this process's CPU time (checked every ``--chunk`` steps, so the
@@ -35,8 +36,14 @@ from thbench.core import atomic
 from thbench.core.cli import checkout_config
 from thbench.core.logs import configure
 from thbench.core.media import to_uint8, write_png
+from thbench.datasets.clip import Clip
 from thbench.hidenerf.checkpoint import load_checkpoint
-from thbench.hidenerf.expression import box_mask, mouth_sensitivity, opening_transfer
+from thbench.hidenerf.expression import (
+    box_mask,
+    mouth_sensitivity,
+    opening_transfer,
+    run_opening_transfer,
+)
 from thbench.hidenerf.model import HiDeNeRF, animate_batch
 from thbench.hidenerf.pairs import ExpressionPairs
 from thbench.hidenerf.train import FaceFits, HiDeNeRFPairs, build_training
@@ -90,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0, help="CPU minutes of training")
     parser.add_argument("--chunk", type=int, default=10, help="steps between budget checks")
     parser.add_argument("--out", default="runs/sanity")
+    parser.add_argument("--run", default=None, metavar="RUN_DIR",
+                        help="measure the opening transfer of a benchmark run's outputs (e.g. "
+                             "runs/default) on the --transfer clips, train nothing")
+    parser.add_argument("--method", default="hidenerf-tiny", help="the label of --run's method")
     args = parser.parse_args(argv)
     configure()
+    if args.run:
+        return run_transfer(Path(args.run), args.method, [n for n in args.transfer.split(",") if n])
     out = Path(args.out)
     config = load_train_config(args.config or checkout_config("train/hidenerf-tiny-sample.toml"),
                                output_dir=str(out), name="sanity")
@@ -147,6 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opening transfer {clip_id}: slope {t['slope']:.2f} (>= 0.5), correlation "
               f"{t['correlation']:.2f} (>= 0.8) over {len(t['driver'])} frames")
     print(f"grid (source | driving | output): {out / 'grid.png'}; {out / 'expression.json'}")
+    return 0
+
+
+def run_transfer(run_dir: Path, method: str, clip_ids: list[str]) -> int:
+    """The opening slope and correlation of ``method``'s same-identity outputs in a benchmark
+    run, against the clips that drove them (the issue's done-when measure)."""
+    record = json.loads((run_dir / "run.json").read_text())
+    dataset = record["config"]["dataset"]["name"]
+    for clip_id in clip_ids:
+        clip = Clip(Path(record["dataset_root"]) / "clips" / clip_id)
+        outputs = run_dir / "outputs" / method / dataset / "same-identity" / clip_id
+        t = run_opening_transfer(outputs, clip)
+        print(f"opening transfer {method} {clip_id}: slope {t['slope']:.2f} (>= 0.5), "
+              f"correlation {t['correlation']:.2f} (>= 0.8) over {len(t['driver'])} frames")
     return 0
 
 

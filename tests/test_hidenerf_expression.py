@@ -207,3 +207,23 @@ def test_t1_the_shipped_tiny_checkpoint_opens_the_mouth_with_the_driver(tmp_path
     before = mouth_sensitivity(untrained, data, clip, 0, closed, opened)
     assert trained["mouth"] >= 0.5 and trained["mouth"] > trained["rest"], trained
     assert before["mouth"] < 0.2, before
+
+
+def test_opening_transfer_of_run_outputs_bounds(tmp_path, mini_dataset, run_config):
+    """The done-when measure on a benchmark run's own frames (`sanity --run`): the driving
+    frames themselves give slope and correlation 1, the source copied gives slope 0."""
+    from thbench.datasets.clip import Clip
+    from thbench.eval.benchmark import run_benchmark
+    from thbench.eval.config import load_config
+    from thbench.hidenerf.expression import run_opening_transfer
+
+    config = run_config(tmp_path, "opening", mini_dataset.root, ["l1"], ("same-identity",))
+    run_benchmark(load_config(config))
+    clip = Clip(mini_dataset.root / "clips" / "man-000")
+    outputs = tmp_path / "runs" / "opening" / "outputs"
+    driving = run_opening_transfer(outputs / "driving-copy" / "mini" / "same-identity" /
+                                   "man-000", clip)
+    source = run_opening_transfer(outputs / "source-copy" / "mini" / "same-identity" /
+                                  "man-000", clip)
+    assert driving["slope"] == pytest.approx(1) and driving["correlation"] == pytest.approx(1)
+    assert source["slope"] == pytest.approx(0, abs=1e-9) and max(driving["driver"]) > 0.1
