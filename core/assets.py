@@ -103,23 +103,26 @@ def get(name: str) -> Asset:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256, computed once per version of it (path, size, modification time) in
+    this process: a run checks the same checkpoint in its pre-flight, before use and in its
+    output fingerprint."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _HASHED[key] = digest.hexdigest()
+    return _HASHED[key]
 
 
-_VERIFIED: dict[tuple[str, int, int], str] = {}
+_HASHED: dict[tuple[str, int, int], str] = {}
 
 
 def verify(asset: Asset, path: Path) -> Path:
     """Raise :class:`AssetCorrupt` unless ``path`` has the manifest's sha256 (or its prefix)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _VERIFIED:
-        _VERIFIED[key] = sha256_of(path)
-    actual = _VERIFIED[key]
+    actual = sha256_of(path)
     if asset.sha256 and not actual.startswith(asset.sha256):
         raise AssetCorrupt(
             asset.name, f"asset {asset.name!r}: {path} has sha256 {actual}, expected "
