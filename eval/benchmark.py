@@ -145,7 +145,6 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard) -> MethodC
     from thbench.training.config import load_train_config
     from thbench.training.shipped import ShippedMismatch, verified_export
 
-    train = family(spec.name).train_function()
     train_config = load_train_config(spec.train, output_dir=str(Path(config.output_dir) / "train"))
     if train_config.family != spec.name:
         raise ValueError(f"{spec.train}: trains {train_config.family!r}, but the method is "
@@ -160,6 +159,7 @@ def train_method(spec: MethodConfig, config: RunConfig, shard: Shard) -> MethodC
                         f"{spec.train}; --retrain trains it anew)")
         return replace(spec, options=spec.options | {"checkpoint": str(checkpoint),
                                                      "config": train_config.model}, train="")
+    train = family(spec.name).train_function()  # imported only where the run trains
     problem = ""
     if shard.main:
         logger.info(f"{spec.display}: training from {spec.train} into {train_config.run_dir}")
