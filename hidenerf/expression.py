@@ -64,8 +64,9 @@ def mouth_sensitivity(model: HiDeNeRF, data, clip, source: int, closed: int,
             "rest": float(change[face].mean()) / own, "drivers": own}
 
 
-def _opening(detector, image: Tensor, fallback_box) -> float:
-    frame = to_uint8(image[None])[0]
+def _opening(detector, frame: np.ndarray, fallback_box) -> float:
+    """The dlib mouth opening of a uint8 (H, W, 3) frame; where no face is found, of the
+    landmarks fitted in ``fallback_box``."""
     face = detector.largest(frame)
     if face is None:
         face = detector.landmarks_in_box(frame, fallback_box)
@@ -93,8 +94,8 @@ def opening_transfer(model: HiDeNeRF, data, clip, source: int,
         target = torch.nn.functional.interpolate(item["driving"], size=size, mode="bilinear",
                                                  align_corners=False)[0]
         box = tuple(float(v) * scale for v in records[driving].bbox)
-        driver_open.append(_opening(detector, target, box))
-        output_open.append(_opening(detector, output, box))
+        driver_open.append(_opening(detector, to_uint8(target[None])[0], box))
+        output_open.append(_opening(detector, to_uint8(output[None])[0], box))
     return _fit(driver_open, output_open)
 
 
@@ -113,10 +114,12 @@ def run_opening_transfer(outputs: Path, clip: Clip) -> dict[str, float | list[fl
                          f"{clip.clip_id}")
     driver_open, output_open = [], []
     for index, (file, record) in enumerate(zip(files, clip.faces(), strict=True)):
+        if record.bbox is None:
+            raise ValueError(f"{clip.clip_id}: no face recorded in frame {index} (opening "
+                             "transfer is measured on clips with a face in every frame)")
         box = tuple(float(v) for v in record.bbox)
-        for frame, series in ((clip.frame(index), driver_open), (read_image(file), output_open)):
-            image = torch.from_numpy(np.array(frame)).permute(2, 0, 1).float() / 255
-            series.append(_opening(detector, image, box))
+        driver_open.append(_opening(detector, clip.frame(index), box))
+        output_open.append(_opening(detector, read_image(file), box))
     return _fit(driver_open, output_open)
 
 

@@ -173,7 +173,7 @@ def run_transfer(run_dir: Path, method: str, clip_ids: list[str]) -> int:
         outputs = run_dir / "outputs" / method / dataset / "same-identity" / clip_id
         t = run_opening_transfer(outputs, clip)
         print(f"opening transfer {method} {clip_id}: slope {t['slope']:.2f} (>= 0.5), "
-              f"correlation {t['correlation']:.2f} (>= 0.8) over {len(t['driver'])} frames")
+              f"correlation {t['correlation']:.2f} (>= 0.8) over {len(clip)} frames")
     return 0
 
 
