@@ -151,11 +151,10 @@ class HiDeNeRFMethod(FramewiseMethod):
             seccs.append(self._secc(self._source.identity, self._last.expression))
             cameras.append(self._camera(self._last, width, height))
         batch = driving.shape[0]
-        planes = [p.expand(batch, *p.shape[1:]) for p in self._planes]
         secc_src = self._secc_src.expand(batch, *self._secc_src.shape[1:])
         source = self._source_image.expand(batch, *self._source_image.shape[1:])
         source_camera = Camera.cat([self._source_camera] * batch)
-        image = self.model.render(planes, secc_src, torch.stack(seccs), source, source_camera,
+        image = self.model.render(self._planes, secc_src, torch.stack(seccs), source, source_camera,
                                   Camera.cat(cameras))["image"]
         # filtered when the width shrinks (the output is square, a frame may not be)
         return resize(image, tuple(driving.shape[-2:]),

@@ -36,7 +36,7 @@ from thbench.hidenerf.geometry import secc_z_range
 from thbench.hidenerf.prior import head_occupancy, surface_map
 from thbench.hidenerf.refine import RefineNet
 from thbench.hidenerf.rendering import Decoder, render_rays
-from thbench.hidenerf.triplane import TriplaneEncoder, sample_multiscale
+from thbench.hidenerf.triplane import TriplaneEncoder, sample_multiscale, texel_major
 
 
 class HiDeNeRF(nn.Module):
@@ -83,12 +83,13 @@ class HiDeNeRF(nn.Module):
     def encode_source(self, source_image: Tensor, posed_secc: Tensor) -> list[Tensor]:
         """source_image (B, 3, H, W) and the source SECC *posed as the source*
         (:func:`thbench.hidenerf.geometry.posed_secc`), both in [0, 1] -> tri-planes registered with
-        the source image, list over scales of (B, 3, C, R_s, R_s)."""
+        the source image, list over scales of (B, 3, C, R_s, R_s) (:func:`texel_major` layout).
+        :meth:`render` takes them as they are, or with batch 1 for B driving frames of one source."""
         size = self.config.encoder_size
         x = resize(source_image, size) * 2 - 1
         if self.config.encoder_uses_secc:
             x = torch.cat([x, resize(posed_secc, size) * 2 - 1], 1)
-        return self.encoder(x)
+        return [texel_major(planes) for planes in self.encoder(x)]
 
     def encode_secc(self, secc: Tensor) -> Tensor:
         """Frontal SECC (B, 3, S, S) in [0, 1] -> LED features (B, C_e, s, s)."""

@@ -72,6 +72,29 @@ def interval_edges(t: Tensor, near: Tensor, far: Tensor) -> Tensor:
     return torch.cat([near.expand_as(t[..., :1]), mid, far.expand_as(t[..., :1])], -1)
 
 
+def ray_weights(density: Tensor, t: Tensor, near: Tensor, far: Tensor) -> tuple[Tensor, Tensor]:
+    """density (B, R, S) >= 0 at sorted samples t (B, R, S) -> compositing weights (B, R, S)
+    and interval edges (B, R, S + 1)."""
+    edges = interval_edges(t, near, far)
+    delta = (edges[..., 1:] - edges[..., :-1]).clamp_min(0)
+    alpha = 1 - torch.exp(-density * delta)
+    # T_i = exp(-sum_{j<i} sigma_j delta_j): exclusive cumulative sum, numerically stable.
+    optical = density * delta
+    transmittance = torch.exp(-(torch.cumsum(optical, -1) - optical))
+    return alpha * transmittance, edges
+
+
+def _result(weights: Tensor, edges: Tensor, feat: Tensor, t: Tensor, far: Tensor,
+            background: Tensor | None) -> dict[str, Tensor]:
+    opacity = weights.sum(-1)
+    if background is not None:
+        feat = feat + (1 - opacity)[..., None] * background
+    depth = torch.where(opacity > 1e-6, (weights * t).sum(-1) / opacity.clamp_min(1e-6),
+                        far[..., 0].expand_as(opacity))
+    return {"feature": feat, "opacity": opacity, "depth": depth, "weights": weights,
+            "edges": edges}
+
+
 def composite(density: Tensor, feature: Tensor, t: Tensor, near: Tensor, far: Tensor,
               background: Tensor | None = None) -> dict[str, Tensor]:
     """Alpha-composite samples along rays.
@@ -81,21 +104,25 @@ def composite(density: Tensor, feature: Tensor, t: Tensor, near: Tensor, far: Te
     Returns feature (B, R, C), opacity (B, R), depth (B, R) (expected depth normalised by the
     opacity; ``far`` where the ray is empty), weights (B, R, S), edges (B, R, S + 1).
     """
-    edges = interval_edges(t, near, far)
-    delta = (edges[..., 1:] - edges[..., :-1]).clamp_min(0)
-    alpha = 1 - torch.exp(-density * delta)
-    # T_i = exp(-sum_{j<i} sigma_j delta_j): exclusive cumulative sum, numerically stable.
-    optical = density * delta
-    transmittance = torch.exp(-(torch.cumsum(optical, -1) - optical))
-    weights = alpha * transmittance
-    opacity = weights.sum(-1)
-    feat = (weights[..., None] * feature).sum(-2)
-    if background is not None:
-        feat = feat + (1 - opacity)[..., None] * background
-    depth = torch.where(opacity > 1e-6, (weights * t).sum(-1) / opacity.clamp_min(1e-6),
-                        far[..., 0].expand_as(opacity))
-    return {"feature": feat, "opacity": opacity, "depth": depth, "weights": weights,
-            "edges": edges}
+    weights, edges = ray_weights(density, t, near, far)
+    return _result(weights, edges, (weights[..., None] * feature).sum(-2), t, far, background)
+
+
+def composite_merged(t_a: Tensor, t_b: Tensor, density: tuple[Tensor, Tensor],
+                     feature: tuple[Tensor, Tensor], near: Tensor, far: Tensor,
+                     background: Tensor | None = None) -> dict[str, Tensor]:
+    """:func:`composite` of two sample sets of each ray together, (B, R, S_a) and (B, R, S_b)
+    each sorted, without merging their features: the weights are computed in depth order, then
+    taken back to each sample, and the weighted feature sum is order-free. Same values as
+    compositing the merged, sorted samples (up to float summation order), without gathering
+    every feature channel. Also returns the merged depths ``t`` (B, R, S_a + S_b) and ``order``,
+    their positions in ``cat([a, b])``; ``weights`` and ``edges`` are in depth order too."""
+    t, order = torch.sort(torch.cat([t_a, t_b], -1), -1)
+    weights, edges = ray_weights(torch.cat(density, -1).gather(-1, order), t, near, far)
+    own = torch.empty_like(weights).scatter_(-1, order, weights)
+    w_a, w_b = own.split([t_a.shape[-1], t_b.shape[-1]], -1)
+    feat = (w_a[..., None] * feature[0]).sum(-2) + (w_b[..., None] * feature[1]).sum(-2)
+    return {**_result(weights, edges, feat, t, far, background), "t": t, "order": order}
 
 
 class Decoder(nn.Module):
@@ -113,19 +140,6 @@ class Decoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raw = self.net(x)
         return F.softplus(raw[..., 0] - 1), torch.sigmoid(raw[..., 1:])
-
-
-def _merge_sorted(t_a: Tensor, t_b: Tensor, *values: tuple[Tensor, Tensor]) -> tuple:
-    """Merge two sample sets (B, R, S_a), (B, R, S_b) and per-sample values (B, R, S_*, ...)
-    along the sample axis, sorted by depth -> (t, *merged values)."""
-    t = torch.cat([t_a, t_b], -1)
-    t, order = torch.sort(t, -1)
-    merged = []
-    for a, b in values:
-        v = torch.cat([a, b], 2)
-        index = order.reshape(*order.shape, *([1] * (v.dim() - 3))).expand_as(v)
-        merged.append(v.gather(2, index))
-    return (t, *merged)
 
 
 def evaluate_where(field: FieldFn, points: Tensor, active: Tensor) -> tuple:
@@ -178,19 +192,21 @@ def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tenso
     t = stratified_samples(near, far, n_rays, n_coarse, jitter=train, generator=generator)
     points = origins[..., None, :] + t[..., None] * directions[..., None, :]
     density, feature, aux = evaluate(points)
-    out = composite(density, feature, t, near, far, background)
-    coarse_weights = out["weights"]
-    if n_fine > 0:
-        t_fine = sample_pdf(out["edges"], coarse_weights, n_fine, deterministic=not train,
+    if n_fine == 0:
+        out = composite(density, feature, t, near, far, background)
+        coarse_weights = out["weights"]
+    else:
+        coarse_weights, edges = ray_weights(density, t, near, far)
+        t_fine = sample_pdf(edges, coarse_weights, n_fine, deterministic=not train,
                             generator=generator)
         pts = origins[..., None, :] + t_fine[..., None] * directions[..., None, :]
         d_fine, f_fine, a_fine = evaluate(pts)
-        pairs = [(density, d_fine), (feature, f_fine)]
+        out = composite_merged(t, t_fine, (density, d_fine), (feature, f_fine), near, far,
+                               background)
+        t, order = out["t"], out.pop("order")
         if aux is not None:
-            pairs.append((aux, a_fine))
-        t, density, feature, *rest = _merge_sorted(t, t_fine, *pairs)
-        aux = rest[0] if rest else None
-        out = composite(density, feature, t, near, far, background)
+            aux = torch.cat([aux, a_fine], 2).gather(2, order[..., None].expand(-1, -1, -1,
+                                                                                 aux.shape[-1]))
     out["t"] = t
     out["coarse_weights"] = coarse_weights
     if aux is not None:

