@@ -1,4 +1,6 @@
-"""HiDe-NeRF's empty-space skipping (issue 30): the same images as evaluating every sample."""
+"""HiDe-NeRF's speed levers (issue 30) compute what the plain forms compute: empty-space
+skipping, texel-major planes, one plane lookup for a batch of driving frames, compositing two
+sample sets without merging their features."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import torch
 
 from thbench.hidenerf.config import get_config
 from thbench.hidenerf.model import HiDeNeRF
-from thbench.hidenerf.rendering import evaluate_where
+from thbench.hidenerf.rendering import composite, composite_merged, evaluate_where
+from thbench.hidenerf.triplane import sample_multiscale, texel_major
 
 
 def test_evaluate_where_matches_the_full_field_on_active_samples() -> None:
@@ -85,3 +88,40 @@ def test_a_driving_frame_shared_by_sources_is_analysed_once(monkeypatch) -> None
     with torch.no_grad():
         again = method.forward_batch(frames[2:])
     assert len(calls) == 4 and torch.equal(again, images[1])
+
+
+def test_one_sources_planes_are_read_the_same_for_a_batch_of_driving_frames() -> None:
+    """Planes of batch 1 with grids of batch 3 (the benchmark's case: one source, several
+    driving frames) give exactly the per-item lookups of the planes repeated 3 times, and the
+    texel-major layout exactly the plain layout's values."""
+    generator = torch.Generator().manual_seed(0)
+    planes = [torch.randn(1, 3, 4, r, r, generator=generator) for r in (8, 16)]
+    grid = torch.rand(3, 50, 3, generator=generator) * 2.2 - 1.1  # some points outside
+    repeated = [p.expand(3, -1, -1, -1, -1).contiguous() for p in planes]
+    want = sample_multiscale(repeated, grid)
+    assert want.shape == (3, 50, 8)
+    assert torch.equal(sample_multiscale(planes, grid), want)
+    assert torch.equal(sample_multiscale([texel_major(p) for p in planes], grid), want)
+    assert texel_major(planes[1]).reshape(3, 4, 16, 16).is_contiguous(
+        memory_format=torch.channels_last)
+
+
+def test_two_sample_sets_composite_like_their_merged_sorted_samples() -> None:
+    generator = torch.Generator().manual_seed(0)
+    near, far = torch.full((2, 5, 1), 1.0), torch.full((2, 5, 1), 3.0)
+    t_a = torch.sort(1 + 2 * torch.rand(2, 5, 6, generator=generator), -1).values
+    t_b = torch.sort(1 + 2 * torch.rand(2, 5, 4, generator=generator), -1).values
+    density = (3 * torch.rand(2, 5, 6, generator=generator),
+               3 * torch.rand(2, 5, 4, generator=generator))
+    feature = (torch.rand(2, 5, 6, 7, generator=generator),
+               torch.rand(2, 5, 4, 7, generator=generator))
+    background = torch.rand(7, generator=generator)
+    t, order = torch.sort(torch.cat([t_a, t_b], -1), -1)
+    want = composite(torch.cat(density, -1).gather(-1, order),
+                     torch.cat(feature, 2).gather(2, order[..., None].expand(-1, -1, -1, 7)),
+                     t, near, far, background)
+    got = composite_merged(t_a, t_b, density, feature, near, far, background)
+    assert torch.equal(got["order"], order) and torch.equal(got["t"], t)
+    for key in ("feature", "opacity", "depth", "weights", "edges"):
+        torch.testing.assert_close(got[key], want[key], atol=1e-6, rtol=1e-6)
+    assert want["opacity"].min() > 0.2  # the samples carry real weight
