@@ -292,14 +292,20 @@ def test_a_few_training_steps_lower_the_loss(face_frames: torch.Tensor):
         before, terms = total(123)
     assert set(terms) == {"reconstruction_l1", "equivariance_value", "keypoint", "headpose",
                           "expression"}
-    for step in range(6):
+    afters = []
+    for step in range(12):
         loss, _ = total(step)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    with torch.no_grad():
-        after, _ = total(123)
-    assert after < 0.8 * before, (before.item(), after.item())  # 282 -> 149 when written
+        if step >= 8:
+            with torch.no_grad():
+                afters.append(total(123)[0].item())
+    # Step to step the loss swings by a third (a batch of two, Adam with beta1 0.5), and where
+    # each swing lands depends on the CPU's float paths (6 steps gave 149 on one machine and
+    # thread count, 264 on another): the mean of the last four is what falls everywhere
+    # (282 -> 177 with 1 and with 2 threads when written).
+    assert sum(afters) / len(afters) < 0.8 * before, (before.item(), afters)
 
 
 def test_loss_weights_switch_terms_off(face_frames: torch.Tensor):
