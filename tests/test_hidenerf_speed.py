@@ -125,3 +125,25 @@ def test_two_sample_sets_composite_like_their_merged_sorted_samples() -> None:
     for key in ("feature", "opacity", "depth", "weights", "edges"):
         torch.testing.assert_close(got[key], want[key], atol=1e-6, rtol=1e-6)
     assert want["opacity"].min() > 0.2  # the samples carry real weight
+
+
+def test_led_in_eval_evaluates_only_points_whose_secc_features_differ() -> None:
+    """Eval mode evaluates LED only where e_s != e_d; the offsets equal the dense evaluation's
+    (exactly zero where the features agree, the same values where they differ)."""
+    model = HiDeNeRF(get_config("tiny"))
+    led = model.led
+    generator = torch.Generator().manual_seed(0)
+    points = torch.rand(2, 40, 3, generator=generator) * 2 - 1
+    e_s = torch.rand(2, 40, model.config.led_secc_channels, generator=generator)
+    e_d = e_s.clone()
+    e_d[:, ::3] += 0.5 * torch.rand(2, 14, e_s.shape[-1], generator=generator)
+    calls = []
+    hook = led.context.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[:-1]))
+    with torch.no_grad():
+        dense = led.train().offsets(points, e_s, e_d)
+        sparse = led.eval().offsets(points, e_s, e_d)
+    hook.remove()
+    assert calls == [(2, 40), (28,)]  # eval: only the 2 x 14 changed points
+    changed = (e_s != e_d).any(-1)
+    assert (dense[~changed] == 0).all() and (dense[changed].abs() > 0).all()
+    torch.testing.assert_close(sparse, dense, atol=1e-6, rtol=1e-5)
