@@ -53,8 +53,8 @@ def _fill_holes(z: Tensor, mask: Tensor, closed: Tensor, fill: int,
     whole map is averaged; the two agree wherever ``closed`` is set (the only pixels used).
     """
     if whole_map if whole_map is not None else z.device.type != "cpu":
-        weight = F.avg_pool2d(mask, fill, 1, fill // 2, count_include_pad=False)
-        filled = F.avg_pool2d(z * mask, fill, 1, fill // 2, count_include_pad=False)
+        weight = _avg_pool_separable(mask, fill, fill // 2)
+        filled = _avg_pool_separable(z * mask, fill, fill // 2)
         return torch.where(mask > 0, z, filled / weight.clamp_min(1e-6))
     holes = (closed > mask).flatten(0, 1).any(0)  # (S, S), over the batch
     if not bool(holes.any()):
@@ -63,8 +63,8 @@ def _fill_holes(z: Tensor, mask: Tensor, closed: Tensor, fill: int,
     rows, cols = holes.any(1).nonzero()[:, 0], holes.any(0).nonzero()[:, 0]
     box = (..., slice(max(int(rows[0]) - pad, 0), int(rows[-1]) + pad + 1),
            slice(max(int(cols[0]) - pad, 0), int(cols[-1]) + pad + 1))
-    weight = F.avg_pool2d(mask[box], fill, 1, pad, count_include_pad=False)
-    filled = F.avg_pool2d((z * mask)[box], fill, 1, pad, count_include_pad=False)
+    weight = _avg_pool_separable(mask[box], fill, pad)
+    filled = _avg_pool_separable((z * mask)[box], fill, pad)
     out = z.clone()
     out[box] = torch.where(mask[box] > 0, z[box], filled / weight.clamp_min(1e-6))
     return out
@@ -76,6 +76,15 @@ def _max_pool_separable(x: Tensor, size: int, pad: int) -> Tensor:
     256 px SECC took a tenth of a frame)."""
     x = F.max_pool2d(x, (size, 1), 1, (pad, 0))
     return F.max_pool2d(x, (1, size), 1, (0, pad))
+
+
+def _avg_pool_separable(x: Tensor, size: int, pad: int) -> Tensor:
+    """``F.avg_pool2d(x, size, 1, pad, count_include_pad=False)`` as a column pass and a row
+    pass: a window clipped by the border holds (valid rows) x (valid columns) pixels, so the
+    mean factorises; 2 * size additions per pixel instead of size**2 (33 x 33 in the paper
+    config: 32 ms a frame each, on a 2-core CPU)."""
+    x = F.avg_pool2d(x, (size, 1), 1, (pad, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, size), 1, (0, pad), count_include_pad=False)
 
 
 def head_occupancy(points: Tensor, surface: Tensor, span: float, softness: float) -> Tensor:

@@ -847,8 +847,8 @@ def test_head_prior_is_the_fitted_face_surface_extruded_backwards(sfm_assets, wo
 @pytest.mark.parametrize("size", [64, 256])
 def test_head_surface_map_equals_the_whole_map_closing_and_hole_fill(sfm_assets, size):
     """surface_map's separable closing and its hole fill over the holes' bounding box give
-    exactly the whole-map computation written out directly (square max pools, window means
-    over every pixel), on real SECCs whose eyes are holes: a batch of two expressions, at the
+    the whole-map computation written out directly (square max pools, window means over every
+    pixel; the means up to float rounding), on real SECCs whose eyes are holes: a batch of two expressions, at the
     tiny (64 px) and paper (256 px) SECC sizes."""
     import torch.nn.functional as F
 
@@ -873,7 +873,12 @@ def test_head_surface_map_equals_the_whole_map_closing_and_hole_fill(sfm_assets,
     z = torch.where(mask > 0, z, filled / weight.clamp_min(1e-6))
     holes = (closed > mask).sum().item()
     assert holes > 0.002 * 2 * size * size  # the eyes are closed
-    assert torch.equal(surface_map(secc, z_low, z_high, fill), torch.cat([closed, z * closed], 1))
+    got = surface_map(secc, z_low, z_high, fill)
+    assert torch.equal(got[:, :1], closed)
+    # the hole fill's window means are separable (a column pass, then a row pass): the same
+    # means up to float rounding
+    torch.testing.assert_close(got[:, 1:], z * closed, atol=1e-6, rtol=0)
+    assert torch.equal(got[:, 1:][mask > 0], (z * closed)[mask > 0])  # the surface itself
 
 
 def test_untrained_model_renders_the_head_where_the_fit_puts_it(sfm_assets, woman_frames):
