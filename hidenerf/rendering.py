@@ -157,11 +157,15 @@ def evaluate_where(field: FieldFn, points: Tensor, active: Tensor) -> tuple:
     keep = mask.gather(1, order)
     density, feature, aux = field(flat.gather(1, order[..., None].expand(-1, -1, 3))[:, :, None])
 
+    # each kept sample's row of the flattened (B * R * S, ...) result (a sample's channels are
+    # copied as one row, not scattered element by element)
+    rows = (order + torch.arange(batch, device=order.device)[:, None] * (rays * samples)).flatten()
+
     def scatter(values: Tensor) -> Tensor:  # (B, count, 1, ...) -> (B, R, S, ...)
         values = values[:, :, 0] * keep.reshape(*keep.shape, *([1] * (values.dim() - 3)))
-        full = values.new_zeros(batch, rays * samples, *values.shape[2:])
-        index = order.reshape(*order.shape, *([1] * (values.dim() - 2))).expand_as(values)
-        return full.scatter(1, index, values).reshape(batch, rays, samples, *values.shape[2:])
+        full = values.new_zeros(batch * rays * samples, *values.shape[2:])
+        full.index_copy_(0, rows, values.flatten(0, 1))
+        return full.reshape(batch, rays, samples, *values.shape[2:])
 
     return scatter(density), scatter(feature), None if aux is None else scatter(aux)
 
