@@ -35,7 +35,7 @@ from thbench.hidenerf.deformation import LEDField, SECCEncoder
 from thbench.hidenerf.geometry import secc_z_range
 from thbench.hidenerf.prior import head_occupancy, surface_map
 from thbench.hidenerf.refine import RefineNet
-from thbench.hidenerf.rendering import Decoder, render_rays
+from thbench.hidenerf.rendering import Decoder, render_rays, where_active
 from thbench.hidenerf.triplane import TriplaneEncoder, sample_multiscale, texel_major
 
 
@@ -43,10 +43,13 @@ class HiDeNeRF(nn.Module):
     """The full model; see the module docstring. Parameters are initialised from
     ``config.seed`` without changing the global RNG state.
 
-    ``skip_empty_space`` (inference only): samples farther than ``led_max_offset`` outside the
-    [-1, 1]^3 box, where no LED offset can bring them into the box and the density is therefore
-    exactly 0, are not evaluated (:func:`thbench.hidenerf.rendering.evaluate_where`); the images
-    are the same to float rounding, their ``offsets`` are 0."""
+    ``skip_empty_space`` (inference only), in two stages: samples farther than
+    ``led_max_offset`` outside the [-1, 1]^3 box, where no LED offset can bring them into the
+    box and the density is therefore exactly 0, are not evaluated at all
+    (:func:`thbench.hidenerf.rendering.evaluate_where`; their ``offsets`` are 0); of the others,
+    those that LED moves out of the box (density 0 too) are not looked up in the tri-planes nor
+    decoded (their decoder feature is 0, composited with weight 0). The images are the same to
+    float rounding."""
 
     skip_empty_space = True
 
@@ -118,9 +121,14 @@ class HiDeNeRF(nn.Module):
             offsets = self.led.offsets(flat, e_s, e_d)
             canonical = flat + offsets
             grid = source_camera.source_grid(canonical)
-            density, feature = self.decoder(sample_multiscale(planes, grid))
+            inside = (canonical.abs() <= 1).all(-1)
+            if self.training or not self.skip_empty_space:
+                density, feature = self.decoder(sample_multiscale(planes, grid))
+            else:  # a point deformed out of the box has density 0 (below): not decoded
+                density, feature = where_active(
+                    lambda g: self.decoder(sample_multiscale(planes, g)), inside, grid)
             prior = head_occupancy(flat, head_surface, c.secc_span, c.prior_softness)
-            density = (density + c.prior_density * prior) * (canonical.abs() <= 1).all(-1)
+            density = (density + c.prior_density * prior) * inside
             feature = torch.cat([feature, grid[..., :2], (e_d - e_s).to(feature.dtype)], -1)
             return (density.reshape(shape), feature.reshape(*shape, -1),
                     offsets.reshape(*shape, 3))

@@ -142,32 +142,44 @@ class Decoder(nn.Module):
         return F.softplus(raw[..., 0] - 1), torch.sigmoid(raw[..., 1:])
 
 
+def where_active(fn: Callable[..., tuple], active: Tensor, *inputs: Tensor) -> tuple:
+    """``fn(*inputs)`` evaluated only where ``active`` (B, N) holds, zeros elsewhere.
+
+    inputs (B, N, ...); ``fn`` maps inputs (B, K, ...) to a tuple of outputs (B, K, ...) (or
+    None). Each batch item's active entries go first, padded to the largest count with inactive
+    ones (at least one), whose outputs are dropped; each kept entry's output goes back as one
+    row (``index_copy_``), not channel by channel."""
+    batch, n = active.shape
+    count = max(int(active.sum(1).max()), 1)
+    order = torch.argsort((~active).to(torch.uint8), dim=1, stable=True)[:, :count]
+    keep = active.gather(1, order)
+    picked = [x.gather(1, order.reshape(batch, count, *([1] * (x.dim() - 2))).expand(
+        -1, -1, *x.shape[2:])) for x in inputs]
+    rows = (order + torch.arange(batch, device=order.device)[:, None] * n).flatten()
+
+    def put_back(values: Tensor) -> Tensor:  # (B, count, ...) -> (B, N, ...)
+        values = values * keep.reshape(batch, count, *([1] * (values.dim() - 2)))
+        full = values.new_zeros(batch * n, *values.shape[2:])
+        full.index_copy_(0, rows, values.flatten(0, 1))
+        return full.reshape(batch, n, *values.shape[2:])
+
+    return tuple(None if v is None else put_back(v) for v in fn(*picked))
+
+
 def evaluate_where(field: FieldFn, points: Tensor, active: Tensor) -> tuple:
     """``field(points)`` where ``active`` (B, R, S) holds, and density 0, feature 0, aux 0
-    elsewhere: only the active samples are evaluated (each batch item's active samples first,
-    padded to the largest count with inactive ones, whose values are dropped).
+    elsewhere: only the active samples are evaluated (:func:`where_active`).
 
     For a field whose density is exactly 0 outside ``active``, compositing gives the same
     result as evaluating every sample (a zero-density sample has weight 0)."""
     batch, rays, samples, _ = points.shape
-    flat = points.reshape(batch, rays * samples, 3)
-    mask = active.reshape(batch, rays * samples)
-    count = int(mask.sum(1).max())
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :count]
-    keep = mask.gather(1, order)
-    density, feature, aux = field(flat.gather(1, order[..., None].expand(-1, -1, 3))[:, :, None])
 
-    # each kept sample's row of the flattened (B * R * S, ...) result (a sample's channels are
-    # copied as one row, not scattered element by element)
-    rows = (order + torch.arange(batch, device=order.device)[:, None] * (rays * samples)).flatten()
+    def evaluate(flat: Tensor) -> tuple:  # (B, K, 3) -> outputs (B, K, ...)
+        return tuple(None if v is None else v[:, :, 0] for v in field(flat[:, :, None]))
 
-    def scatter(values: Tensor) -> Tensor:  # (B, count, 1, ...) -> (B, R, S, ...)
-        values = values[:, :, 0] * keep.reshape(*keep.shape, *([1] * (values.dim() - 3)))
-        full = values.new_zeros(batch * rays * samples, *values.shape[2:])
-        full.index_copy_(0, rows, values.flatten(0, 1))
-        return full.reshape(batch, rays, samples, *values.shape[2:])
-
-    return scatter(density), scatter(feature), None if aux is None else scatter(aux)
+    outputs = where_active(evaluate, active.reshape(batch, -1), points.reshape(batch, -1, 3))
+    return tuple(None if v is None else v.reshape(batch, rays, samples, *v.shape[2:])
+                 for v in outputs)
 
 
 def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tensor, far: Tensor,

@@ -49,19 +49,25 @@ def test_skipping_empty_space_renders_the_same_images(angles) -> None:
     posed = torch.rand(1, 3, c.encoder_size, c.encoder_size, generator=generator)
     secc = torch.rand(1, 3, c.secc_size, c.secc_size, generator=generator)
     driving = 1 - secc  # far from the source SECC: LED's offsets are large
-    outs = {}
+    outs, decoded = {}, {False: 0, True: 0}
     with torch.no_grad():
         planes = model.encode_source(source, posed)
         features = model.encode_secc(secc)
         for skip in (False, True):
             model.skip_empty_space = skip
+            hook = model.decoder.register_forward_hook(
+                lambda m, i, o, skip=skip: decoded.__setitem__(skip, decoded[skip] + i[0].shape[1]))
             outs[skip] = model.render(planes, features, driving, source,
                                       model.camera(0.0, 0.0, 0.0), model.camera(*angles))
+            hook.remove()
     for key in ("image", "opacity", "depth", "flow", "weights", "t"):
         torch.testing.assert_close(outs[True][key], outs[False][key], atol=1e-5, rtol=1e-5)
     assert outs[False]["offsets"].abs().max() > 0.05  # LED moves points by a real amount
     skipped = (outs[True]["offsets"] == 0).all(-1).float().mean()
     assert 0.02 < skipped < 0.9  # some samples were skipped, not all
+    # the second stage: of the samples evaluated, those LED moves out of the box are not decoded
+    evaluated = (1 - skipped) * outs[False]["t"].numel()
+    assert decoded[False] == outs[False]["t"].numel() and decoded[True] < 0.95 * evaluated
 
 
 def test_a_driving_frame_shared_by_sources_is_analysed_once(monkeypatch) -> None:
