@@ -87,7 +87,8 @@ class HiDeNeRF(nn.Module):
         """source_image (B, 3, H, W) and the source SECC *posed as the source*
         (:func:`thbench.hidenerf.geometry.posed_secc`), both in [0, 1] -> tri-planes registered with
         the source image, list over scales of (B, 3, C, R_s, R_s) (:func:`texel_major` layout).
-        :meth:`render` takes them as they are, or with batch 1 for B driving frames of one source."""
+        :meth:`render` takes them as they are, or with batch 1 for B driving frames of one
+        source."""
         size = self.config.encoder_size
         x = resize(source_image, size) * 2 - 1
         if self.config.encoder_uses_secc:
