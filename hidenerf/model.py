@@ -86,14 +86,17 @@ class HiDeNeRF(nn.Module):
     def encode_source(self, source_image: Tensor, posed_secc: Tensor) -> list[Tensor]:
         """source_image (B, 3, H, W) and the source SECC *posed as the source*
         (:func:`thbench.hidenerf.geometry.posed_secc`), both in [0, 1] -> tri-planes registered with
-        the source image, list over scales of (B, 3, C, R_s, R_s) (:func:`texel_major` layout).
+        the source image, list over scales of (B, 3, C, R_s, R_s) (in eval, in the
+        :func:`texel_major` layout; training keeps the encoder's, whose copy and backward cost
+        more than the layout saves there).
         :meth:`render` takes them as they are, or with batch 1 for B driving frames of one
         source."""
         size = self.config.encoder_size
         x = resize(source_image, size) * 2 - 1
         if self.config.encoder_uses_secc:
             x = torch.cat([x, resize(posed_secc, size) * 2 - 1], 1)
-        return [texel_major(planes) for planes in self.encoder(x)]
+        planes = self.encoder(x)
+        return planes if self.training else [texel_major(p) for p in planes]
 
     def encode_secc(self, secc: Tensor) -> Tensor:
         """Frontal SECC (B, 3, S, S) in [0, 1] -> LED features (B, C_e, s, s)."""
