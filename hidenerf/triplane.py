@@ -72,21 +72,19 @@ def sample_planes(planes: Tensor, grid: Tensor) -> Tensor:
 
 def sample_triplane(planes: Tensor, grid: Tensor) -> Tensor:
     """One scale's tri-plane summed over its planes: (B, 3, C, R, R), grid (B, N, 3) ->
-    (B, N, C). Sum rather than mean or concat: the planes are symmetric roles (as in EG3D,
-    which averages). Summed in grid_sample's (C, N) layout, then transposed: the same sum,
-    several times faster than reducing the transposed view (the paper config's largest
-    reduction)."""
-    return _sample_planes_channels_first(planes, grid).sum(1).transpose(1, 2)
+    (B, C, N), grid_sample's (C, N) layout. Sum rather than mean or concat: the planes are
+    symmetric roles (as in EG3D, which averages). Summed in that layout: several times faster
+    than reducing the transposed view (the paper config's largest reduction)."""
+    return _sample_planes_channels_first(planes, grid).sum(1)
 
 
 def sample_multiscale(planes: list[Tensor], grid: Tensor) -> Tensor:
     """Concatenate the features of every scale: list of (B, 3, C_s, R_s, R_s), source grid
     coordinates (B, N, 3) -> (B, N, sum_s C_s), coarse scale first; a transposed view of a
-    contiguous (B, sum_s C_s, N): the scales are joined in grid_sample's (C, N) layout, where
-    each is one block (concatenating the transposed (N, C) views costs 20x more), and a linear
-    layer reads the view as it is."""
-    return torch.cat([_sample_planes_channels_first(p, grid).sum(1) for p in planes],
-                     1).transpose(1, 2)
+    contiguous (B, sum_s C_s, N): the scales are joined in :func:`sample_triplane`'s (C, N)
+    layout, where each is one block (concatenating transposed (N, C) views costs 20x more),
+    and a linear layer reads the view as it is."""
+    return torch.cat([sample_triplane(p, grid) for p in planes], 1).transpose(1, 2)
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
