@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thbench.hidenerf.model_utils import sampling_dtype
+from thbench.hidenerf.rendering import where_active
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:
@@ -127,12 +128,8 @@ class LEDField(nn.Module):
         (no data-dependent shapes, no host sync on a GPU)."""
         if self.training:
             return self._offsets(points, e_s, e_d)
-        changed = (e_s != e_d).any(-1)
-        offsets = points.new_zeros(points.shape)
-        if changed.any():
-            offsets[changed] = self._offsets(points[changed], e_s[changed],
-                                             e_d[changed]).to(offsets.dtype)
-        return offsets
+        return where_active(lambda *features: (self._offsets(*features),),
+                            (e_s != e_d).any(-1), points, e_s, e_d)[0]
 
     def _offsets(self, points: Tensor, e_s: Tensor, e_d: Tensor) -> Tensor:
         c = self.context(torch.cat([positional_encoding(points, self.pe_freqs), e_s], -1))
