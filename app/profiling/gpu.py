@@ -222,7 +222,8 @@ def run(mode: str, device: torch.device, steps: int, folder: Path) -> list[Check
     from thbench.profiling.baselines import header
     from thbench.profiling.endtoend import compare, face_frames
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()  # the configs written below resolve relative paths against
+    folder.mkdir(parents=True, exist_ok=True)  # their own folder, not the working directory
     print(f"GPU acceptance ({mode}): {header(device)}")
     checks: list[Check] = []
 
