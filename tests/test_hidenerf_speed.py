@@ -9,6 +9,7 @@ import torch
 
 from thbench.hidenerf.config import get_config
 from thbench.hidenerf.model import HiDeNeRF
+from thbench.hidenerf.refine import Conv2d, RefineNet
 from thbench.hidenerf.rendering import composite, composite_merged, evaluate_where
 from thbench.hidenerf.triplane import sample_multiscale, texel_major
 
@@ -153,3 +154,25 @@ def test_led_in_eval_evaluates_only_points_whose_secc_features_differ() -> None:
     changed = (e_s != e_d).any(-1)
     assert (dense[~changed] == 0).all() and (dense[changed].abs() > 0).all()
     torch.testing.assert_close(sparse, dense, atol=1e-6, rtol=1e-5)
+
+
+def test_refine_network_in_inference_equals_its_training_layout() -> None:
+    """Channels-last convolutions (and 1x1 kernels as matrix products) in inference: the same
+    output as the default layout the training runs, with the same state dict."""
+    generator = torch.Generator().manual_seed(0)
+    refine = RefineNet(8, (16, 8), 4)
+    for conv in (refine.to_rgb, refine.expression[-1]):  # away from their near-zero init
+        torch.nn.init.normal_(conv.weight, std=0.3, generator=generator)
+    inputs = (torch.rand(2, 8, 16, 16, generator=generator),
+              torch.rand(2, 1, 16, 16, generator=generator),
+              torch.rand(2, 3, 64, 64, generator=generator),
+              torch.randn(2, 4, 16, 16, generator=generator))
+    with torch.no_grad():
+        trained_layout = refine.train()(*inputs)
+        inference = refine.eval()(*inputs)
+    assert inference.is_contiguous() and inference.shape == (2, 3, 64, 64)
+    assert (inference - trained_layout).abs().max() < 1e-5
+    assert (inference - inputs[2]).abs().max() > 0.05  # the network does change the image
+    assert set(refine.state_dict()) == set(RefineNet(8, (16, 8), 4).state_dict())
+    assert [type(m) for m in refine.modules() if isinstance(m, torch.nn.Conv2d)] == \
+        [Conv2d] * 10
