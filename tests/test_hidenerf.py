@@ -846,7 +846,7 @@ def test_head_prior_is_the_fitted_face_surface_extruded_backwards(sfm_assets, wo
 
 @pytest.mark.parametrize("size", [64, 256])
 def test_head_surface_map_equals_the_whole_map_closing_and_hole_fill(sfm_assets, size):
-    """surface_map's separable closing and its hole fill over the holes' bounding box give
+    """surface_map's closing (by window counts) and its hole fill over the holes' bounding box give
     the whole-map computation written out directly (square max pools, window means over every
     pixel; the means up to float rounding), on real SECCs whose eyes are holes: a batch of two
     expressions, at the tiny (64 px) and paper (256 px) SECC sizes."""
