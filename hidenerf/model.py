@@ -117,6 +117,8 @@ class HiDeNeRF(nn.Module):
         :mod:`thbench.hidenerf.prior`)."""
         c = self.config
         secc_pair = torch.cat([secc_src, secc_drv], 1)  # LED reads both in one lookup
+        if not self.training:  # texel-major, as the planes (texel_major): the same values
+            secc_pair = secc_pair.contiguous(memory_format=torch.channels_last)
 
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
