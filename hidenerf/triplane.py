@@ -24,6 +24,8 @@ source image, and points projecting outside it read zeros.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,12 +41,61 @@ def plane_grids(grid: Tensor) -> Tensor:
                         torch.stack([-w, v], -1)], 1)
 
 
-def texel_major(planes: Tensor) -> Tensor:
-    """The same planes (B, 3, C, R, R), stored with each texel's C features adjacent (the
-    channels-last layout of every plane). A bilinear lookup reads all C features of 4 texels:
-    in this layout they are 4 short runs instead of 4 C strides of R * R apart; at R = 256 that
-    makes ``grid_sample`` about 3x faster on the CPU, with identical values."""
-    return planes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+@dataclass(frozen=True)
+class PlaneTable:
+    """Every scale's tri-planes as one table of texel rows, for inference
+    (:func:`plane_table`): a bilinear lookup is then one ``embedding_bag`` over 12 rows (3
+    planes x 4 corners) per point and scale, each row a texel's C features side by side, where
+    ``grid_sample`` gathers every channel of every corner on its own (the paper config's
+    lookups: about half the time). Rows are ordered scale, batch item, plane, row, column."""
+
+    rows: Tensor
+    """(T, C): the texels, each plane zero-padded by one texel before and two after on both
+    axes, so that a corner outside the plane reads zeros as ``padding_mode="zeros"`` does."""
+    sizes: tuple[int, ...]
+    """Plane resolution per scale, coarse first."""
+    batch: int
+    """Batch items in the table: 1 (one source read by every grid) or the grids' batch."""
+
+
+def plane_table(planes: list[Tensor]) -> PlaneTable:
+    """Tri-planes (list over scales of (B, 3, C, R_s, R_s), one C) -> their :class:`PlaneTable`
+    (at least float32, as every lookup here)."""
+    rows = [F.pad(p.permute(0, 1, 3, 4, 2), (0, 0, 1, 2, 1, 2)).reshape(-1, p.shape[2])
+            for p in planes]
+    return PlaneTable(torch.cat(rows).to(sampling_dtype(planes[0])),
+                      tuple(p.shape[-1] for p in planes), planes[0].shape[0])
+
+
+def _sample_table(table: PlaneTable, grid: Tensor) -> Tensor:
+    """:func:`sample_multiscale` from a :class:`PlaneTable`: (B, N, sum_s C) contiguous, the
+    same values as ``grid_sample`` (bilinear, zeros, align_corners=False) to float rounding."""
+    batch, n = grid.shape[:2]
+    device = grid.device
+    sizes = torch.tensor(table.sizes, device=device, dtype=table.rows.dtype)[:, None]  # (S, 1)
+    side = torch.tensor(table.sizes, device=device) + 3  # padded plane side (S,)
+    plane_rows = side * side
+    starts = torch.cumsum(table.batch * 3 * plane_rows, 0) - table.batch * 3 * plane_rows
+    first = torch.stack([starts, starts + plane_rows, starts + 2 * plane_rows], -1)  # (S, 3)
+    if table.batch > 1:  # batch item b's planes follow b earlier items' in every scale
+        first = first + (torch.arange(batch, device=device) * 3)[:, None, None, None] * \
+            plane_rows[:, None]  # (B, 1, S, 3)
+    corners = torch.stack([torch.zeros_like(side), torch.ones_like(side), side, side + 1], -1)
+    # the planes' axes u, v and -w in texels (grid_sample's align_corners=False), clamped to
+    # [-1, R] where every corner is padding; padded texel = texel + 1
+    axes = grid.to(table.rows.dtype) * torch.tensor([1.0, 1.0, -1.0], device=device)
+    pixel = torch.minimum((((axes[..., None, :] + 1) * sizes - 1) / 2).clamp_min(-1), sizes)
+    low = pixel.floor()
+    frac = pixel - low
+    iu, iv, iw = (low.long() + 1).unbind(-1)  # (B, N, S)
+    base = torch.stack([iv * side + iu, iw * side + iu, iv * side + iw], -1) + first  # xy xz zy
+    index = (base[..., None] + corners[:, None, :]).reshape(-1, 12)
+    fu, fv, fw = frac.unbind(-1)
+    fx, fy = torch.stack([fu, fu, fw], -1), torch.stack([fv, fw, fv], -1)
+    gx, gy = 1 - fx, 1 - fy
+    weight = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], -1).reshape(-1, 12)
+    features = F.embedding_bag(index, table.rows, per_sample_weights=weight, mode="sum")
+    return features.reshape(batch, n, -1)
 
 
 def _sample_planes_channels_first(planes: Tensor, grid: Tensor) -> Tensor:
@@ -78,12 +129,14 @@ def sample_triplane(planes: Tensor, grid: Tensor) -> Tensor:
     return _sample_planes_channels_first(planes, grid).sum(1)
 
 
-def sample_multiscale(planes: list[Tensor], grid: Tensor) -> Tensor:
-    """Concatenate the features of every scale: list of (B, 3, C_s, R_s, R_s), source grid
-    coordinates (B, N, 3) -> (B, N, sum_s C_s), coarse scale first; a transposed view of a
-    contiguous (B, sum_s C_s, N): the scales are joined in :func:`sample_triplane`'s (C, N)
-    layout, where each is one block (concatenating transposed (N, C) views costs 20x more),
-    and a linear layer reads the view as it is."""
+def sample_multiscale(planes: list[Tensor] | PlaneTable, grid: Tensor) -> Tensor:
+    """Concatenate the features of every scale: list of (B, 3, C_s, R_s, R_s) (or their
+    :class:`PlaneTable`), source grid coordinates (B, N, 3) -> (B, N, sum_s C_s), coarse scale
+    first. From planes: a transposed view of a contiguous (B, sum_s C_s, N): the scales are
+    joined in :func:`sample_triplane`'s (C, N) layout, where each is one block (concatenating
+    transposed (N, C) views costs 20x more), and a linear layer reads the view as it is."""
+    if isinstance(planes, PlaneTable):
+        return _sample_table(planes, grid)
     return torch.cat([sample_triplane(p, grid) for p in planes], 1).transpose(1, 2)
 
 

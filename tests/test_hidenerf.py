@@ -390,7 +390,9 @@ def test_paper_config_shapes_on_a_ray_batch():
     c = model.config
     with torch.no_grad():
         planes = model.encode_source(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256))
-        assert [tuple(p.shape) for p in planes] == [(1, 3, 32, r, r) for r in (64, 128, 256)]
+        # in eval the plane table: 3 planes per scale, each padded by 3 texels
+        assert planes.sizes == (64, 128, 256) and planes.batch == 1
+        assert planes.rows.shape == (3 * sum((r + 3) ** 2 for r in (64, 128, 256)), 32)
         secc_s = model.encode_secc(torch.rand(1, 3, 256, 256))
         secc_map = smooth_secc(256)[None]
         secc_d = model.encode_secc(secc_map)
@@ -749,7 +751,7 @@ def test_plane_features_depend_on_the_source_pixels_where_the_point_projects(nam
     the zy plane on that row. Within two texels of the plane (6 px at least); an upside-down
     xy plane (the old defect) puts the peak 60 % of the image away for the first point."""
     config = get_config(name)
-    model = HiDeNeRF(config).eval()
+    model = HiDeNeRF(config)  # training mode: the planes themselves, not the inference table
     size = config.encoder_size
     gen = torch.Generator().manual_seed(0)
     cases = [(model.camera(0.0, 0.0, 0.0), torch.tensor([0.0, 0.6, 0.3])),

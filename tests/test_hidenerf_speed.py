@@ -1,5 +1,5 @@
 """HiDe-NeRF's speed levers (issue 30) compute what the plain forms compute: empty-space
-skipping, texel-major planes, one plane lookup for a batch of driving frames, compositing two
+skipping, the plane table, one plane lookup for a batch of driving frames, compositing two
 sample sets without merging their features."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from thbench.hidenerf.config import get_config
 from thbench.hidenerf.model import HiDeNeRF
 from thbench.hidenerf.refine import Conv2d, RefineNet
 from thbench.hidenerf.rendering import composite, composite_merged, evaluate_where
-from thbench.hidenerf.triplane import sample_multiscale, texel_major
+from thbench.hidenerf.triplane import plane_table, sample_multiscale
 
 
 def test_evaluate_where_matches_the_full_field_on_active_samples() -> None:
@@ -99,8 +99,7 @@ def test_a_driving_frame_shared_by_sources_is_analysed_once(monkeypatch) -> None
 
 def test_one_sources_planes_are_read_the_same_for_a_batch_of_driving_frames() -> None:
     """Planes of batch 1 with grids of batch 3 (the benchmark's case: one source, several
-    driving frames) give exactly the per-item lookups of the planes repeated 3 times, and the
-    texel-major layout exactly the plain layout's values."""
+    driving frames) give exactly the per-item lookups of the planes repeated 3 times."""
     generator = torch.Generator().manual_seed(0)
     planes = [torch.randn(1, 3, 4, r, r, generator=generator) for r in (8, 16)]
     grid = torch.rand(3, 50, 3, generator=generator) * 2.2 - 1.1  # some points outside
@@ -108,9 +107,28 @@ def test_one_sources_planes_are_read_the_same_for_a_batch_of_driving_frames() ->
     want = sample_multiscale(repeated, grid)
     assert want.shape == (3, 50, 8)
     assert torch.equal(sample_multiscale(planes, grid), want)
-    assert torch.equal(sample_multiscale([texel_major(p) for p in planes], grid), want)
-    assert texel_major(planes[1]).reshape(3, 4, 16, 16).is_contiguous(
-        memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("plane_batch", [1, 2])
+def test_the_plane_table_reads_what_grid_sample_reads(plane_batch) -> None:
+    """The inference plane table (one embedding_bag of texel rows) against grid_sample on the
+    planes: bilinear values inside, zeros padding at and beyond the edges (points far outside,
+    on the border texels' outer edges, exactly at texel centres), one source for two grids
+    and one source per grid, three scales."""
+    generator = torch.Generator().manual_seed(0)
+    planes = [torch.randn(plane_batch, 3, 5, r, r, generator=generator) for r in (4, 8, 16)]
+    grid = torch.rand(2, 400, 3, generator=generator) * 3 - 1.5  # a third of them outside
+    grid[:, :8] = torch.tensor([-1.0, 1.0, 0.0])  # the planes' outer edges
+    grid[:, 8:16] = torch.tensor([-1.0, 1.0, 1.0]) * (1 - 1 / 16)  # texel centres at R = 16
+    grid[:, 16:40] = (1.3 + torch.rand(2, 24, 3, generator=generator)) * torch.tensor(
+        [1.0, -1.0, 1.0])  # half a texel and more beyond every plane's edge
+    want = sample_multiscale(planes, grid)
+    table = plane_table(planes)
+    got = sample_multiscale(table, grid)
+    assert got.shape == want.shape == (2, 400, 15) and got.is_contiguous()
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=0)
+    assert torch.equal(got[:, 16:40], torch.zeros(2, 24, 15))
+    assert torch.equal(want[:, 16:40], torch.zeros(2, 24, 15))
 
 
 def test_two_sample_sets_composite_like_their_merged_sorted_samples() -> None:
