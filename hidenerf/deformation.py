@@ -118,18 +118,25 @@ class LEDField(nn.Module):
         e_s, e_d = sample_image(secc_pair, secc_coords(points, self.secc_span)).chunk(2, -1)
         return e_s, e_d
 
-    def offsets(self, points: Tensor, e_s: Tensor, e_d: Tensor) -> Tensor:
-        """Offsets (B, N, 3) from already sampled features (see :meth:`sample_features`).
+    def deform(self, points: Tensor, secc_pair: Tensor,
+               cells: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Offsets (B, N, 3) and the features' change e_d - e_s (B, N, C) at the points.
 
-        In eval mode only the points whose two features differ are evaluated: the others'
-        offset is exactly zero by construction, and in a talking head most points read the
-        same SECC features twice (the driving SECC has the source's identity; about 35% of
-        the paper config's samples differ on the sample video). Training evaluates all
-        (no data-dependent shapes, no host sync on a GPU)."""
-        if self.training:
-            return self._offsets(points, e_s, e_d)
-        return where_active(lambda *features: (self._offsets(*features),),
-                            (e_s != e_d).any(-1), points, e_s, e_d)[0]
+        With ``cells`` (:func:`differing_cells` of ``secc_pair``, in inference) only the points
+        that may read differing features are evaluated, features included: the others'
+        offset and change are exactly zero by construction, and in a talking head most points
+        read the same SECC features twice (the driving SECC has the source's identity; about
+        35% of the paper config's samples differ on the sample video). Without (training):
+        every point (no data-dependent shapes, no host sync on a GPU)."""
+        def evaluate(at: Tensor) -> tuple[Tensor, Tensor]:
+            e_s, e_d = self.sample_features(at, secc_pair)
+            return self._offsets(at, e_s, e_d), e_d - e_s
+
+        if cells is None:
+            return evaluate(points)
+        active = may_differ(cells, secc_coords(points, self.secc_span))
+        offsets, change = where_active(evaluate, active, points)
+        return offsets, change
 
     def _offsets(self, points: Tensor, e_s: Tensor, e_d: Tensor) -> Tensor:
         c = self.context(torch.cat([positional_encoding(points, self.pe_freqs), e_s], -1))
@@ -137,4 +144,30 @@ class LEDField(nn.Module):
         return self.max_offset * torch.tanh(self.out(change))
 
     def forward(self, points: Tensor, secc_pair: Tensor) -> Tensor:
-        return self.offsets(points, *self.sample_features(points, secc_pair))
+        cells = None if self.training else differing_cells(secc_pair)
+        return self.deform(points, secc_pair, cells)[0]
+
+
+def differing_cells(secc_pair: Tensor) -> Tensor:
+    """Source and driving SECC features stacked on the channels (B, 2C, h, w) -> (B, h, w)
+    bool: cell (i, j) is set where any texel of rows i-1..i+2 and columns j-1..j+2 differs
+    between the two. A point whose bilinear lookup starts at texel (i, j) reads texels i..i+1,
+    j..j+1; the extra texel each side absorbs a floor that rounds the other way than
+    ``grid_sample``'s. Where no cell is set the two features are bit-identical (the same
+    weights on the same values)."""
+    source, driving = secc_pair.chunk(2, 1)
+    differ = (source != driving).any(1, keepdim=True).to(secc_pair.dtype)
+    return F.max_pool2d(F.pad(differ, (1, 2, 1, 2)), 4, 1)[:, 0] > 0
+
+
+def may_differ(cells: Tensor, coords: Tensor) -> Tensor:
+    """cells (B, h, w) from :func:`differing_cells`, grid coordinates (B, N, 2) -> (B, N) bool:
+    the cell where each point's bilinear lookup (border padding, align_corners=False)
+    starts."""
+    batch, h, w = cells.shape
+    size = torch.tensor([w, h], device=coords.device, dtype=coords.dtype)
+    texel = ((coords + 1) * size - 1) / 2
+    start = torch.minimum(texel.clamp_min(0), size - 1).floor().long()
+    index = start[..., 1] * w + start[..., 0]
+    index = index + torch.arange(batch, device=coords.device)[:, None] * (h * w)
+    return cells.reshape(-1)[index]

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from thbench.core.resampling import resize
 from thbench.hidenerf.cameras import Camera, camera_from_pose, camera_from_vector
 from thbench.hidenerf.config import HiDeNeRFConfig
-from thbench.hidenerf.deformation import LEDField, SECCEncoder
+from thbench.hidenerf.deformation import LEDField, SECCEncoder, differing_cells
 from thbench.hidenerf.geometry import secc_z_range
 from thbench.hidenerf.prior import head_occupancy, surface_map
 from thbench.hidenerf.refine import RefineNet
@@ -117,14 +117,15 @@ class HiDeNeRF(nn.Module):
         :mod:`thbench.hidenerf.prior`)."""
         c = self.config
         secc_pair = torch.cat([secc_src, secc_drv], 1)  # LED reads both in one lookup
+        cells = None  # training: LED on every point
         if not self.training:  # texel-major, as the plane table: grid_sample reads runs
             secc_pair = secc_pair.contiguous(memory_format=torch.channels_last)
+            cells = differing_cells(secc_pair)  # LED only where the two features may differ
 
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
             flat = points.reshape(shape[0], -1, 3)
-            e_s, e_d = self.led.sample_features(flat, secc_pair)
-            offsets = self.led.offsets(flat, e_s, e_d)
+            offsets, change = self.led.deform(flat, secc_pair, cells)
             canonical = flat + offsets
             grid = source_camera.source_grid(canonical)
             inside = (canonical.abs() <= 1).all(-1)
@@ -135,7 +136,7 @@ class HiDeNeRF(nn.Module):
                     lambda g: self.decoder(sample_multiscale(planes, g)), inside, grid)
             prior = head_occupancy(flat, head_surface, c.secc_span, c.prior_softness)
             density = (density + c.prior_density * prior) * inside
-            feature = torch.cat([feature, grid[..., :2], (e_d - e_s).to(feature.dtype)], -1)
+            feature = torch.cat([feature, grid[..., :2], change.to(feature.dtype)], -1)
             return (density.reshape(shape), feature.reshape(*shape, -1),
                     offsets.reshape(*shape, 3))
 

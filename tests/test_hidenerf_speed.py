@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from thbench.hidenerf.config import get_config
+from thbench.hidenerf.deformation import differing_cells
 from thbench.hidenerf.model import HiDeNeRF
 from thbench.hidenerf.refine import Conv2d, RefineNet
 from thbench.hidenerf.rendering import composite, composite_merged, evaluate_where
@@ -153,25 +154,36 @@ def test_two_sample_sets_composite_like_their_merged_sorted_samples() -> None:
 
 
 def test_led_in_eval_evaluates_only_points_whose_secc_features_differ() -> None:
-    """Eval mode evaluates LED only where e_s != e_d; the offsets equal the dense evaluation's
-    (exactly zero where the features agree, the same values where they differ)."""
+    """With the differing cells (inference), LED samples and evaluates only points near where
+    the source and driving SECC features differ; offsets and feature change equal the dense
+    evaluation's: exactly zero elsewhere, the same values where they differ, every point
+    whose features differ evaluated (points on texel centres and cell edges included)."""
     model = HiDeNeRF(get_config("tiny"))
     led = model.led
     generator = torch.Generator().manual_seed(0)
-    points = torch.rand(2, 40, 3, generator=generator) * 2 - 1
-    e_s = torch.rand(2, 40, model.config.led_secc_channels, generator=generator)
-    e_d = e_s.clone()
-    e_d[:, ::3] += 0.5 * torch.rand(2, 14, e_s.shape[-1], generator=generator)
+    channels = model.config.led_secc_channels
+    source = torch.rand(2, channels, 16, 16, generator=generator)
+    driving = source.clone()
+    driving[0, :, 5:8, 9:11] += 0.5  # a changed mouth in item 0, one texel in item 1
+    driving[1, 3, 12, 2] -= 0.25
+    pair = torch.cat([source, driving], 1)
+    points = torch.rand(2, 600, 3, generator=generator) * 2 - 1
+    centres = (torch.arange(16) + 0.5) / 8 - 1  # texel centres, then cell edges, as x and -y
+    points[:, :16, 0], points[:, :16, 1] = centres * led.secc_span, -centres * led.secc_span
+    points[:, 16:32, 0] = (torch.arange(16) / 8 - 1) * led.secc_span
     calls = []
     hook = led.context.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[:-1]))
     with torch.no_grad():
-        dense = led.train().offsets(points, e_s, e_d)
-        sparse = led.eval().offsets(points, e_s, e_d)
+        dense = led.deform(points, pair)
+        sparse = led.deform(points, pair, differing_cells(pair))
     hook.remove()
-    assert calls == [(2, 40), (2, 14)]  # eval: only the 14 changed points of each item
-    changed = (e_s != e_d).any(-1)
-    assert (dense[~changed] == 0).all() and (dense[changed].abs() > 0).all()
-    torch.testing.assert_close(sparse, dense, atol=1e-6, rtol=1e-5)
+    changed = (dense[1] != 0).any(-1)
+    assert 10 < int(changed[0].sum()) and int(changed[1].sum()) >= 1
+    assert calls[0] == (2, 600) and calls[1][1] < 0.5 * 600  # eval: a few points per item
+    assert (dense[0][~changed] == 0).all()
+    for got, want in zip(sparse, dense, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+        assert torch.equal(got[~changed], want[~changed])  # exactly zero
 
 
 def test_refine_network_in_inference_equals_its_training_layout() -> None:
