@@ -157,8 +157,11 @@ def where_active(fn: Callable[..., tuple], active: Tensor, *inputs: Tensor) -> t
         -1, -1, *x.shape[2:])) for x in inputs]
     rows = (order + torch.arange(batch, device=order.device)[:, None] * n).flatten()
 
+    padded = not bool(keep.all())  # one source's batch of 1: never
+
     def put_back(values: Tensor) -> Tensor:  # (B, count, ...) -> (B, N, ...)
-        values = values * keep.reshape(batch, count, *([1] * (values.dim() - 2)))
+        if padded:
+            values = values * keep.reshape(batch, count, *([1] * (values.dim() - 2)))
         full = values.new_zeros(batch * n, *values.shape[2:])
         full.index_copy_(0, rows, values.flatten(0, 1))
         return full.reshape(batch, n, *values.shape[2:])
