@@ -118,16 +118,18 @@ class LEDField(nn.Module):
         e_s, e_d = sample_image(secc_pair, secc_coords(points, self.secc_span)).chunk(2, -1)
         return e_s, e_d
 
-    def deform(self, points: Tensor, secc_pair: Tensor,
-               cells: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def deform(self, points: Tensor, secc_pair: Tensor, cells: Tensor | None = None,
+               where: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Offsets (B, N, 3) and the features' change e_d - e_s (B, N, C) at the points.
 
         With ``cells`` (:func:`differing_cells` of ``secc_pair``, in inference) only the points
         that may read differing features are evaluated, features included: the others'
         offset and change are exactly zero by construction, and in a talking head most points
         read the same SECC features twice (the driving SECC has the source's identity; about
-        35% of the paper config's samples differ on the sample video). Without (training):
-        every point (no data-dependent shapes, no host sync on a GPU)."""
+        35% of the paper config's samples differ on the sample video). ``where`` (B, N) bool
+        narrows them further (the caller's empty space: offset and change 0 there). Without
+        ``cells`` (training): every point (no data-dependent shapes, no host sync on a
+        GPU)."""
         def evaluate(at: Tensor) -> tuple[Tensor, Tensor]:
             e_s, e_d = self.sample_features(at, secc_pair)
             return self._offsets(at, e_s, e_d), e_d - e_s
@@ -135,6 +137,8 @@ class LEDField(nn.Module):
         if cells is None:
             return evaluate(points)
         active = may_differ(cells, secc_coords(points, self.secc_span))
+        if where is not None:
+            active = active & where
         offsets, change = where_active(evaluate, active, points)
         return offsets, change
 

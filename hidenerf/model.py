@@ -43,13 +43,12 @@ class HiDeNeRF(nn.Module):
     """The full model; see the module docstring. Parameters are initialised from
     ``config.seed`` without changing the global RNG state.
 
-    ``skip_empty_space`` (inference only), in two stages: samples farther than
-    ``led_max_offset`` outside the [-1, 1]^3 box, where no LED offset can bring them into the
-    box and the density is therefore exactly 0, are not evaluated at all
-    (:func:`thbench.hidenerf.rendering.evaluate_where`; their ``offsets`` are 0); of the others,
-    those that LED moves out of the box (density 0 too) are not looked up in the tri-planes nor
-    decoded (their decoder feature is 0, composited with weight 0). The images are the same to
-    float rounding."""
+    ``skip_empty_space`` (inference only): samples farther than ``led_max_offset`` outside the
+    [-1, 1]^3 box, where no LED offset can bring them into the box and the density is
+    therefore exactly 0, get no LED evaluation (their ``offsets`` are 0); samples that end
+    outside the box after LED (density 0 too, these included) are not looked up in the
+    tri-planes nor decoded (their decoder feature is 0, composited with weight 0). The images
+    are the same to float rounding."""
 
     skip_empty_space = True
 
@@ -125,7 +124,10 @@ class HiDeNeRF(nn.Module):
         def fn(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             shape = points.shape[:-1]  # (B, R, S)
             flat = points.reshape(shape[0], -1, 3)
-            offsets, change = self.led.deform(flat, secc_pair, cells)
+            reachable = None  # LED on points that no offset can bring into the box, unless:
+            if not self.training and self.skip_empty_space:
+                reachable = (flat.abs() <= 1.0 + c.led_max_offset).all(-1)
+            offsets, change = self.led.deform(flat, secc_pair, cells, reachable)
             canonical = flat + offsets
             grid = source_camera.source_grid(canonical)
             inside = (canonical.abs() <= 1).all(-1)
@@ -168,14 +170,10 @@ class HiDeNeRF(nn.Module):
                            self.head_surface(driving_secc))
         background = self._background(source_image)
         chunk = c.ray_chunk if (c.ray_chunk and not self.training) else origins.shape[1]
-        reach = 1.0 + c.led_max_offset
-        active = (None if self.training or not self.skip_empty_space
-                  else lambda points: (points.abs() <= reach).all(-1))
         parts = [
             render_rays(field, origins[:, i:i + chunk], dirs[:, i:i + chunk],
                         near[:, i:i + chunk], far[:, i:i + chunk], c.n_coarse, c.n_fine,
-                        train=self.training, background=background[:, i:i + chunk],
-                        active=active)
+                        train=self.training, background=background[:, i:i + chunk])
             for i in range(0, origins.shape[1], chunk)
         ]
         keys = ("feature", "opacity", "depth", "weights", "t", "aux")

@@ -169,26 +169,9 @@ def where_active(fn: Callable[..., tuple], active: Tensor, *inputs: Tensor) -> t
     return tuple(None if v is None else put_back(v) for v in fn(*picked))
 
 
-def evaluate_where(field: FieldFn, points: Tensor, active: Tensor) -> tuple:
-    """``field(points)`` where ``active`` (B, R, S) holds, and density 0, feature 0, aux 0
-    elsewhere: only the active samples are evaluated (:func:`where_active`).
-
-    For a field whose density is exactly 0 outside ``active``, compositing gives the same
-    result as evaluating every sample (a zero-density sample has weight 0)."""
-    batch, rays, samples, _ = points.shape
-
-    def evaluate(flat: Tensor) -> tuple:  # (B, K, 3) -> outputs (B, K, ...)
-        return tuple(None if v is None else v[:, :, 0] for v in field(flat[:, :, None]))
-
-    outputs = where_active(evaluate, active.reshape(batch, -1), points.reshape(batch, -1, 3))
-    return tuple(None if v is None else v.reshape(batch, rays, samples, *v.shape[2:])
-                 for v in outputs)
-
-
 def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tensor, far: Tensor,
                 n_coarse: int, n_fine: int, train: bool, background: Tensor | None = None,
-                generator: torch.Generator | None = None,
-                active: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """Render rays: stratified coarse pass, optional importance pass, alpha compositing.
 
     origins, directions (B, R, 3) with ``X(t) = o + t d``; near, far (B, R|1, 1).
@@ -197,20 +180,13 @@ def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tenso
     composites coarse and fine samples together (every sample is evaluated once).
     Returns :func:`composite`'s dict plus ``t`` (B, R, S_total), ``coarse_weights`` and
     ``aux`` (B, R, S_total, A) when the field returns one.
-
-    ``active`` (empty-space skipping): points (B, R, S, 3) -> bool (B, R, S), the samples where
-    the field's density may be non-zero; the others are not evaluated (:func:`evaluate_where`)
-    and get density, feature and aux 0. Exact when the density is 0 there.
     """
     n_rays = origins.shape[1]
     near = near.expand(origins.shape[0], -1, 1)
     far = far.expand(origins.shape[0], -1, 1)
-    def evaluate(points: Tensor) -> tuple:
-        return field(points) if active is None else evaluate_where(field, points, active(points))
-
     t = stratified_samples(near, far, n_rays, n_coarse, jitter=train, generator=generator)
     points = origins[..., None, :] + t[..., None] * directions[..., None, :]
-    density, feature, aux = evaluate(points)
+    density, feature, aux = field(points)
     if n_fine == 0:
         out = composite(density, feature, t, near, far, background)
         coarse_weights = out["weights"]
@@ -219,7 +195,7 @@ def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tenso
         t_fine = sample_pdf(edges, coarse_weights, n_fine, deterministic=not train,
                             generator=generator)
         pts = origins[..., None, :] + t_fine[..., None] * directions[..., None, :]
-        d_fine, f_fine, a_fine = evaluate(pts)
+        d_fine, f_fine, a_fine = field(pts)
         out = composite_merged(t, t_fine, (density, d_fine), (feature, f_fine), near, far,
                                background)
         t, order = out["t"], out.pop("order")

@@ -11,30 +11,32 @@ from thbench.hidenerf.config import get_config
 from thbench.hidenerf.deformation import differing_cells
 from thbench.hidenerf.model import HiDeNeRF
 from thbench.hidenerf.refine import Conv2d, RefineNet
-from thbench.hidenerf.rendering import composite, composite_merged, evaluate_where
+from thbench.hidenerf.rendering import composite, composite_merged, where_active
 from thbench.hidenerf.triplane import plane_table, sample_multiscale
 
 
-def test_evaluate_where_matches_the_full_field_on_active_samples() -> None:
+def test_where_active_matches_the_full_function_on_active_entries() -> None:
+    """where_active evaluates only the active entries (padded to the largest count of a batch
+    item) and gives the function's values there and zeros elsewhere, for batch items with
+    many, one and no other active entries."""
     generator = torch.Generator().manual_seed(0)
-    points = torch.randn(2, 5, 7, 3, generator=generator)
+    points = torch.randn(3, 35, 3, generator=generator)
     calls = []
 
-    def field(p):
+    def fn(p):
         calls.append(p.shape)
-        return p.norm(dim=-1), torch.cat([p, p.sin()], -1), p * 2
+        return p.norm(dim=-1), torch.cat([p, p.sin()], -1), None
 
     active = points[..., 0] > 0
-    active[1] = False  # one batch item with nothing to evaluate
-    active[1, 0, 0] = True
-    density, feature, aux = evaluate_where(field, points, active)
-    full = field(points)
-    count = int(active.reshape(2, -1).sum(1).max())
-    assert calls[0] == (2, count, 1, 3)
-    for got, want, size in ((density, full[0], ()), (feature, full[1], (6,)), (aux, full[2], (3,))):
-        mask = active.reshape(*active.shape, *([1] * len(size))).expand_as(want)
-        assert torch.equal(got[mask], want[mask])
-        assert torch.equal(got[~mask], torch.zeros_like(got[~mask]))
+    active[1] = False  # one batch item with a single active entry
+    active[1, 4] = True
+    active[2] = False  # and one with none
+    density, feature, nothing = where_active(fn, active, points)
+    full = fn(points)
+    assert calls[0] == (3, int(active.sum(1).max()), 3) and nothing is None
+    for got, want in ((density, full[0]), (feature, full[1])):
+        assert torch.equal(got[active], want[active])
+        assert torch.equal(got[~active], torch.zeros_like(got[~active]))
 
 
 @pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (25.0, -10.0, 8.0)])
