@@ -5,17 +5,16 @@ Rendering levers (random init, 256 x 256, batch 1; the render of :class:`FrameRu
 wall and CPU ms per frame, the variants interleaved frame by frame so that machine load hits them
 alike; every variant's image is compared with the baseline's):
 
-* ``baseline``: every sample evaluated, NCHW convolutions;
+* ``baseline``: every sample evaluated (the inference path's other levers, exact and always on
+  in eval, stay: channels-last refine network, plane table, LED where the SECCs differ);
 * ``skip-empty``: :attr:`HiDeNeRF.skip_empty_space` (exact; the share of samples skipped is
-  printed);
-* ``skip-empty + channels-last``: the convolutions of the refine network and the SECC encoder
-  in channels-last memory format.
+  printed).
 
 Then the per-frame face analysis that HiDe-NeRF needs for each driving frame (dlib detection +
 68 landmarks + eos fit + SECC render, on real frames) against a cache hit (hashing the frame),
-what caching the driving analysis saves when several sources share one driver; and the cost of
-the tri-plane lookups as three ``grid_sample`` calls (one per scale) against one call over all
-their points, the most that batching the scales into one call could save.
+what caching the driving analysis saves when several sources share one driver; and the
+tri-plane lookups of one chunk's points with ``grid_sample`` on the planes against the plane
+table that inference reads (:class:`thbench.hidenerf.triplane.PlaneTable`).
 """
 
 from __future__ import annotations
@@ -27,19 +26,14 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from thbench.profiling.hidenerf import FrameRunner
 
-VARIANTS = ("baseline", "skip-empty", "skip-empty + channels-last")
+VARIANTS = ("baseline", "skip-empty")
 
 
 def _set_variant(runner: FrameRunner, variant: str) -> None:
-    model = runner.model
-    model.skip_empty_space = variant != "baseline"
-    layout = torch.channels_last if "channels-last" in variant else torch.contiguous_format
-    model.refine.to(memory_format=layout)
-    model.secc_encoder.to(memory_format=layout)
+    runner.model.skip_empty_space = variant != "baseline"
 
 
 def render_levers(frames: int) -> dict[str, float]:
@@ -106,31 +100,25 @@ def analysis_levers(count: int) -> dict[str, float]:
 
 
 def lookup_levers(repeats: int = 3) -> dict[str, float]:
-    """Three scales' grid_sample calls (64, 128, 256 planes, 3 x 32 channels each) on one
-    chunk's points against one call on the 256 plane with three times the points."""
-    points = 512 * 96
-    grid = torch.rand(1, 1, points, 2) * 2 - 1
-    planes = [torch.rand(3, 32, size, size) for size in (64, 128, 256)]
+    """The tri-plane lookups of one 512-ray chunk (96 samples a ray; 64, 128, 256 planes of 32
+    channels): ``grid_sample`` on the planes (training's path) against the plane table."""
+    from thbench.hidenerf.triplane import plane_table, sample_multiscale
 
-    def three() -> None:
-        for plane in planes:
-            F.grid_sample(plane, grid.expand(3, -1, -1, -1), align_corners=False)
-
-    def one() -> None:
-        F.grid_sample(planes[2], grid.expand(3, -1, -1, -1).repeat(1, 1, 3, 1),
-                      align_corners=False)
-
+    generator = torch.Generator().manual_seed(0)
+    grid = torch.rand(1, 512 * 96, 3, generator=generator) * 2 - 1
+    planes = [torch.rand(1, 3, 32, size, size, generator=generator) for size in (64, 128, 256)]
+    table = plane_table(planes)
     result = {}
-    for name, call in (("three calls", three), ("one call", one)):
-        call()
+    for name, source in (("grid_sample", planes), ("plane table", table)):
+        sample_multiscale(source, grid)
         spent = []
         for _ in range(repeats):
             start = time.perf_counter()
-            call()
+            sample_multiscale(source, grid)
             spent.append(1e3 * (time.perf_counter() - start))
         result[name] = statistics.median(spent)
-    print(f"  tri-plane lookups of one 512-ray chunk: three calls {result['three calls']:.1f} ms,"
-          f" one call over the same points {result['one call']:.1f} ms")
+    print(f"  tri-plane lookups of one 512-ray chunk: grid_sample {result['grid_sample']:.1f} ms,"
+          f" plane table {result['plane table']:.1f} ms")
     return result
 
 
