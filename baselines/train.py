@@ -257,16 +257,22 @@ def build_kit(table: dict, device: torch.device, origin: str) -> LossKit:
 def train(config: TrainConfig, *, resume: bool = False, stop_at: int | None = None,
           distributed: bool = True) -> Path:
     """Train a baseline from a training config; returns the official-layout checkpoint the run
-    exports (``<run>/checkpoint.pth.tar``, written by rank 0 at the end).
+    exports (``<run>/checkpoint.pth.tar``, written by rank 0 at the end). An earlier stage that
+    ``init_from`` names by its config is trained (or resumed, or reused) first.
 
     A run whose folder already holds a finished checkpoint is not trained again."""
     from thbench.core.families import build
 
+    earlier = config.earlier_stage()
+    start = (str(train(earlier, resume=True, distributed=distributed)) if earlier else
+             config.init_from or None)
     process, data = open_training_data(config, distributed)
+    if earlier and process.world > 1:
+        torch.distributed.barrier()  # rank 0 wrote the earlier stage's export
     exported = config.exported
     seed_all(config.seed)  # the initial weights
     method = build(config.family, config=config.model, device=process.device,
-                   checkpoint=config.init_from or None, allow_random_init=True)
+                   checkpoint=start, allow_random_init=True)
     kit = build_kit(config.loss, process.device, f"{config.name} [loss]")
     objective = BaselineObjective(method, kit)
     d = config.data

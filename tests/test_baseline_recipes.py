@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,16 +212,33 @@ def test_faces_only_draws_the_frames_with_a_face(mini_dataset):
 @pytest.mark.parametrize("family, config, shape", [
     ("fomm", "tiny", (1, 32, 16, 16)), ("fomm", "tiny-full", (1, 16, 64, 64)),
     ("fv2v", "tiny", (1, 4, 4, 16, 16)), ("fv2v", "tiny-fine", (1, 16, 4, 16, 16)),
+    ("fv2v", "tiny-sharp", (1, 16, 4, 32, 32)),
 ])
 def test_sample_generators_keep_more_of_the_source(family, config, shape):
     """What the default's FOMM and face-vid2vid recipes change: FOMM's source features at the
     full 64 px model resolution (tiny: a quarter), face-vid2vid's feature volume with 16
-    channels (tiny: 4); everything else as tiny."""
+    channels (tiny: 4) at half the image (tiny, tiny-fine: a quarter); everything else as tiny,
+    and the image comes back at 64 px."""
     from thbench.core.families import build
 
     method = build(family, config=config, allow_random_init=True)
     assert method.size == (64, 64)
-    assert tuple(method.nets["generator"].encode(torch.rand(1, 3, 64, 64)).shape) == shape
+    generator = method.nets["generator"]
+    assert tuple(generator.encode(torch.rand(1, 3, 64, 64)).shape) == shape
+    if family == "fv2v":
+        kp = torch.rand(1, 15, 3) * 2 - 1
+        assert generator(torch.rand(1, 3, 64, 64), kp, kp)["prediction"].shape == (1, 3, 64, 64)
+
+
+def test_fv2v_sharp_keeps_the_official_module_keys():
+    """tiny-sharp's generator pools once instead of twice, with the same modules and weight
+    shapes as tiny-fine: the checkpoint layout (and loader) are the official ones."""
+    from thbench.baselines.fv2v_nets import build_models
+
+    sharp, fine = build_models("tiny-sharp"), build_models("tiny-fine")
+    for name in sharp:
+        assert {k: v.shape for k, v in sharp[name].state_dict().items()} == \
+            {k: v.shape for k, v in fine[name].state_dict().items()}
 
 
 @pytest.mark.parametrize("family", ["fomm", "tpsmm", "fv2v"])
@@ -443,3 +461,50 @@ def test_tpsmm_avd_stage_starts_from_a_checkpoint_and_trains_only_the_avd_networ
     with pytest.raises(ValueError, match="init_from is for the warping baselines"):
         train_hidenerf(train_config_from_dict({"name": "x", "family": "hidenerf",
                                                "init_from": "a"}, "test"))
+
+
+def test_a_stage_named_by_its_config_is_trained_first_and_recorded_by_its_recipe(
+        tmp_path: Path, mini_dataset):
+    """init_from naming an earlier stage's training config: that stage trains first into the
+    same output folder (reused, not retrained, the second time), the later stage starts from
+    its export, and the later stage's recipe holds the earlier one's (no file path, so a
+    shipped checkpoint's check holds on any machine)."""
+    from thbench.baselines.train import train
+    from thbench.training.config import load_train_config
+    from thbench.training.shipped import recipe
+
+    common = f"""family = "tpsmm"
+model = "tiny"
+output_dir = "runs"
+[data]
+name = "mini"
+root = "{mini_dataset.root.as_posix()}"
+holdout = 1
+pairs_per_clip = 4
+[optim]
+steps = 2
+batch_size = 2
+lr = 1e-3
+grad_clip = 0.0
+checkpoint_every = 2
+"""
+    (tmp_path / "main.toml").write_text('name = "main"\n' + common +
+                                        '[loss]\nperceptual_backend = "l1"\n')
+    (tmp_path / "avd.toml").write_text('name = "avd"\ninit_from = "main.toml"\n' + common +
+                                       '[loss]\nperceptual_backend = "l1"\nstage = "avd"\n')
+    config = load_train_config(tmp_path / "avd.toml")
+    exported = train(config)
+    first = tmp_path / "runs" / "main" / "checkpoint.pth.tar"
+    assert first.is_file() and exported == tmp_path / "runs" / "avd" / "checkpoint.pth.tar"
+    from thbench.baselines.tpsmm import TPSMM
+
+    before, after = (torch.load(p, weights_only=True) for p in (first, exported))
+    weights = dict(TPSMM(config="tiny", allow_random_init=True).nets["kp_detector"]
+                   .named_parameters()).keys()
+    assert all(torch.equal(before["kp_detector"][n], after["kp_detector"][n])
+               for n in weights)  # the AVD stage starts from stage one's export, keeps it
+    assert recipe(config)["init_from"] == recipe(load_train_config(tmp_path / "main.toml"))
+    stamp = first.stat().st_mtime_ns
+    shutil.rmtree(tmp_path / "runs" / "avd")
+    train(load_train_config(tmp_path / "avd.toml"))
+    assert first.stat().st_mtime_ns == stamp  # the finished first stage is reused

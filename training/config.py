@@ -94,7 +94,9 @@ class TrainConfig:
     loss: dict[str, Any] = field(default_factory=dict)
     init_from: str = field(default="", metadata={"path": True})
     """An official-layout checkpoint the baseline starts from (e.g. the export of an earlier
-    stage, as TPSMM's AVD stage starts from the main stage); empty: a seeded initialisation."""
+    stage, as TPSMM's AVD stage starts from the main stage), or the training config (``.toml``)
+    of that earlier stage, which is then trained first into the same output folder (or its
+    finished run reused) and its export taken; empty: a seeded initialisation."""
 
     @property
     def run_dir(self) -> Path:
@@ -106,6 +108,13 @@ class TrainConfig:
         the file the family's registry entry names (HiDe-NeRF's ``model.pt``, the warping
         baselines' official layout ``checkpoint.pth.tar``)."""
         return self.run_dir / family(self.family).exported
+
+    def earlier_stage(self) -> TrainConfig | None:
+        """The config ``init_from`` names when it is a training config, with this run's
+        output folder; None when it names a checkpoint or nothing."""
+        if not self.init_from.endswith(".toml"):
+            return None
+        return load_train_config(self.init_from, output_dir=self.output_dir)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

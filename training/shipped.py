@@ -37,6 +37,9 @@ def recipe(config: TrainConfig) -> dict:
     settings = asdict(config)
     for key in _NOT_RECIPE:
         settings.pop(key)
+    earlier = config.earlier_stage()
+    if earlier is not None:  # the earlier stage's own recipe, not where its file lies
+        settings["init_from"] = recipe(earlier)
     return json.loads(json.dumps(settings))  # tuples as lists, as they read back from JSON
 
 
