@@ -54,6 +54,11 @@ class FV2VConfig:
     gen_expansion: int = 64
     gen_reshape_depth: int = 16
     gen_num_resblocks: int = 6
+    gen_pools: int = 2
+    """How many of the generator's two down blocks halve the image (the decoder's two up blocks
+    double it as often). The official model: both, a feature volume at a quarter of the image.
+    Fewer keep the module keys and weights' shapes and give the small CPU models a sharper
+    volume."""
     dm_expansion: int = 32
     dm_max_features: int = 1024
     dm_num_blocks: int = 5
@@ -88,6 +93,9 @@ CONFIGS: dict[str, FV2VConfig] = {
 }
 # tiny with 16 feature channels: the sample recipe's generator sees the face in more detail.
 CONFIGS["tiny-fine"] = replace(CONFIGS["tiny"], name="tiny-fine", feature_channel=16)
+# tiny-fine with the feature volume at half the image (32 px at 64) instead of a quarter: at
+# 16 px the warped face stays too soft for dlib (as FOMM's tiny-full found).
+CONFIGS["tiny-sharp"] = replace(CONFIGS["tiny-fine"], name="tiny-sharp", gen_pools=1)
 
 
 def get_config(config: str | FV2VConfig) -> FV2VConfig:
@@ -256,6 +264,7 @@ class SPADEDecoder(nn.Module):
         hidden = cfg.spade_hidden
         self.fc = nn.Conv2d(ic, 2 * ic, 3, padding=1)
         self.num_middle = cfg.spade_middle_blocks
+        self.pools = cfg.gen_pools
         for i in range(cfg.spade_middle_blocks):
             self.add_module(f"G_middle_{i}", SPADEResBlock(2 * ic, 2 * ic, ic, hidden))
         self.up_0 = SPADEResBlock(2 * ic, ic, ic, hidden)
@@ -266,8 +275,10 @@ class SPADEDecoder(nn.Module):
         x = self.fc(feature)
         for i in range(self.num_middle):
             x = getattr(self, f"G_middle_{i}")(x, feature)
-        x = self.up_0(F.interpolate(x, scale_factor=2, mode="nearest"), feature)
-        x = self.up_1(F.interpolate(x, scale_factor=2, mode="nearest"), feature)
+        for i, up in enumerate((self.up_0, self.up_1)):
+            if i < self.pools:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = up(x, feature)
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
@@ -282,7 +293,8 @@ class SPADEGenerator(nn.Module):
         self.dense_motion_network = DenseMotionNetwork(cfg)
         self.first = modules.SameBlock(3, e)
         self.down_blocks = nn.ModuleList(
-            [modules.DownBlock(e, 2 * e), modules.DownBlock(2 * e, 4 * e)])
+            [(modules.DownBlock if i < cfg.gen_pools else modules.SameBlock)(w, 2 * w)
+             for i, w in enumerate((e, 2 * e))])
         self.second = nn.Conv2d(4 * e, cfg.gen_max_features, 1)
         self.feature_channel = cfg.feature_channel
         self.depth = cfg.gen_reshape_depth
