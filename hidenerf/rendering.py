@@ -199,7 +199,7 @@ def render_rays(field: FieldFn, origins: Tensor, directions: Tensor, near: Tenso
         out = composite_merged(t, t_fine, (density, d_fine), (feature, f_fine), near, far,
                                background)
         t, order = out["t"], out.pop("order")
-        if aux is not None:
+        if aux is not None and a_fine is not None:  # a field gives aux for every sample or none
             aux = torch.cat([aux, a_fine], 2).gather(2, order[..., None].expand(-1, -1, -1,
                                                                                  aux.shape[-1]))
     out["t"] = t
