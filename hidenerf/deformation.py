@@ -93,8 +93,8 @@ class LEDField(nn.Module):
     where the two sampled SECC features are equal. ``secc_pair`` is the source and the driving
     SECC features stacked on the channels (``torch.cat([src, drv], 1)``), stacked once per
     frame by the caller so that every chunk of points reads both in one lookup.
-    ``sample_features`` gives the sampled (e_s, e_d) themselves (the model renders their
-    difference for the refine network's expression residual).
+    :meth:`deform` gives the offsets with the features' change e_d - e_s (the model renders
+    that change for the refine network's expression residual).
     """
 
     def __init__(self, secc_channels: int, pe_freqs: int, width: int, max_offset: float,
